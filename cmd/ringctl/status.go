@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"ringmaster/clients"
+	"ringmaster/config"
+)
+
+// dial connects to the node's ringd with a bounded wait.
+func (g *globals) dial(ctx context.Context) (*clients.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return clients.Dial(dctx, g.socket)
+}
+
+// printJSON writes v indented, as every --json output does.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show this node, its ring and the members (like corosync-cfgtool -s)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			c, err := g.dial(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+}
+
+func printStatus(w io.Writer, st *clients.Status) {
+	fmt.Fprintf(w, "Node %d (%s) of cluster %q, ringd %s\n", st.NodeID, st.Name, st.ClusterName, st.Version)
+	fmt.Fprintf(w, "Ring %d.%d  state %s  transport %s  token %d ms  consensus %d ms\n",
+		st.RingID.Rep, st.RingID.Seq, st.State, st.Transport, st.TokenMS, st.ConsensusMS)
+	if st.Quorate != nil {
+		q := "no"
+		if *st.Quorate {
+			q = "yes"
+		}
+		fmt.Fprintf(w, "Quorate: %s\n", q)
+	}
+	fmt.Fprintf(w, "Members (%d):\n", len(st.Members))
+	for _, m := range st.Members {
+		self := ""
+		if m.NodeID == st.NodeID {
+			self = " (local)"
+		}
+		fmt.Fprintf(w, "  %6d  %-12s %s%s\n", m.NodeID, m.Name, m.Addr, self)
+	}
+}
+
+func newKeygenCmd(_ *globals) *cobra.Command {
+	var out string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "keygen -o FILE",
+		Short: "Write a random 256-bit authentication key, mode 0400 (like corosync-keygen)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("keygen: -o FILE is required")
+			}
+			key := make([]byte, 32)
+			if _, err := rand.Read(key); err != nil {
+				return err
+			}
+			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+			if force {
+				_ = os.Remove(out)
+			}
+			f, err := os.OpenFile(out, flags, 0o400)
+			if err != nil {
+				return fmt.Errorf("keygen: %w (use --force to replace it)", err)
+			}
+			if _, err := f.Write(key); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote a 256-bit key to %s (mode 0400); copy it to every node\n", out)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "key file to write")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing file")
+	return cmd
+}
+
+func newConfigCmd(_ *globals) *cobra.Command {
+	cfg := &cobra.Command{Use: "config", Short: "Configuration tools"}
+	cfg.AddCommand(&cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a corosync.toml and print the effective values (same as ringd --check)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if code := config.Check(args[0], cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	})
+	return cfg
+}
+

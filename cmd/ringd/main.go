@@ -1,0 +1,109 @@
+// Command ringd is the ringmaster daemon: one process per node running the
+// Totem ring, the executive and its services, and the local IPC socket.
+//
+//	ringd -c FILE [--node ID|NAME] [--socket PATH]
+//	ringd --check -c FILE
+//	ringd --version
+//
+// SIGTERM/SIGINT leave the ring gracefully and exit 0; SIGHUP reloads the
+// configuration (a file that fails validation is rejected and the running
+// configuration stays).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"ringmaster/config"
+	"ringmaster/internal/daemon"
+	"ringmaster/internal/logging"
+	"ringmaster/internal/version"
+)
+
+func main() {
+	var (
+		cfgPath, node, socket string
+		check, showVersion    bool
+	)
+	cmd := &cobra.Command{
+		Use:           "ringd -c FILE [--node ID|NAME] [--socket PATH]",
+		Short:         "The ringmaster cluster daemon",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				fmt.Println("ringd", version.String())
+				return nil
+			}
+			if check {
+				if code := config.Check(cfgPath, os.Stdout, os.Stderr); code != 0 {
+					os.Exit(code)
+				}
+				return nil
+			}
+			return run(cfgPath, node, socket)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&cfgPath, "config", "c", "/etc/ringmaster/corosync.toml", "configuration file")
+	f.StringVar(&node, "node", "", "this node's nodeid or name (default: the node whose ring0_addr is a local address)")
+	f.StringVar(&socket, "socket", "", "IPC socket path (overrides [ipc] socket)")
+	f.BoolVar(&check, "check", false, "validate the configuration, print the effective values and exit")
+	f.BoolVar(&showVersion, "version", false, "print the version and exit")
+	if err := cmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "ringd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cfgPath, node, socket string) error {
+	// Logging comes from the file; a file that does not load is reported
+	// on stderr by New below.
+	logCfg := config.Default().Logging
+	if c, err := config.Load(cfgPath); err == nil {
+		logCfg = c.Logging
+	}
+	log, err := logging.New(logCfg)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	d, err := daemon.New(daemon.Options{
+		ConfigPath: cfgPath,
+		Node:       node,
+		Socket:     socket,
+		Version:    version.String(),
+		Log:        log.Logger,
+		OnReloadLogging: func(l config.Logging) {
+			if l.Debug {
+				log.Level.SetLevel(-1)
+			} else {
+				log.Level.SetLevel(0)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGHUP {
+				_ = d.Reload()
+				continue
+			}
+			cancel()
+			return
+		}
+	}()
+	return d.Run(ctx)
+}

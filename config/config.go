@@ -1,0 +1,265 @@
+// Package config loads and validates corosync.toml, the one configuration
+// file of a ringmaster node, and computes the effective (derived) totem
+// timings in one place.
+//
+// Loading is strict: unknown keys, wrong types and invalid values are errors
+// that name the file, the line and the key ("n1.toml:7: totem.token: must be
+// at least 10 ms, got 0"), and every problem is reported at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// DefaultPort is the UDP port of every node unless totem.port or a node's
+// ring0_addr says otherwise (corosync's mcastport).
+const DefaultPort = 5405
+
+// Config is the whole corosync.toml.
+type Config struct {
+	Totem   Totem   `toml:"totem"`
+	Nodes   []Node  `toml:"node"`
+	Quorum  Quorum  `toml:"quorum"`
+	Logging Logging `toml:"logging"`
+	IPC     IPC     `toml:"ipc"`
+	System  System  `toml:"system"`
+
+	// Path is the file the configuration was loaded from ("" when built in
+	// code); errors name it.
+	Path string `toml:"-"`
+	// lines maps dotted keys ("totem.token", "node.1.nodeid") to the line
+	// they were set on, for error messages.
+	lines map[string]int
+}
+
+// Totem holds the ring's settings. Timings are in milliseconds and keep
+// corosync's names so operators can carry their knowledge over; 0 in a
+// derived timing (consensus, token_retransmit, hold) means "derive it".
+type Totem struct {
+	ClusterName string `toml:"cluster_name"`
+	// Transport is "udpu" (one unicast per member) or "udp" (IPv4 multicast).
+	Transport string `toml:"transport"`
+	Port      int    `toml:"port"`
+	McastAddr string `toml:"mcast_addr"`
+	// TTL of multicast datagrams; 1 keeps the ring on the local segment.
+	TTL int `toml:"ttl"`
+
+	Token                  int `toml:"token"`
+	TokenCoefficient       int `toml:"token_coefficient"`
+	TokenRetransmitsBefore int `toml:"token_retransmits_before_loss_const"`
+	TokenRetransmit        int `toml:"token_retransmit"`
+	Hold                   int `toml:"hold"`
+	Join                   int `toml:"join"`
+	SendJoin               int `toml:"send_join"`
+	Consensus              int `toml:"consensus"`
+	Merge                  int `toml:"merge"`
+	Downcheck              int `toml:"downcheck"`
+	FailRecvConst          int `toml:"fail_recv_const"`
+	SeqnoUnchangedConst    int `toml:"seqno_unchanged_const"`
+	MissCountConst         int `toml:"miss_count_const"`
+	WindowSize             int `toml:"window_size"`
+	MaxMessages            int `toml:"max_messages"`
+	NetMTU                 int `toml:"netmtu"`
+
+	// CryptoCipher is "aes256" (AES-256-GCM), "chacha20"
+	// (ChaCha20-Poly1305) or "none" (only when explicitly set).
+	CryptoCipher string `toml:"crypto_cipher"`
+	// Keyfile holds the key that encrypts; PreviousKeyfiles are still
+	// accepted for decryption, so a key can be rotated by reload.
+	Keyfile          string   `toml:"keyfile"`
+	PreviousKeyfiles []string `toml:"previous_keyfiles"`
+}
+
+// Node is one [[node]] entry of the node list.
+type Node struct {
+	NodeID    int    `toml:"nodeid"`
+	Name      string `toml:"name"`
+	Ring0Addr string `toml:"ring0_addr"`
+	// QuorumVotes defaults to 1; 0 is allowed (a node that never counts).
+	QuorumVotes *int `toml:"quorum_votes"`
+}
+
+// Quorum holds votequorum's options (corosync names and semantics).
+type Quorum struct {
+	Provider      string `toml:"provider"`
+	ExpectedVotes int    `toml:"expected_votes"`
+	TwoNode       bool   `toml:"two_node"`
+	// WaitForAll is a pointer because two_node turns it on unless the file
+	// sets it explicitly.
+	WaitForAll            *bool  `toml:"wait_for_all"`
+	LastManStanding       bool   `toml:"last_man_standing"`
+	LastManStandingWindow int    `toml:"last_man_standing_window"`
+	AutoTieBreaker        bool   `toml:"auto_tie_breaker"`
+	AutoTieBreakerNode    string `toml:"auto_tie_breaker_node"`
+	AllowDownscale        bool   `toml:"allow_downscale"`
+}
+
+// Logging configures zap.
+type Logging struct {
+	ToStderr bool   `toml:"to_stderr"`
+	Logfile  string `toml:"logfile"`
+	Debug    bool   `toml:"debug"`
+}
+
+// IPC configures the local Unix socket.
+type IPC struct {
+	Socket string `toml:"socket"`
+	// AllowedUIDs/AllowedGIDs may connect besides root and ringd's own uid.
+	AllowedUIDs []int `toml:"allowed_uids"`
+	AllowedGIDs []int `toml:"allowed_gids"`
+}
+
+// System holds paths of the node.
+type System struct {
+	// StateDir keeps the ring sequence number and quorum state across
+	// restarts.
+	StateDir string `toml:"state_dir"`
+}
+
+// Default returns a configuration with every default set; the reason for
+// each is next to it.
+func Default() *Config {
+	return &Config{
+		Totem: Totem{
+			ClusterName: "ringmaster",
+			Transport:   "udpu",      // works everywhere, no multicast routing needed
+			Port:        DefaultPort, // corosync's default mcastport
+			McastAddr:   "239.192.7.1",
+			TTL:         1, // multicast stays on the local segment
+
+			Token:                  3000, // corosync default: rides out short network hiccups
+			TokenCoefficient:       650,  // per node above 2: bigger rings rotate slower
+			TokenRetransmitsBefore: 4,    // retransmit the token 4 times before declaring it lost
+			Join:                   50,   // interval between join messages in gather
+			Merge:                  200,  // how often a representative looks for other rings
+			Downcheck:              1000, // how often a down interface is rechecked
+			FailRecvConst:          2500, // rotations without a missing message before failing its holder
+			SeqnoUnchangedConst:    30,   // idle rotations before the token may be held
+			MissCountConst:         5,    // token visits a message may be missing before retransmit on behalf
+			WindowSize:             50,   // ring-wide messages per rotation: bounds queues everywhere
+			MaxMessages:            17,   // per token visit: keeps one node from starving the others
+			NetMTU:                 1500, // Ethernet
+			CryptoCipher:           "aes256",
+			Keyfile:                "/etc/ringmaster/authkey",
+		},
+		Quorum: Quorum{
+			Provider:              "votequorum",
+			LastManStandingWindow: 10000, // corosync default: 10 s between downscale steps
+			AutoTieBreakerNode:    "lowest",
+		},
+		Logging: Logging{ToStderr: true},
+		IPC:     IPC{Socket: "/run/ringmaster/ringd.sock"},
+		System:  System{StateDir: "/var/lib/ringmaster"},
+	}
+}
+
+// FieldError is one problem in a configuration file.
+type FieldError struct {
+	File string
+	Line int // 0 when unknown
+	Key  string
+	Msg  string
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Line))
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Errors is the list of problems of a configuration; it wraps ErrInvalid.
+type Errors []*FieldError
+
+func (es Errors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Unwrap lets errors.Is(err, ErrInvalid) hold.
+func (es Errors) Unwrap() error { return ErrInvalid }
+
+// fieldErr builds an error for a dotted key, looking up its line.
+func (c *Config) fieldErr(key, format string, args ...any) *FieldError {
+	return &FieldError{File: c.Path, Line: c.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// line finds where key (or, failing that, its closest parent) was set.
+func (c *Config) line(key string) int {
+	// "node[1].nodeid" is stored as "node.1.nodeid".
+	key = strings.NewReplacer("[", ".", "]", "").Replace(key)
+	for k := key; k != ""; {
+		if l, ok := c.lines[k]; ok {
+			return l
+		}
+		i := strings.LastIndexByte(k, '.')
+		if i < 0 {
+			break
+		}
+		k = k[:i]
+	}
+	return 0
+}
+
+// NodeAddr returns the UDP address of a node: ring0_addr with the node's
+// own port, or totem.port.
+func (c *Config) NodeAddr(n *Node) (netip.AddrPort, error) {
+	return parseRingAddr(n.Ring0Addr, c.Totem.Port)
+}
+
+func parseRingAddr(s string, port int) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("not an IP or IP:PORT: %q", s)
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
+}
+
+// Votes returns the node's quorum votes (default 1).
+func (n *Node) Votes() int {
+	if n.QuorumVotes == nil {
+		return 1
+	}
+	return *n.QuorumVotes
+}
+
+// NodeByID returns the node with the given id, or nil.
+func (c *Config) NodeByID(id int) *Node {
+	for i := range c.Nodes {
+		if c.Nodes[i].NodeID == id {
+			return &c.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// WaitForAll reports the effective wait_for_all: explicit value, else on
+// with two_node.
+func (q *Quorum) WaitForAllEffective() bool {
+	if q.WaitForAll != nil {
+		return *q.WaitForAll
+	}
+	return q.TwoNode
+}

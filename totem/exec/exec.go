@@ -1,0 +1,401 @@
+// Package exec is the executive: the plugin host that runs ringmaster's
+// services (cpg, votequorum, confdb, crm, ...) on the ordered stream of the
+// Totem ring and routes local client requests to them.
+//
+// Concurrency: the executive serialises every call into services under one
+// lock — ring deliveries and configuration changes (from the ring's
+// goroutine), client requests (from connection goroutines), timers and
+// client disconnects — so a service never runs concurrently with itself or
+// with another service. Services must not block in these calls: sending on
+// the ring and to clients is non-blocking by contract.
+//
+// Sync barrier: after every regular configuration the executive calls
+// SyncStart on every Syncer, which multicasts its state, then multicasts a
+// barrier tagged with the ring ID. Because the stream is totally ordered and
+// each sender's messages are FIFO, once the barrier of every member has been
+// delivered, every member's state has been too: SyncDone is called at the
+// same point of the stream on every node. A new configuration during sync
+// restarts it.
+//
+//	state \ event  | regular conf    | barrier (ring R) from n         | last barrier
+//	---------------+-----------------+---------------------------------+-------------
+//	synced         | start, → sync   | ignore (stale)                  | -
+//	sync(R)        | restart → sync  | mark n; ignore other rings      | SyncDone, → synced
+package exec
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"ringmaster/ipc"
+	"ringmaster/totem"
+)
+
+// ServiceID numbers a service on the ring and on the IPC socket. Numbers are
+// part of the protocol: append only.
+type ServiceID uint16
+
+// Service IDs.
+const (
+	ServiceExec    ServiceID = 0 // the executive itself (handshake, sync barrier)
+	ServiceCPG     ServiceID = 1
+	ServiceQuorum  ServiceID = 2
+	ServiceConfdb  ServiceID = 3
+	ServiceCRM     ServiceID = 4
+	ServiceLRMD    ServiceID = 5
+	ServiceStonith ServiceID = 6
+	ServiceStatus  ServiceID = 7 // node/ring status for ringctl
+)
+
+// Executive messages on the ring (service 0).
+const (
+	msgSyncBarrier uint16 = 1
+)
+
+// Ring is what the executive needs from the Totem stack (totem/ring.Ring
+// implements it). Send must never block and never call back into the
+// executive synchronously.
+type Ring interface {
+	Send(service, id uint16, g totem.Guarantee, payload []byte) error
+	Status() totem.Status
+}
+
+// Host is the executive as a service sees it. Its methods may only be
+// called from inside the service's callbacks (under the executive's lock),
+// except where noted.
+type Host interface {
+	// Local is this node's ID.
+	Local() totem.NodeID
+	// Send multicasts a message of this service on the ring; it fails
+	// with totem.ErrTryAgain when the ring's queue is full.
+	Send(id uint16, g totem.Guarantee, payload []byte) error
+	// SendReliable is Send for messages that must go out (sync state):
+	// when the ring's queue is full they wait, in order, in the
+	// executive and are retried.
+	SendReliable(id uint16, g totem.Guarantee, payload []byte)
+	// Ring is the last regular configuration.
+	Ring() totem.ConfChange
+	// Synced reports whether the sync barrier after the last
+	// configuration change has completed.
+	Synced() bool
+	// AfterFunc runs f under the executive's lock after d; the returned
+	// stop function cancels it (safe from anywhere).
+	AfterFunc(d time.Duration, f func()) (stop func())
+	// Log is the service's logger.
+	Log() *zap.Logger
+}
+
+// Service is a plugin of the executive. All methods are called under the
+// executive's lock (never concurrently).
+type Service interface {
+	ID() ServiceID
+	Name() string
+	// Init is called once before anything else.
+	Init(h Host) error
+	// Deliver hands over a message of this service in total order.
+	Deliver(m totem.Message)
+	// ConfChange reports transitional and regular configurations.
+	ConfChange(c totem.ConfChange)
+}
+
+// Syncer is implemented by services with state to agree on after each
+// membership change.
+type Syncer interface {
+	// SyncStart: multicast this node's state now (with SendReliable).
+	SyncStart(c totem.ConfChange)
+	// SyncDone: every member's state sent in SyncStart has been delivered.
+	SyncDone()
+}
+
+// ClientHandler is implemented by services that serve local clients.
+type ClientHandler interface {
+	// Request answers (now or later) with c.Reply / c.ReplyError.
+	Request(c *ipc.Conn, h ipc.Header, payload []byte)
+	// Disconnected: the client is gone (clean close or death).
+	Disconnected(c *ipc.Conn)
+}
+
+// ErrUnknownService is logged for messages of a service that is not
+// registered.
+var ErrUnknownService = errors.New("unknown service")
+
+// Executive hosts services. Create with New, Register services, then Start.
+type Executive struct {
+	mu       sync.Mutex
+	local    totem.NodeID
+	ring     Ring
+	log      *zap.Logger
+	services map[ServiceID]*slot
+	order    []ServiceID // registration order: deliveries go in this order
+
+	conf     totem.ConfChange // last regular configuration
+	syncing  bool
+	barriers map[totem.NodeID]bool
+
+	reliable []pending // SendReliable backlog, FIFO across services
+	retry    *time.Timer
+	started  bool
+}
+
+type slot struct {
+	svc  Service
+	exec *Executive
+	log  *zap.Logger
+}
+
+type pending struct {
+	svc     ServiceID
+	id      uint16
+	g       totem.Guarantee
+	payload []byte
+}
+
+// New creates an executive for node local. ring may be set later with
+// SetRing but before Start.
+func New(local totem.NodeID, ring Ring, log *zap.Logger) *Executive {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	// Not synced until the first configuration has been synced: services
+	// refuse client traffic until they know the membership.
+	return &Executive{local: local, ring: ring, log: log, services: map[ServiceID]*slot{}, syncing: true, barriers: map[totem.NodeID]bool{}}
+}
+
+// SetRing sets the ring (for wiring where the ring needs the executive as
+// its Events first).
+func (e *Executive) SetRing(r Ring) { e.ring = r }
+
+// Register adds a service. IDs must be unique.
+func (e *Executive) Register(s Service) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.started {
+		return fmt.Errorf("exec: register %s after start", s.Name())
+	}
+	if _, dup := e.services[s.ID()]; dup || s.ID() == ServiceExec {
+		return fmt.Errorf("exec: service id %d (%s) already taken", s.ID(), s.Name())
+	}
+	e.services[s.ID()] = &slot{svc: s, exec: e, log: e.log.With(zap.String("service", s.Name()))}
+	e.order = append(e.order, s.ID())
+	return nil
+}
+
+// Service returns the registered service with id, or nil.
+func (e *Executive) Service(id ServiceID) Service {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s := e.services[id]; s != nil {
+		return s.svc
+	}
+	return nil
+}
+
+// Start initialises every service in registration order.
+func (e *Executive) Start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.started = true
+	for _, id := range e.order {
+		s := e.services[id]
+		if err := s.svc.Init(s); err != nil {
+			return fmt.Errorf("exec: init %s: %w", s.svc.Name(), err)
+		}
+	}
+	return nil
+}
+
+// Deliver implements totem.Events.
+func (e *Executive) Deliver(m totem.Message) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ServiceID(m.Service) == ServiceExec {
+		e.deliverExec(m)
+		return
+	}
+	s := e.services[ServiceID(m.Service)]
+	if s == nil {
+		e.log.Warn("dropping message for an unknown service", zap.Uint16("service", m.Service), zap.Uint16("msg", m.ID), zap.Uint32("from", uint32(m.Sender)))
+		return
+	}
+	s.svc.Deliver(m)
+}
+
+// ConfChange implements totem.Events.
+func (e *Executive) ConfChange(c totem.ConfChange) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range e.order {
+		e.services[id].svc.ConfChange(c)
+	}
+	if c.Kind != totem.Regular {
+		return
+	}
+	e.conf = c
+	e.startSync()
+}
+
+func (e *Executive) startSync() {
+	e.syncing = true
+	e.barriers = map[totem.NodeID]bool{}
+	// Old-ring sync traffic still waiting is meaningless in the new ring.
+	e.reliable = slices.DeleteFunc(e.reliable, func(p pending) bool {
+		return p.svc == ServiceExec && p.id == msgSyncBarrier
+	})
+	for _, id := range e.order {
+		if sy, ok := e.services[id].svc.(Syncer); ok {
+			sy.SyncStart(e.conf)
+		}
+	}
+	b := binary.BigEndian.AppendUint32(nil, uint32(e.conf.Ring.Rep))
+	b = binary.BigEndian.AppendUint64(b, e.conf.Ring.Seq)
+	e.sendReliable(ServiceExec, msgSyncBarrier, totem.Agreed, b)
+}
+
+func (e *Executive) deliverExec(m totem.Message) {
+	switch m.ID {
+	case msgSyncBarrier:
+		if len(m.Payload) != 12 || !e.syncing {
+			return
+		}
+		r := totem.RingID{Rep: totem.NodeID(binary.BigEndian.Uint32(m.Payload)), Seq: binary.BigEndian.Uint64(m.Payload[4:])}
+		if r != e.conf.Ring || !slices.Contains(e.conf.Members, m.Sender) {
+			return
+		}
+		e.barriers[m.Sender] = true
+		for _, n := range e.conf.Members {
+			if !e.barriers[n] {
+				return
+			}
+		}
+		e.syncing = false
+		for _, id := range e.order {
+			if sy, ok := e.services[id].svc.(Syncer); ok {
+				sy.SyncDone()
+			}
+		}
+		e.log.Debug("sync complete", zap.Stringer("ring", e.conf.Ring))
+	default:
+		e.log.Warn("dropping unknown executive message", zap.Uint16("msg", m.ID))
+	}
+}
+
+// sendReliable queues behind earlier reliable sends and flushes what it can.
+func (e *Executive) sendReliable(svc ServiceID, id uint16, g totem.Guarantee, p []byte) {
+	e.reliable = append(e.reliable, pending{svc, id, g, p})
+	e.flushReliable()
+}
+
+func (e *Executive) flushReliable() {
+	for len(e.reliable) > 0 {
+		p := e.reliable[0]
+		err := e.ring.Send(uint16(p.svc), p.id, p.g, p.payload)
+		if errors.Is(err, totem.ErrTryAgain) {
+			if e.retry == nil {
+				e.retry = time.AfterFunc(5*time.Millisecond, func() {
+					e.mu.Lock()
+					e.retry = nil
+					e.flushReliable()
+					e.mu.Unlock()
+				})
+			}
+			return
+		}
+		if err != nil {
+			e.log.Error("dropping a sync message the ring refused", zap.Uint16("service", uint16(p.svc)), zap.Error(err))
+		}
+		e.reliable = e.reliable[1:]
+	}
+}
+
+// Request routes a client request to its service (ipc.Handler).
+func (e *Executive) Request(c *ipc.Conn, h ipc.Header, payload []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ch ClientHandler
+	if s := e.services[ServiceID(h.Service)]; s != nil {
+		ch, _ = s.svc.(ClientHandler)
+	}
+	if ch == nil {
+		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeUnknownService, "service %d", h.Service))
+		return
+	}
+	ch.Request(c, h, payload)
+}
+
+// Closed tells every client-serving service that a client is gone
+// (ipc.Handler).
+func (e *Executive) Closed(c *ipc.Conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range e.order {
+		if ch, ok := e.services[id].svc.(ClientHandler); ok {
+			ch.Disconnected(c)
+		}
+	}
+}
+
+// Synced reports whether the last sync barrier completed.
+func (e *Executive) Synced() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.syncing
+}
+
+// Do runs f under the executive's lock (for drivers that need to read
+// service state consistently, e.g. status snapshots).
+func (e *Executive) Do(f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f()
+}
+
+// --- Host, as seen by one service ---
+
+func (s *slot) Local() totem.NodeID { return s.exec.local }
+
+func (s *slot) Send(id uint16, g totem.Guarantee, payload []byte) error {
+	return s.exec.ring.Send(uint16(s.svc.ID()), id, g, payload)
+}
+
+func (s *slot) SendReliable(id uint16, g totem.Guarantee, payload []byte) {
+	s.exec.sendReliable(s.svc.ID(), id, g, payload)
+}
+
+func (s *slot) Ring() totem.ConfChange { return s.exec.conf }
+
+func (s *slot) Synced() bool { return !s.exec.syncing }
+
+func (s *slot) AfterFunc(d time.Duration, f func()) (stop func()) {
+	var mu sync.Mutex
+	cancelled := false
+	t := time.AfterFunc(d, func() {
+		mu.Lock()
+		c := cancelled
+		mu.Unlock()
+		if c {
+			return
+		}
+		s.exec.mu.Lock()
+		defer s.exec.mu.Unlock()
+		mu.Lock()
+		c = cancelled
+		mu.Unlock()
+		if !c {
+			f()
+		}
+	})
+	return func() {
+		mu.Lock()
+		cancelled = true
+		mu.Unlock()
+		t.Stop()
+	}
+}
+
+func (s *slot) Log() *zap.Logger { return s.log }
