@@ -1,0 +1,118 @@
+package clustertest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// netns is the network of a namespaced cluster: a hub namespace holding a
+// bridge, and one namespace per node with a veth into the bridge. Names
+// carry the test process's PID so parallel runs never collide, and every
+// namespace is deleted on Close.
+type netns struct {
+	t      testing.TB
+	prefix string
+	n      int
+	subnet int
+}
+
+func newNetns(t testing.TB, n int) *netns {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("namespaced cluster tests need root; CI runs as root")
+		}
+		t.Skip("namespaced cluster tests need root")
+	}
+	nw := &netns{t: t, prefix: fmt.Sprintf("rm%d%s", os.Getpid(), randSuffix()), n: n, subnet: 100 + os.Getpid()%100}
+	hub := nw.prefix + "h"
+	nw.run("ip", "netns", "add", hub)
+	nw.run("ip", "-n", hub, "link", "set", "lo", "up")
+	nw.run("ip", "-n", hub, "link", "add", "br0", "type", "bridge")
+	// Multicast snooping off: the bridge floods groups to every port, so
+	// joins are not needed on the bridge itself.
+	nw.run("ip", "-n", hub, "link", "set", "br0", "type", "bridge", "mcast_snooping", "0")
+	nw.run("ip", "-n", hub, "link", "set", "br0", "up")
+	for i := 1; i <= n; i++ {
+		ns := nw.ns(i)
+		nw.run("ip", "netns", "add", ns)
+		nw.run("ip", "-n", ns, "link", "set", "lo", "up")
+		nw.run("ip", "link", "add", nw.veth(i), "netns", ns, "type", "veth", "peer", "name", nw.hubVeth(i), "netns", hub)
+		nw.run("ip", "-n", hub, "link", "set", nw.hubVeth(i), "master", "br0")
+		nw.run("ip", "-n", hub, "link", "set", nw.hubVeth(i), "up")
+		nw.run("ip", "-n", ns, "addr", "add", nw.addr(i)+"/24", "dev", nw.veth(i))
+		nw.run("ip", "-n", ns, "link", "set", nw.veth(i), "up")
+		nw.run("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", nw.veth(i))
+	}
+	return nw
+}
+
+func randSuffix() string {
+	b := make([]byte, 2)
+	f, _ := os.Open("/dev/urandom")
+	_, _ = f.Read(b)
+	f.Close()
+	return fmt.Sprintf("%02x%02x", b[0], b[1])
+}
+
+func (nw *netns) ns(i int) string      { return fmt.Sprintf("%sn%d", nw.prefix, i) }
+func (nw *netns) veth(i int) string    { return fmt.Sprintf("eth%d", i) }
+func (nw *netns) hubVeth(i int) string { return fmt.Sprintf("p%d", i) }
+func (nw *netns) addr(i int) string    { return fmt.Sprintf("10.%d.0.%d", nw.subnet, i) }
+
+func (nw *netns) run(args ...string) {
+	nw.t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		nw.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (nw *netns) close() {
+	for i := 1; i <= nw.n; i++ {
+		_ = exec.Command("ip", "netns", "del", nw.ns(i)).Run()
+	}
+	_ = exec.Command("ip", "netns", "del", nw.prefix+"h").Run()
+}
+
+// SetLink brings node i's link to the bridge down or up (a cut cable).
+func (c *Cluster) SetLink(i int, up bool) {
+	c.t.Helper()
+	if c.net == nil {
+		c.t.Fatal("SetLink needs a namespaced cluster")
+	}
+	state := "down"
+	if up {
+		state = "up"
+	}
+	c.net.run("ip", "-n", c.net.prefix+"h", "link", "set", c.net.hubVeth(i), state)
+}
+
+// SetLoss drops percent % of the ring's UDP datagrams arriving at node i
+// with an nftables `numgen random` rule in its namespace (this kernel has
+// no netem). 0 removes the rule.
+func (c *Cluster) SetLoss(i, percent int) {
+	c.t.Helper()
+	if c.net == nil {
+		c.t.Fatal("SetLoss needs a namespaced cluster")
+	}
+	ns := c.net.ns(i)
+	_ = exec.Command("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "rmloss").Run()
+	if percent <= 0 {
+		return
+	}
+	rules := fmt.Sprintf(`table inet rmloss {
+	chain in {
+		type filter hook input priority 0; policy accept;
+		udp dport %d numgen random mod 100 < %d drop
+	}
+}
+`, c.Port, percent)
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.t.Fatalf("nft loss rule in %s: %v\n%s", ns, err, out)
+	}
+}
