@@ -134,4 +134,3 @@ func newConfigCmd(_ *globals) *cobra.Command {
 	})
 	return cfg
 }
-
