@@ -171,6 +171,17 @@ func (c *Config) validateQuorum(bad func(key, format string, args ...any)) {
 	if q.AllowDownscale && q.TwoNode {
 		bad("quorum.allow_downscale", "allow_downscale cannot be used with two_node")
 	}
+	if q.AutoTieBreaker && q.LastManStanding && !q.WaitForAllEffective() {
+		votes := 0
+		for i := range c.Nodes {
+			votes += c.Nodes[i].Votes()
+		}
+		if votes%2 == 1 {
+			// corosync refuses to start: a half+1 restarting without the
+			// tie-breaker node could win, and LMS would make it stick.
+			bad("quorum.auto_tie_breaker", "auto_tie_breaker with last_man_standing on an odd number of votes (%d) needs wait_for_all", votes)
+		}
+	}
 	if q.AutoTieBreaker {
 		switch q.AutoTieBreakerNode {
 		case "lowest", "highest":

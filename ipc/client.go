@@ -25,9 +25,10 @@ type Event struct {
 // is bounded), which is how a slow client is kept from growing ringd's
 // memory.
 type Client struct {
-	nc     *net.UnixConn
-	out    *outQueue
-	events chan Event
+	nc      *net.UnixConn
+	out     *outQueue
+	events  chan Event
+	onEvent func(Event)
 
 	mu      sync.Mutex
 	nextID  uint32
@@ -47,6 +48,12 @@ type Result struct {
 type ClientOptions struct {
 	// EventBuffer is the capacity of the Events channel (default 4096).
 	EventBuffer int
+	// OnEvent, when set, receives every event on the connection's reader
+	// goroutine, in order, instead of the Events channel (which then
+	// only closes when the connection ends). It saves a goroutine hop per
+	// event; it must not block for long, since replies are read by the
+	// same goroutine, and must not call the Client's blocking methods.
+	OnEvent func(Event)
 }
 
 // Dial connects to the daemon's socket and performs the handshake, so a
@@ -71,10 +78,19 @@ func DialOptions(ctx context.Context, path string, o ClientOptions) (*Client, er
 		events:  make(chan Event, o.EventBuffer),
 		pending: map[uint32]chan Result{},
 		done:    make(chan struct{}),
+		onEvent: o.OnEvent,
 	}
 	go func() {
 		if err := writeLoop(c.nc, c.out); err != nil {
-			c.fail(fmt.Errorf("ipc: write: %w", err))
+			// The daemon closed the connection; it usually said why in a
+			// last error frame (access denied, slow client). Let the
+			// reader find it and fail with that reason, not "broken pipe".
+			_ = c.nc.CloseWrite()
+			select {
+			case <-c.done:
+			case <-time.After(time.Second):
+				c.fail(fmt.Errorf("ipc: write: %w", err))
+			}
 		}
 	}()
 	go c.readLoop()
@@ -119,7 +135,36 @@ func (c *Client) Go(service, msg uint16, payload []byte) <-chan Result {
 	id := c.nextID
 	c.pending[id] = ch
 	// Push under mu so request IDs hit the wire in order.
-	ok, _ := c.out.push(Header{Kind: KindRequest, Service: service, Msg: msg, ReqID: id}, payload)
+	ok, _ := c.out.push(Header{Kind: KindRequest, Service: service, Msg: msg, ReqID: id}, payload, false)
+	c.mu.Unlock()
+	if !ok {
+		c.fail(ErrClosed)
+	}
+	return ch
+}
+
+// GoAppend is Go for a payload that build appends straight into the
+// connection's output buffer, sparing the copy of a payload assembled
+// elsewhere first (bulk senders). build gets the buffer and returns it with
+// the payload appended; it runs under the connection's send lock, so it
+// must be quick and must not call the Client. The payload must not exceed
+// MaxPayload.
+func (c *Client) GoAppend(service, msg uint16, build func(b []byte) []byte) <-chan Result {
+	ch := make(chan Result, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		ch <- Result{Err: err}
+		return ch
+	}
+	c.nextID++
+	if c.nextID == 0 {
+		c.nextID = 1
+	}
+	id := c.nextID
+	c.pending[id] = ch
+	ok := c.out.pushAppend(Header{Kind: KindRequest, Service: service, Msg: msg, ReqID: id}, build)
 	c.mu.Unlock()
 	if !ok {
 		c.fail(ErrClosed)
@@ -171,13 +216,17 @@ func (c *Client) readLoop() {
 	r := bufio.NewReaderSize(c.nc, 256<<10)
 	hdr := make([]byte, HeaderSize)
 	for {
-		h, p, err := ReadFrame(r, hdr)
+		h, p, err := readFrameDirect(r, c.nc, hdr)
 		if err != nil {
 			c.fail(fmt.Errorf("ipc: connection to ringd lost: %w", err))
 			return
 		}
 		switch h.Kind {
 		case KindEvent:
+			if c.onEvent != nil {
+				c.onEvent(Event{Service: h.Service, Msg: h.Msg, Payload: p})
+				continue
+			}
 			select {
 			case c.events <- Event{Service: h.Service, Msg: h.Msg, Payload: p}:
 			case <-c.done:

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -19,17 +20,26 @@ var ErrClosed = errors.New("ipc: connection closed")
 
 // outQueue is a byte queue drained by one writer goroutine: senders append
 // whole frames under the mutex and never block; the writer swaps the buffer
-// out and writes it with one syscall, so frames queued while a write is in
-// progress are coalesced into the next one. A queue that grows beyond max
-// bytes means the peer does not read: the owner cuts it off.
+// out and writes it, so frames queued while a write is in progress are
+// coalesced into the next one. A queue that grows beyond max bytes means
+// the peer does not read: the owner cuts it off.
+//
+// Urgent frames (Conn.ReplyUrgent) wait in a lane of their own and go out
+// at the next frame boundary of what is being written: the writer writes
+// big backlogs in frame-aligned chunks of at most writeChunk bytes and
+// checks the urgent lane between chunks. Ordinary frames keep their order.
 type outQueue struct {
 	mu     sync.Mutex
 	buf    []byte
+	urgent []byte
 	spare  []byte
 	closed bool
 	wake   chan struct{}
 	max    int
 }
+
+// writeChunk bounds how long an urgent frame can wait behind a backlog.
+const writeChunk = 64 << 10
 
 func newOutQueue(max int) *outQueue {
 	return &outQueue{wake: make(chan struct{}, 1), max: max}
@@ -37,23 +47,47 @@ func newOutQueue(max int) *outQueue {
 
 // push appends a frame; it reports false when the queue is closed and
 // overflow when the frame would exceed the budget.
-func (q *outQueue) push(h Header, p []byte) (ok, overflow bool) {
+func (q *outQueue) push(h Header, p []byte, urgent bool) (ok, overflow bool) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return false, false
 	}
-	if q.max > 0 && len(q.buf)+HeaderSize+len(p) > q.max {
+	if q.max > 0 && len(q.buf)+len(q.urgent)+HeaderSize+len(p) > q.max {
 		q.mu.Unlock()
 		return false, true
 	}
-	q.buf = AppendFrame(q.buf, h, p)
+	if urgent {
+		q.urgent = AppendFrame(q.urgent, h, p)
+	} else {
+		q.buf = AppendFrame(q.buf, h, p)
+	}
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
 	return true, false
+}
+
+// pushAppend appends a frame whose payload build appends (GoAppend); the
+// queue is unbounded (client side).
+func (q *outQueue) pushAppend(h Header, build func([]byte) []byte) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	start := len(q.buf)
+	q.buf = AppendHeader(q.buf, h)
+	q.buf = build(q.buf)
+	binary.BigEndian.PutUint32(q.buf[start+12:], uint32(len(q.buf)-start-HeaderSize))
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // take swaps out what is queued (nil when nothing is), giving back the
@@ -73,6 +107,18 @@ func (q *outQueue) take(done []byte) (b []byte, closed bool) {
 	return b, false
 }
 
+// takeUrgent swaps out the urgent lane (nil when empty), reusing done.
+func (q *outQueue) takeUrgent(done []byte) []byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.urgent) == 0 {
+		return nil
+	}
+	b := q.urgent
+	q.urgent = done[:0]
+	return b
+}
+
 func (q *outQueue) close() {
 	q.mu.Lock()
 	q.closed = true
@@ -83,23 +129,55 @@ func (q *outQueue) close() {
 	}
 }
 
+// chunkEnd is the end of the frames from off that fit in writeChunk bytes
+// (at least one frame).
+func chunkEnd(b []byte, off int) int {
+	end := off
+	for end < len(b) {
+		n := HeaderSize + int(binary.BigEndian.Uint32(b[end+12:]))
+		if end > off && end+n-off > writeChunk {
+			break
+		}
+		end += n
+	}
+	return end
+}
+
 // writeLoop drains q into c until the queue is closed and empty or a write
 // fails.
 func writeLoop(c net.Conn, q *outQueue) error {
-	var done []byte
+	var cur, done, urgentDone []byte
+	off := 0
 	for {
-		b, closed := q.take(done)
-		if b == nil {
-			if closed {
-				return nil
+		if u := q.takeUrgent(urgentDone); u != nil {
+			if _, err := c.Write(u); err != nil {
+				return err
 			}
-			<-q.wake
-			continue
+			urgentDone = u
 		}
-		if _, err := c.Write(b); err != nil {
+		if off == len(cur) {
+			if cur != nil {
+				done = cur
+			}
+			var closed bool
+			cur, closed = q.take(done)
+			done, off = nil, 0
+			if cur == nil {
+				if closed {
+					return nil
+				}
+				<-q.wake
+				continue
+			}
+		}
+		end := len(cur)
+		if end-off > writeChunk {
+			end = chunkEnd(cur, off)
+		}
+		if _, err := c.Write(cur[off:end]); err != nil {
 			return err
 		}
-		done = b
+		off = end
 	}
 }
 
@@ -120,29 +198,44 @@ type Conn struct {
 
 // Reply answers the request h with payload.
 func (c *Conn) Reply(h Header, payload []byte) error {
-	return c.send(Header{Kind: KindReply, Service: h.Service, Msg: h.Msg, ReqID: h.ReqID}, payload)
+	return c.send(Header{Kind: KindReply, Service: h.Service, Msg: h.Msg, ReqID: h.ReqID}, payload, false)
 }
 
 // ReplyError answers the request h with an error.
 func (c *Conn) ReplyError(h Header, err error) error {
-	return c.send(Header{Kind: KindError, Service: h.Service, Msg: h.Msg, ReqID: h.ReqID}, encodeError(ToError(err)))
+	return c.send(Header{Kind: KindError, Service: h.Service, Msg: h.Msg, ReqID: h.ReqID}, encodeError(ToError(err)), false)
+}
+
+// ReplyUrgent is Reply for answers whose meaning does not depend on the
+// events queued before them, such as "your message was queued": the
+// answer may overtake those events (never later ones), so a client that
+// waits for it is not held behind a backlog of deliveries it has yet to
+// read. libqb gives corosync the same with a response channel separate
+// from the event channel. Ordinary Reply keeps strict order.
+func (c *Conn) ReplyUrgent(h Header, payload []byte) error {
+	return c.send(Header{Kind: KindReply, Service: h.Service, Msg: h.Msg, ReqID: h.ReqID}, payload, true)
+}
+
+// ReplyErrorUrgent is ReplyError with ReplyUrgent's ordering.
+func (c *Conn) ReplyErrorUrgent(h Header, err error) error {
+	return c.send(Header{Kind: KindError, Service: h.Service, Msg: h.Msg, ReqID: h.ReqID}, encodeError(ToError(err)), true)
 }
 
 // Event pushes an unsolicited message to the client. A client whose queue
 // is over budget (it stopped reading) is disconnected and ErrSlowClient is
 // returned; other clients are unaffected.
 func (c *Conn) Event(service, msg uint16, payload []byte) error {
-	return c.send(Header{Kind: KindEvent, Service: service, Msg: msg}, payload)
+	return c.send(Header{Kind: KindEvent, Service: service, Msg: msg}, payload, false)
 }
 
-func (c *Conn) send(h Header, p []byte) error {
-	ok, overflow := c.out.push(h, p)
+func (c *Conn) send(h Header, p []byte, urgent bool) error {
+	ok, overflow := c.out.push(h, p, urgent)
 	if ok {
 		return nil
 	}
 	if overflow {
 		c.srv.log.Warn("client does not read its events: disconnecting", connFields(c)...)
-		c.closeWith(&Error{Code: CodeSlowClient, Msg: "output queue over budget"})
+		c.closeWithMode(&Error{Code: CodeSlowClient, Msg: "output queue over budget"}, true)
 		return ErrSlowClient
 	}
 	return ErrClosed
@@ -156,16 +249,29 @@ func (c *Conn) Done() <-chan struct{} { return c.gone }
 
 // closeWith drops whatever is queued, writes a last error frame (best
 // effort) and closes the socket; the reader then reports Closed.
-func (c *Conn) closeWith(e *Error) {
+func (c *Conn) closeWith(e *Error) { c.closeWithMode(e, false) }
+
+// closeWithMode is closeWith; async writes the last frame and closes from
+// a goroutine of its own, for callers that must not wait: a slow client's
+// last frame can wait up to its deadline on a peer that does not read, and
+// the caller is then often a service under the executive's lock.
+func (c *Conn) closeWithMode(e *Error, async bool) {
 	c.once.Do(func() {
 		c.out.mu.Lock()
-		c.out.buf = nil
+		c.out.buf, c.out.urgent = nil, nil
 		c.out.mu.Unlock()
 		c.out.close()
-		if e != nil {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = c.nc.Write(AppendFrame(nil, Header{Kind: KindError}, encodeError(e)))
+		finish := func() {
+			if e != nil {
+				_ = c.nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				_, _ = c.nc.Write(AppendFrame(nil, Header{Kind: KindError}, encodeError(e)))
+			}
+			_ = c.nc.Close()
 		}
-		_ = c.nc.Close()
+		if async {
+			go finish()
+		} else {
+			finish()
+		}
 	})
 }

@@ -18,6 +18,7 @@
 package ipc
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -111,6 +112,33 @@ func AppendFrame(b []byte, h Header, payload []byte) []byte {
 // ReadFrame reads one frame. The payload is freshly allocated, so the caller
 // may keep it.
 func ReadFrame(r io.Reader, hdr []byte) (Header, []byte, error) {
+	return readFrame(r, nil, hdr)
+}
+
+// readFrameDirect is ReadFrame for the connection loops: a big payload
+// (over directRead bytes) that br does not hold yet takes what br holds and
+// reads the rest straight from raw (br's source), sparing it a copy
+// through the buffer.
+func readFrameDirect(br *bufio.Reader, raw io.Reader, hdr []byte) (Header, []byte, error) {
+	return readFrame(br, func(p []byte) error {
+		if len(p) <= directRead || len(p) <= br.Buffered() {
+			_, err := io.ReadFull(br, p)
+			return err
+		}
+		n := 0
+		if br.Buffered() > 0 {
+			n, _ = br.Read(p[:min(len(p), br.Buffered())])
+		}
+		_, err := io.ReadFull(raw, p[n:])
+		return err
+	}, hdr)
+}
+
+// directRead is the payload size above which readFrameDirect may bypass
+// the buffer.
+const directRead = 64 << 10
+
+func readFrame(r io.Reader, readPayload func([]byte) error, hdr []byte) (Header, []byte, error) {
 	if _, err := io.ReadFull(r, hdr[:HeaderSize]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return Header{}, nil, ErrTruncated
@@ -122,7 +150,12 @@ func ReadFrame(r io.Reader, hdr []byte) (Header, []byte, error) {
 		return Header{}, nil, err
 	}
 	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(r, p); err != nil {
+	if readPayload != nil {
+		err = readPayload(p)
+	} else {
+		_, err = io.ReadFull(r, p)
+	}
+	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return Header{}, nil, ErrTruncated
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -217,6 +218,11 @@ func (s *Server) serveConn(nc *net.UnixConn) {
 	}
 	if !s.allowed(cred) {
 		s.log.Warn("refused client: uid/gid not allowed (ipc.allowed_uids, ipc.allowed_gids)", connFields(c)...)
+		// Read the client's handshake first: closing a Unix socket with
+		// unread data resets the peer, which would then see "connection
+		// reset" instead of the reason below.
+		_ = nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, _, _ = ReadFrame(nc, make([]byte, HeaderSize))
 		c.closeWith(&Error{Code: CodeAccess, Msg: fmt.Sprintf("uid %d gid %d is not allowed by ipc.allowed_uids/allowed_gids", cred.UID, cred.GID)})
 		return
 	}
@@ -244,7 +250,7 @@ func (s *Server) readLoop(c *Conn) {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	hdr := make([]byte, HeaderSize)
 	for {
-		h, p, err := ReadFrame(r, hdr)
+		h, p, err := readFrameDirect(r, c.nc, hdr)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
 				s.log.Info("closing client after a bad frame", append(connFields(c), zap.Error(err))...)

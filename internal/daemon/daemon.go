@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"ringmaster/config"
+	"ringmaster/cpg"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
@@ -104,7 +105,12 @@ func New(opt Options) (*Daemon, error) {
 // registerServices adds every service of a node, in delivery order. Each
 // service is one line here; keep them in service-ID order.
 func (d *Daemon) registerServices() error {
+	q := d.newQuorum()
+	d.quorum = q
 	for _, s := range []exec.Service{
+		cpg.New(),
+		q,
+		d.newConfdb(q),
 		&statusService{d: d, start: time.Now()},
 	} {
 		if err := d.exec.Register(s); err != nil {

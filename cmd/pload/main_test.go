@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"ringmaster/cpg"
+	"ringmaster/ipc"
+	"ringmaster/totem"
+	"ringmaster/totem/exec"
+	"ringmaster/totem/exec/exectest"
+)
+
+// sockets starts an in-process 3-node cluster with cpg and returns a
+// socket per node.
+func sockets(t *testing.T) []string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	c, err := exectest.New(exectest.Options{Nodes: 3, Services: func(totem.NodeID) []exec.Service { return []exec.Service{cpg.New()} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var socks []string
+	for i := 1; i <= 3; i++ {
+		p := filepath.Join(dir, string(rune('0'+i)))
+		if _, err := c.Node(totem.NodeID(i)).Listen(p, ipc.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		socks = append(socks, p)
+	}
+	stop := c.Run()
+	t.Cleanup(func() { stop(); c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return socks
+}
+
+func pload(t *testing.T, args ...string) ([]byte, error) {
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.Bytes(), err
+}
+
+func TestVerifyJSON(t *testing.T) {
+	s := sockets(t)
+	out, err := pload(t, "verify", "--socket", s[0], "--socket", s[1], "--socket", s[2], "--size", "100", "--duration", "300ms", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var v struct {
+		Nodes      int      `json:"nodes"`
+		Sent       uint64   `json:"sent"`
+		Delivered  []uint64 `json:"delivered"`
+		OrderOK    bool     `json:"order_ok"`
+		Lost       *uint64  `json:"lost"`
+		Duplicates *uint64  `json:"duplicates"`
+		MsgsPerSec float64  `json:"msgs_per_sec"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if v.Nodes != 3 || v.Sent == 0 || len(v.Delivered) != 3 || v.Delivered[2] != v.Sent || !v.OrderOK || v.Lost == nil || *v.Lost != 0 || v.Duplicates == nil || v.MsgsPerSec <= 0 {
+		t.Fatalf("%s", out)
+	}
+}
+
+func TestRunJSON(t *testing.T) {
+	s := sockets(t)
+	out, err := pload(t, "run", "--socket", s[1], "--sizes", "64, 1600", "--duration", "200ms", "--guarantee", "safe", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var v struct {
+		Results []struct {
+			Size       int            `json:"size"`
+			MsgsPerSec float64        `json:"msgs_per_sec"`
+			MBPerSec   *float64       `json:"mb_per_sec"`
+			Latency    map[string]any `json:"latency_us"`
+			Delivered  uint64         `json:"delivered"`
+			OrderOK    bool           `json:"order_ok"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(v.Results) != 2 || v.Results[1].Size != 1600 {
+		t.Fatalf("%s", out)
+	}
+	for _, r := range v.Results {
+		for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
+			if _, ok := r.Latency[k]; !ok {
+				t.Fatalf("latency_us lacks %s: %s", k, out)
+			}
+		}
+		if !r.OrderOK || r.Delivered == 0 || r.MsgsPerSec <= 0 || r.MBPerSec == nil {
+			t.Fatalf("%s", out)
+		}
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--socket", "/nonexistent", "--sizes", "64,x"},
+		{"run", "--socket", "/nonexistent", "--guarantee", "maybe"},
+		{"verify", "--socket", "/nonexistent/ringd.sock", "--duration", "10ms"},
+	} {
+		if _, err := pload(t, args...); err == nil {
+			t.Fatalf("%v: no error", args)
+		}
+	}
+}
