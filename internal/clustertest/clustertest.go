@@ -75,6 +75,7 @@ type Cluster struct {
 	Dir   string
 	Bin   string
 	Port  int
+	Mcast string // group of transport udp, the same for every node
 	Nodes []*Node
 	net   *netns
 }
@@ -106,7 +107,8 @@ func New(t testing.TB, o Options) *Cluster {
 	if o.Token == 0 {
 		o.Token = 300
 	}
-	c := &Cluster{t: t, Opt: o, Bin: Binaries(t), Port: 20000 + rand.IntN(20000)}
+	c := &Cluster{t: t, Opt: o, Bin: Binaries(t), Port: 20000 + rand.IntN(20000),
+		Mcast: fmt.Sprintf("239.192.%d.%d", rand.IntN(250)+1, rand.IntN(250)+1)}
 	var err error
 	c.Dir, err = os.MkdirTemp("", "ringmaster-cluster")
 	if err != nil {
@@ -146,7 +148,7 @@ func (c *Cluster) config(n *Node, key string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[totem]\ncluster_name = \"test\"\ntransport = %q\nport = %d\ntoken = %d\n", c.Opt.Transport, c.Port, c.Opt.Token)
 	if c.Opt.Transport == "udp" {
-		fmt.Fprintf(&b, "mcast_addr = \"239.192.%d.%d\"\n", rand.IntN(250)+1, rand.IntN(250)+1)
+		fmt.Fprintf(&b, "mcast_addr = %q\n", c.Mcast)
 	}
 	fmt.Fprintf(&b, "crypto_cipher = \"aes256\"\nkeyfile = %q\n%s\n", key, c.Opt.ExtraTotem)
 	for _, m := range c.Nodes {

@@ -90,12 +90,15 @@ func New(opt Options) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.System.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
-	ring, err := newRing(cfg, d.node, d.log)
+	// The ring delivers to the executive, and the executive sends on the
+	// ring: build the executive first, then give it the ring.
+	d.exec = exec.New(d.node, nil, d.log)
+	ring, err := newRing(cfg, d.node, d.exec, d.log)
 	if err != nil {
 		return nil, err
 	}
 	d.ring = ring
-	d.exec = exec.New(d.node, ring, d.log)
+	d.exec.SetRing(ring)
 	if err := d.registerServices(); err != nil {
 		return nil, err
 	}
@@ -166,6 +169,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	d.log.Info("leaving the ring")
+	if l, ok := d.quorum.(interface{ Leave() }); ok {
+		// allow_downscale: tell the others this is a clean shutdown
+		// before the ring goes (queued ahead of the leave).
+		d.exec.Do(l.Leave)
+	}
 	leaveCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	if err := d.ring.Leave(leaveCtx); err != nil {
 		d.log.Warn("graceful leave failed", zap.Error(err))

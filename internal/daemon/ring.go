@@ -3,13 +3,14 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 
 	"go.uber.org/zap"
 
 	"ringmaster/config"
 	"ringmaster/totem"
-	"ringmaster/totem/exec"
+	"ringmaster/totem/ring"
 )
 
 // loadKeys reads the keyfile (the encrypting key) and the previous
@@ -32,23 +33,56 @@ func loadKeys(cfg *config.Config) ([][]byte, error) {
 	return keys, nil
 }
 
-// loopbackDriver runs a one-node ring without a network (until the Totem
-// driver is wired in).
-type loopbackDriver struct{ *exec.Loopback }
+// totemDriver adapts totem/ring to RingDriver: the ring was built with the
+// executive as its Events, so Run ignores the argument.
+type totemDriver struct{ *ring.Ring }
 
-func (l loopbackDriver) Run(ctx context.Context, ev totem.Events) error {
-	go func() { <-ctx.Done(); l.Close() }()
-	l.Loopback.Run(ev)
-	return nil
-}
+func (r totemDriver) Run(ctx context.Context, _ totem.Events) error { return r.Ring.Run(ctx) }
 
-func (l loopbackDriver) Leave(context.Context) error { l.Close(); return nil }
-
-func (l loopbackDriver) SetKeys([][]byte) error { return nil }
-
-func newRing(cfg *config.Config, node totem.NodeID, log *zap.Logger) (RingDriver, error) {
-	if _, err := loadKeys(cfg); err != nil {
+// newRing builds the Totem ring for this node from the configuration:
+// every configured node is a peer (udpu sends to all of them, so a node that
+// is down is found again when it returns).
+func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Logger) (RingDriver, error) {
+	keys, err := loadKeys(cfg)
+	if err != nil {
 		return nil, err
 	}
-	return loopbackDriver{exec.NewLoopback(node, 4096)}, nil
+	peers := map[totem.NodeID]netip.AddrPort{}
+	var bind netip.AddrPort
+	for i := range cfg.Nodes {
+		n := &cfg.Nodes[i]
+		ap, err := cfg.NodeAddr(n)
+		if err != nil {
+			return nil, err
+		}
+		peers[totem.NodeID(n.NodeID)] = ap
+		if totem.NodeID(n.NodeID) == node {
+			bind = ap
+		}
+	}
+	rc := ring.Config{
+		Node:        node,
+		ClusterName: cfg.Totem.ClusterName,
+		Transport:   cfg.Totem.Transport,
+		Bind:        bind,
+		Peers:       peers,
+		TTL:         cfg.Totem.TTL,
+		Timings:     ring.TimingsFrom(cfg.Effective()),
+		NetMTU:      cfg.Totem.NetMTU,
+		Cipher:      cfg.Totem.CryptoCipher,
+		Keys:        keys,
+		StateDir:    cfg.System.StateDir,
+	}
+	if cfg.Totem.Transport == "udp" {
+		m, err := netip.ParseAddr(cfg.Totem.McastAddr)
+		if err != nil {
+			return nil, fmt.Errorf("totem.mcast_addr: %w", err)
+		}
+		rc.Mcast = netip.AddrPortFrom(m, uint16(cfg.Totem.Port))
+	}
+	r, err := ring.New(rc, ev, log.Named("totem"))
+	if err != nil {
+		return nil, fmt.Errorf("ring: %w", err)
+	}
+	return totemDriver{r}, nil
 }

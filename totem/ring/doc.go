@@ -1,0 +1,74 @@
+// Package ring is the driver of the Totem ring: it runs one pure protocol
+// processor (totem/srp) with a transport (totem/transport), a clock, the
+// datagram envelope (totem/crypto) and packing/fragmentation (totem/pg), and
+// hands the ordered output to the executive through totem.Events.
+//
+// # Goroutines
+//
+//	caller goroutines ──Send──▶ bounded queue ──┐
+//	                                            ▼
+//	reader (one per socket) ──decrypt──▶ rx ──▶ Run goroutine ──▶ Processor
+//	                                            │   Step/Tick/Send, Ready:
+//	                                            │   persist seq (fsync),
+//	                                            │   seal + sendmmsg,
+//	                                            └── pg reassembly ──▶ Events
+//
+// Run is the only goroutine that touches the Processor, the packer and the
+// reassembler, and the only one that calls Events, in order. Readers only
+// receive and open (authenticate and decrypt in place) datagrams, so crypto
+// runs in parallel with the protocol on a second core; datagrams that fail
+// authentication are counted and never reach the Processor.
+//
+// # One iteration of Run
+//
+//  1. Wait for received datagrams, the timer, a Send or a Leave.
+//  2. Step every datagram that has arrived (all pending batches, up to a
+//     bound), before any timer fires: a token sitting in a receive queue
+//     must never be declared lost because the loop woke up late on a busy
+//     machine.
+//  3. Tick if the Processor's deadline has passed.
+//  4. Move queued application messages into the packer and the packed
+//     frames into Processor.Send until it says ErrTryAgain.
+//  5. Take Ready: write PersistSeq to StateDir and fsync (before any
+//     datagram of that Ready leaves, so a restarted node never reuses a
+//     ring ID); seal every datagram and send them in one batch; then pass
+//     the events through pg to Events. Datagrams go out before events are
+//     delivered, so the token is forwarded without waiting for the
+//     application's callbacks.
+//  6. Re-arm the single timer at the Processor's deadline.
+//
+// # Frame budget
+//
+// One Totem message must fit one Ethernet frame, so pg frames are at most
+//
+//	NetMTU − 28 (IPv4 + UDP headers) − crypto overhead (34 with an AEAD,
+//	6 with none) − wire.McastOverhead (52: srp header incl. recovery fields)
+//
+// which is 1386 bytes with the defaults (netmtu 1500, aes256). FrameBudget
+// computes it; it is passed to srp as MaxPayload and to the packer.
+//
+// # Scheduling
+//
+// The token must move within the token timeout (200 ms in low-latency
+// deployments) even on a saturated machine. Against other processes the
+// kernel's fair scheduler is enough. Against busy goroutines in the same
+// process it is not: Go runs a goroutine woken by the network only when a P
+// is free, so with GOMAXPROCS CPU-bound goroutines each hop (reader, Run)
+// can wait several 10 ms preemption slices and the token is lost. A daemon
+// that runs CPU-heavy work next to the ring should therefore set
+// GOMAXPROCS well above the core count (ringd: max(NumCPU, 4) + 4 is what
+// TestNoFalseFailuresUnderLoad checks) or bound that work itself.
+// Before a timer fires, Run also asks the transport whether datagrams are
+// still waiting in the kernel (SIOCINQ) and steps them first, waiting up to
+// 20 ms for a descheduled reader: a token that did arrive is never declared
+// lost because its reader had not run yet.
+//
+// # Counters
+//
+// Counters combines the Processor's (retransmits, token losses, gathers,
+// rotations, malformed) with the driver's: DatagramsIn/Out count datagrams
+// received from and handed to the network (a udpu broadcast to n nodes is n
+// datagrams), AuthFailures comes from the envelope, MessagesIn/Out count
+// application messages (after reassembly / before packing), and Malformed
+// adds pg frames that did not decode.
+package ring

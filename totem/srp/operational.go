@@ -1,0 +1,496 @@
+package srp
+
+import (
+	"slices"
+	"time"
+
+	"ringmaster/totem"
+	"ringmaster/totem/wire"
+)
+
+// Operational state: the token circulates, the holder broadcasts, everyone
+// delivers in sequence order.
+
+const (
+	// maxRtrAdd bounds the retransmission requests one visit adds, so a
+	// processor far behind does not turn the token into a huge datagram.
+	maxRtrAdd = 64
+	// maxRtr bounds the whole list.
+	maxRtr = 256
+)
+
+func (p *Processor) enterOperational() {
+	p.state = totem.StateOperational
+	p.step = stepOperational
+	p.tick = tickOperational
+	p.timers = timers{}
+	if len(p.members) > 1 {
+		p.timers.tokenLoss = p.now + p.t.Token
+	}
+	if p.ring.Rep == p.id {
+		// Announce the new ring at once: a partition that healed while
+		// we formed it merges without waiting a merge period.
+		p.sendMergeDetect()
+	}
+}
+
+func stepOperational(p *Processor, h wire.Header) {
+	switch h.Type {
+	case wire.TypeToken:
+		t := &p.inTok
+		if t.Ring != p.ring || len(p.members) < 2 || !p.acceptToken(t) {
+			return
+		}
+		p.visit()
+	case wire.TypeMcast:
+		m := &p.inMc
+		if m.Ring == p.ring {
+			p.storeMcast(&p.log, m)
+			p.deliver()
+		}
+	case wire.TypeJoin:
+		j := &p.inJoin
+		p.noteSeq(j.MaxSeq)
+		if p.staleFromMember(h.From, j.MaxSeq) || setContains(j.Fail, p.id) || j.Flags&wire.JoinCommitted != 0 {
+			// Sent before our ring formed, or by a processor that has
+			// given up on us: following it would only break a good ring
+			// (the paper's rule; see also corosync's "dead loop" fix). A
+			// committed processor's answer to somebody's join is not for
+			// us either: it is forming a ring and will announce it.
+			return
+		}
+		p.enterGather("join from node")
+		p.gatherJoin(h.From, j)
+	case wire.TypeMergeDetect:
+		md := &p.inMD
+		p.noteSeq(md.MaxSeq)
+		if md.Ring == p.ring || p.staleFromMember(h.From, md.MaxSeq) {
+			return
+		}
+		p.enterGather("foreign ring")
+		p.addProc(h.From)
+	case wire.TypeLeave:
+		p.onLeave(h.From, &p.inLeave)
+	case wire.TypeHoldCancel:
+		if p.inHC.Ring != p.ring {
+			return
+		}
+		// Somebody has messages: nobody holds the token until it got
+		// there (the holder releases it, the others pass it on).
+		p.idleVisits = 0
+		if p.holding {
+			p.releaseHold()
+		}
+	}
+}
+
+func tickOperational(p *Processor) {
+	if p.due(p.timers.hold) {
+		p.releaseHold()
+	}
+	if p.due(p.timers.tokenLoss) {
+		p.counters.TokenLosses++
+		p.enterGather("token lost")
+		return
+	}
+	if p.due(p.timers.retrans) {
+		p.retransmit()
+	}
+	if p.due(p.timers.merge) {
+		p.sendMergeDetect()
+	}
+}
+
+// staleFromMember: a message from a member of our ring whose sender had
+// not yet seen our ring's sequence number was sent before the ring formed.
+func (p *Processor) staleFromMember(from totem.NodeID, maxSeq uint64) bool {
+	return maxSeq < p.ring.Seq && setContains(p.members, from)
+}
+
+func (p *Processor) sendMergeDetect() {
+	start := p.arenaStart()
+	p.arena = wire.AppendMergeDetect(p.arena, p.id, &wire.MergeDetect{Ring: p.ring, MaxSeq: p.maxSeq})
+	p.emit(0, start)
+	p.timers.merge = p.now + p.t.Merge
+}
+
+// acceptToken filters duplicates and copies the token into p.tok.
+func (p *Processor) acceptToken(t *wire.Token) bool {
+	if t.TokenSeq <= p.lastTokSeq {
+		return false
+	}
+	p.lastTokSeq = t.TokenSeq
+	p.tokenArrived()
+	rtr := p.tok.Rtr[:0]
+	p.tok = *t
+	p.tok.Rtr = append(rtr, t.Rtr...)
+	return true
+}
+
+func (p *Processor) tokenArrived() {
+	p.timers.tokenLoss = p.now + p.t.Token
+	p.timers.retrans = 0
+	p.cancelSent = false
+}
+
+// visit handles the token that just arrived in p.tok, in recovery or
+// operational state.
+func (p *Processor) visit() {
+	t := &p.tok
+	inSeq, inAru := t.Seq, t.Aru
+	// Two-visit rule: if the aru was at least s when the token reached us
+	// at two consecutive visits, every member held s at its own visit in
+	// between (a member lacking s lowers the aru and only it may raise it
+	// again), so s is safe to deliver and, once delivered, to free.
+	stable, haveStable := uint64(0), false
+	if p.havePrev {
+		stable, haveStable = min(p.prevInAru, inAru), true
+	}
+	quiet := p.havePrev && inSeq == p.prevInSeq // nobody broadcast for a rotation
+	steady := quiet && p.prevInAru == p.prevInSeq && inAru == inSeq
+	p.havePrev, p.prevInSeq, p.prevInAru = true, inSeq, inAru
+
+	if p.state == totem.StateRecovery {
+		// Recovery is over when, over a whole rotation, nobody broadcast
+		// (seq unchanged), everybody held everything (two-visit rule) and
+		// nobody had old messages left to re-broadcast (busy clear), or
+		// when another member already found so (flag on the token).
+		done := t.Flags&wire.TokenRecovered != 0 || (steady && t.Busy == 0 && !p.recoveryPending())
+		if !done {
+			p.recoveryVisit()
+			return
+		}
+		t.Flags |= wire.TokenRecovered
+		p.finishRecovery()
+	}
+	if haveStable {
+		p.log.safe = max(p.log.safe, min(stable, p.log.aru))
+	}
+	p.operationalVisit(quiet)
+}
+
+func (p *Processor) operationalVisit(quiet bool) {
+	t := &p.tok
+	retrans := p.serveRtr(t, &p.log)
+	p.requestMissing(t, &p.log)
+	if p.failedToReceive(t) {
+		p.enterGather("failed to receive")
+		return
+	}
+	sent := p.broadcastNew(t, retrans)
+	p.updateAru(t, p.log.aru)
+	p.updateFlow(t, sent+retrans, p.queueLen())
+	p.deliver()
+	p.log.release()
+	if p.rep() {
+		p.counters.TokenRotation++
+	}
+
+	if quiet && sent == 0 && retrans == 0 && len(t.Rtr) == 0 && t.Aru == t.Seq && p.queueLen() == 0 {
+		p.idleVisits++
+	} else {
+		p.idleVisits = 0
+	}
+	if p.idleVisits >= p.t.SeqnoUnchangedConst {
+		// Idle ring: keep the token a while instead of spinning it
+		// (corosync's token hold). Whoever wants to send asks for it
+		// with a hold-cancel.
+		p.holding = true
+		p.timers.hold = p.now + p.holdTime()
+		return
+	}
+	p.forwardToken()
+}
+
+func (p *Processor) rep() bool { return len(p.members) > 0 && p.members[0] == p.id }
+
+// holdTime is the hold period, capped so that a rotation of an idle ring
+// (every member holding once) takes at most a quarter of the token
+// timeout. A member's token timer runs from its previous receipt, so the
+// rotation time is cut from the slack left to retransmit a lost token:
+// with this cap at least three retransmissions fit before anybody
+// declares the token lost, whatever the ring size.
+func (p *Processor) holdTime() time.Duration {
+	h := p.t.Hold
+	if n := len(p.members); n > 0 {
+		if c := p.t.Token / time.Duration(4*n); h > c {
+			h = c
+		}
+	}
+	return h
+}
+
+func (p *Processor) releaseHold() {
+	if !p.holding {
+		return
+	}
+	p.holding = false
+	p.timers.hold = 0
+	t := &p.tok
+	if p.queueLen() > 0 {
+		p.idleVisits = 0
+		sent := p.broadcastNew(t, 0)
+		p.updateAru(t, p.log.aru)
+		p.updateFlow(t, sent, p.queueLen())
+		p.deliver()
+	}
+	p.forwardToken()
+}
+
+func (p *Processor) forwardToken() {
+	t := &p.tok
+	t.TokenSeq++
+	next := nextMember(p.tokenMembers(), p.id)
+	start := p.arenaStart()
+	p.arena = wire.AppendToken(p.arena, p.id, t)
+	data := p.emit(next, start)
+	p.armRetransmit(next, data, t.Seq)
+}
+
+// tokenMembers are the members the token circulates among.
+func (p *Processor) tokenMembers() []totem.NodeID {
+	if p.state == totem.StateRecovery {
+		return p.newMembers
+	}
+	return p.members
+}
+
+// armRetransmit keeps a copy of a token or commit token just sent: it is
+// sent again every token_retransmit until the next member shows progress.
+// A copy, because the driver may seal the datagram in place.
+func (p *Processor) armRetransmit(to totem.NodeID, data []byte, seq uint64) {
+	p.retransData = append(p.retransData[:0], data...)
+	p.retransTo = to
+	p.retransSeq = seq
+	p.timers.retrans = p.now + p.retransmitInterval()
+}
+
+// retransmitInterval is token_retransmit, shortened when needed so that
+// token_retransmits_before_loss_const + 2 retransmissions still fit in what
+// an idle rotation (every member holding the token once) leaves of the
+// token timeout. corosync sizes token_retransmit for one hop; a token lost
+// on the second hop of a rotation has less time left, and a ring that
+// loses a few percent of its datagrams would otherwise see false token
+// losses every minute or so. Shorter retransmission costs only duplicate
+// tokens, which token_seq discards.
+func (p *Processor) retransmitInterval() time.Duration {
+	n := len(p.tokenMembers())
+	budget := p.t.Token - time.Duration(n)*p.holdTime()
+	return max(min(p.t.TokenRetransmit, budget/time.Duration(p.t.TokenRetransmitsBefore+2)), time.Millisecond)
+}
+
+func (p *Processor) retransmit() {
+	start := p.arenaStart()
+	p.arena = append(p.arena, p.retransData...)
+	p.emit(p.retransTo, start)
+	p.timers.retrans = p.now + p.retransmitInterval()
+}
+
+// serveRtr re-broadcasts the requested messages this processor holds and
+// removes them from the request list.
+func (p *Processor) serveRtr(t *wire.Token, l *ringLog) int {
+	keep := t.Rtr[:0]
+	n := 0
+	ring := t.Ring
+	for _, s := range t.Rtr {
+		if s == 0 || s > t.Seq || s < l.buf.base {
+			// Nonsense, or released: released means every member held
+			// it, so the request is stale.
+			continue
+		}
+		if e := l.buf.get(s); e != nil {
+			p.emitMcast(&wire.Mcast{Ring: ring, Seq: s, Sender: e.sender, Guarantee: e.guarantee,
+				Flags: recoveryFlag(e), OrigRing: e.origRing, OrigSeq: e.origSeq, Payload: e.payload})
+			p.counters.Retransmits++
+			n++
+			continue
+		}
+		keep = append(keep, s)
+	}
+	t.Rtr = keep
+	return n
+}
+
+func recoveryFlag(e *entry) uint8 {
+	if e.recovery {
+		return wire.McastRecovery
+	}
+	return 0
+}
+
+// requestMissing adds the messages up to the token's seq that this
+// processor lacks.
+func (p *Processor) requestMissing(t *wire.Token, l *ringLog) {
+	added := 0
+	for s := l.aru + 1; s <= t.Seq && added < maxRtrAdd && len(t.Rtr) < maxRtr; s++ {
+		if l.buf.has(s) || slices.Contains(t.Rtr, s) {
+			continue
+		}
+		t.Rtr = append(t.Rtr, s)
+		added++
+	}
+}
+
+// failedToReceive implements fail_recv_const: a processor whose aru stays
+// below the ring's seq for that many visits cannot get some message, and
+// forces a membership change (recovery gets it the message or excludes
+// whoever cannot talk to whom).
+func (p *Processor) failedToReceive(t *wire.Token) bool {
+	if p.log.aru < t.Seq && p.log.aru == p.lastAru {
+		p.aruStuck++
+	} else {
+		p.aruStuck = 0
+	}
+	p.lastAru = p.log.aru
+	return p.aruStuck > p.t.FailRecvConst
+}
+
+// allowance is how many messages flow control lets this processor
+// broadcast at this visit: at most max_messages, within what window_size
+// leaves after the others' broadcasts of the last rotation and this
+// visit's retransmissions, its fair share of the ring-wide backlog, and
+// never so far ahead of the ring's aru that receive buffers grow without
+// bound. At least one when something is queued, so nobody starves (the
+// window is exceeded by at most one message per member and rotation).
+func (p *Processor) allowance(t *wire.Token, queued, retrans int, aru uint64) int {
+	if queued == 0 {
+		return 0
+	}
+	others := max(int(t.FCC)-p.lastFcc, 0)
+	n := min(p.t.MaxMessages, p.t.WindowSize-others-retrans)
+	if backlog := max(int(t.Backlog)-p.lastBacklog, 0) + queued; backlog > p.t.WindowSize {
+		n = min(n, p.t.WindowSize*queued/backlog)
+	}
+	n = min(max(n, 1), queued)
+	limit := min(t.Aru, aru) + p.seqSpan()
+	if t.Seq >= limit {
+		return 0
+	}
+	return int(min(uint64(n), limit-t.Seq))
+}
+
+// seqSpan bounds how far the ring's seq may run ahead of its aru.
+func (p *Processor) seqSpan() uint64 { return uint64(max(16*p.t.WindowSize, 1024)) }
+
+func (p *Processor) broadcastNew(t *wire.Token, retrans int) int {
+	n := p.allowance(t, p.queueLen(), retrans, p.log.aru)
+	for i := 0; i < n; i++ {
+		q := p.popQueue()
+		t.Seq++
+		e := entry{sender: p.id, guarantee: q.g, payload: q.payload}
+		if !p.log.add(t.Seq, e) {
+			p.broken("cannot store own message %d", t.Seq)
+		}
+		p.emitMcast(&wire.Mcast{Ring: p.ring, Seq: t.Seq, Sender: p.id, Guarantee: q.g, Payload: q.payload})
+		p.counters.MessagesOut++
+	}
+	return n
+}
+
+// updateAru applies the aru rule: lower it to my aru if I lack something;
+// if I lowered it before (or nobody owns it), set it to my aru.
+func (p *Processor) updateAru(t *wire.Token, myAru uint64) {
+	if myAru < t.Aru || t.AruID == p.id || t.AruID == 0 {
+		t.Aru = min(myAru, t.Seq)
+		if t.Aru == t.Seq {
+			t.AruID = 0
+		} else {
+			t.AruID = p.id
+		}
+	}
+}
+
+// updateFlow replaces my previous contribution to fcc and backlog with
+// this visit's.
+func (p *Processor) updateFlow(t *wire.Token, sent, queued int) {
+	t.FCC = uint32(min(max(int(t.FCC)-p.lastFcc+sent, 0), 1<<31))
+	t.Backlog = uint32(min(max(int(t.Backlog)-p.lastBacklog+queued, 0), 1<<31))
+	p.lastFcc, p.lastBacklog = sent, queued
+}
+
+// storeMcast keeps a message of the log's ring (copying its payload).
+func (p *Processor) storeMcast(l *ringLog, m *wire.Mcast) bool {
+	if p.timers.retrans != 0 && m.Seq > p.retransSeq {
+		// A member after us broadcast: the token we sent arrived.
+		p.timers.retrans = 0
+	}
+	if m.Seq <= l.aru || m.Seq < l.buf.base || l.buf.has(m.Seq) {
+		return false
+	}
+	e := entry{sender: m.Sender, guarantee: m.Guarantee, payload: p.copyBytes(m.Payload)}
+	if m.Flags&wire.McastRecovery != 0 {
+		e.recovery, e.origRing, e.origSeq = true, m.OrigRing, m.OrigSeq
+	}
+	return l.add(m.Seq, e)
+}
+
+// deliver hands over, in sequence order, every message it may: agreed ones
+// as soon as everything before them was delivered, safe ones once they are
+// stable too.
+func (p *Processor) deliver() {
+	l := &p.log
+	if len(p.members) == 1 {
+		l.safe = l.aru
+	}
+	for l.delivered < l.aru {
+		s := l.delivered + 1
+		e := l.buf.get(s)
+		if e == nil {
+			p.broken("message %d missing below aru %d", s, l.aru)
+		}
+		if e.recovery {
+			// Carried an old ring's message during recovery: not part of
+			// this configuration's stream.
+			l.delivered = s
+			continue
+		}
+		if e.guarantee == totem.Safe && s > l.safe {
+			return
+		}
+		p.deliverEntry(e)
+		l.delivered = s
+	}
+}
+
+// sendAlone delivers queued messages of a one-member ring: no token, no
+// network, every message is at once agreed and safe.
+func (p *Processor) sendAlone() {
+	l := &p.log
+	for p.queueLen() > 0 {
+		q := p.popQueue()
+		s := l.high + 1
+		if !l.add(s, entry{sender: p.id, guarantee: q.g, payload: q.payload}) {
+			p.broken("cannot store own message %d", s)
+		}
+		p.counters.MessagesOut++
+	}
+	p.deliver()
+	l.release()
+}
+
+// onLeave handles a leave in any state: the leaver is excluded at once.
+func (p *Processor) onLeave(from totem.NodeID, l *wire.Leave) {
+	p.noteSeq(l.MaxSeq)
+	if p.staleFromMember(from, l.MaxSeq) {
+		return
+	}
+	switch p.state {
+	case totem.StateOperational:
+		if !setContains(p.members, from) {
+			return
+		}
+		p.enterGather("leave")
+	case totem.StateCommit, totem.StateRecovery:
+		if !setContains(p.newMembers, from) {
+			if setContains(p.proc, from) {
+				p.fail = setAdd(p.fail, from)
+			}
+			return
+		}
+		p.enterGather("leave")
+	}
+	if setContains(p.proc, from) && !setContains(p.fail, from) {
+		p.fail = setAdd(p.fail, from)
+		p.setsChanged()
+	}
+}

@@ -1,0 +1,272 @@
+package transport_test
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"ringmaster/totem"
+	"ringmaster/totem/transport"
+	"ringmaster/totem/transport/transporttest"
+)
+
+// collector reads every receiver of a transport into a set of strings.
+type collector struct {
+	mu   sync.Mutex
+	got  []string
+	cond *sync.Cond
+	wg   sync.WaitGroup
+}
+
+func collect(t *testing.T, tr transport.Transport) *collector {
+	c := &collector{}
+	c.cond = sync.NewCond(&c.mu)
+	for _, r := range tr.Receivers() {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			msgs := make([]transport.Msg, 8)
+			for i := range msgs {
+				msgs[i].Buf = make([]byte, 2048)
+			}
+			for {
+				n, err := r.Recv(msgs)
+				if err != nil {
+					if !errors.Is(err, transport.ErrClosed) {
+						t.Errorf("Recv: %v", err)
+					}
+					return
+				}
+				c.mu.Lock()
+				for _, m := range msgs[:n] {
+					c.got = append(c.got, string(m.Buf[:m.N]))
+				}
+				c.cond.Broadcast()
+				c.mu.Unlock()
+			}
+		}()
+	}
+	return c
+}
+
+// waitFor waits until every string in want was received, or fails after a
+// deadline (UDP on loopback does not lose datagrams at this rate).
+func (c *collector) waitFor(t *testing.T, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	timer := time.AfterFunc(10*time.Second, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer timer.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		missing := 0
+		for _, w := range want {
+			if !slices.Contains(c.got, w) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("missing datagrams: want %q, got %q", want, c.got)
+		}
+		c.cond.Wait()
+	}
+}
+
+func exercise(t *testing.T, trs map[totem.NodeID]transport.Transport) {
+	cols := map[totem.NodeID]*collector{}
+	for id, tr := range trs {
+		cols[id] = collect(t, tr)
+	}
+	var bcasts []string
+	for id, tr := range trs {
+		b := fmt.Sprintf("bcast from %d", id)
+		bcasts = append(bcasts, b)
+		pkts := []transport.Packet{{To: transport.Broadcast, Data: []byte(b)}}
+		for to := range trs {
+			pkts = append(pkts, transport.Packet{To: to, Data: fmt.Appendf(nil, "%d to %d", id, to)})
+		}
+		if n, err := tr.Send(pkts); err != nil || n < len(pkts) {
+			t.Fatalf("send from %d: %d, %v", id, n, err)
+		}
+	}
+	for id, c := range cols {
+		want := slices.Clone(bcasts)
+		for from := range trs {
+			want = append(want, fmt.Sprintf("%d to %d", from, id))
+		}
+		c.waitFor(t, want...)
+		c.mu.Lock()
+		for _, g := range c.got {
+			var from, to int
+			if _, err := fmt.Sscanf(g, "%d to %d", &from, &to); err == nil && to != int(id) {
+				t.Errorf("node %d got %q meant for %d", id, g, to)
+			}
+		}
+		c.mu.Unlock()
+	}
+	for _, tr := range trs {
+		if err := tr.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, c := range cols {
+		c.wg.Wait() // every reader saw ErrClosed
+	}
+}
+
+func TestMem(t *testing.T) {
+	net := transport.NewMemNetwork(0)
+	trs := map[totem.NodeID]transport.Transport{}
+	for id := totem.NodeID(1); id <= 3; id++ {
+		m, err := net.Attach(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs[id] = m
+	}
+	if _, err := net.Attach(1); !errors.Is(err, transport.ErrConfig) {
+		t.Fatalf("double attach: %v", err)
+	}
+	exercise(t, trs)
+	if got := net.Nodes(); len(got) != 0 {
+		t.Fatalf("nodes after close: %v", got)
+	}
+}
+
+func TestMemFilter(t *testing.T) {
+	net := transport.NewMemNetwork(0)
+	a, _ := net.Attach(1)
+	b, _ := net.Attach(2)
+	defer a.Close()
+	defer b.Close()
+	net.SetFilter(func(from, to totem.NodeID) bool { return from == to })
+	a.Send([]transport.Packet{{To: 2, Data: []byte("dropped")}, {To: 0, Data: []byte("self")}})
+	msgs := []transport.Msg{{Buf: make([]byte, 16)}, {Buf: make([]byte, 16)}}
+	n, err := a.Recv(msgs)
+	if err != nil || n != 1 || string(msgs[0].Buf[:msgs[0].N]) != "self" {
+		t.Fatalf("Recv = %d, %v, %q", n, err, msgs[0].Buf[:msgs[0].N])
+	}
+	b.Send([]transport.Packet{{To: 2, Data: []byte("0123456789abcdefXX")}})
+	if n, err := b.Recv(msgs); err != nil || n != 1 || !msgs[0].Truncated {
+		t.Fatalf("truncation not reported: %d %v %+v", n, err, msgs[0])
+	}
+}
+
+func udpuPeers(addrs []netip.AddrPort) map[totem.NodeID]netip.AddrPort {
+	peers := map[totem.NodeID]netip.AddrPort{}
+	for i, a := range addrs {
+		peers[totem.NodeID(i+1)] = a
+	}
+	return peers
+}
+
+// TestUDPU runs three udpu endpoints on 127.0.0.1–3 with random high ports.
+func TestUDPU(t *testing.T) {
+	addrs := transporttest.LoopbackAddrs(t, 3)
+	peers := udpuPeers(addrs)
+	// A configured node that is not running: sends to it must not
+	// disturb the others.
+	peers[9] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.9"), addrs[0].Port())
+	trs := map[totem.NodeID]transport.Transport{}
+	for i, a := range addrs {
+		u, err := transport.NewUDPU(transport.UDPConfig{Bind: a, Peers: peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.LocalAddr() != a {
+			t.Fatalf("bound %s, want %s", u.LocalAddr(), a)
+		}
+		trs[totem.NodeID(i+1)] = u
+	}
+	exercise(t, trs)
+}
+
+func TestUDPUConfigErrors(t *testing.T) {
+	for name, cfg := range map[string]transport.UDPConfig{
+		"no port": {Bind: netip.MustParseAddrPort("127.0.0.1:0")},
+		"ipv6":    {Bind: netip.MustParseAddrPort("[::1]:5405")},
+		"peer 0":  {Bind: netip.MustParseAddrPort("127.0.0.1:5405"), Peers: map[totem.NodeID]netip.AddrPort{0: netip.MustParseAddrPort("127.0.0.1:5405")}},
+	} {
+		if _, err := transport.NewUDPU(cfg); !errors.Is(err, transport.ErrConfig) {
+			t.Errorf("%s: want ErrConfig, got %v", name, err)
+		}
+	}
+	if _, err := transport.NewUDP(transport.UDPConfig{Bind: netip.MustParseAddrPort("127.0.0.1:5405"), Mcast: netip.MustParseAddrPort("10.0.0.1:5405")}); !errors.Is(err, transport.ErrConfig) {
+		t.Errorf("unicast group: want ErrConfig, got %v", err)
+	}
+}
+
+// TestUDPMulticast runs three multicast endpoints on 127.0.0.1–3 inside a
+// private network namespace (root only; required when CI=true), so the
+// group traffic never leaves the test.
+func TestUDPMulticast(t *testing.T) {
+	trs := map[totem.NodeID]transport.Transport{}
+	transporttest.InNetns(t, func() error {
+		peers := map[totem.NodeID]netip.AddrPort{}
+		for id := totem.NodeID(1); id <= 3; id++ {
+			peers[id] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(id)}), 5405)
+		}
+		for id, a := range peers {
+			u, err := transport.NewUDP(transport.UDPConfig{
+				Bind: a, Peers: peers, TTL: 1,
+				Mcast: netip.MustParseAddrPort("239.192.7.1:5405"),
+			})
+			if err != nil {
+				return err
+			}
+			trs[id] = u
+		}
+		return nil
+	})
+	exercise(t, trs)
+}
+
+func BenchmarkUDPUSendRecv(b *testing.B) {
+	addrs := transporttest.LoopbackAddrs(b, 2)
+	peers := map[totem.NodeID]netip.AddrPort{1: addrs[0], 2: addrs[1]}
+	tx, err := transport.NewUDPU(transport.UDPConfig{Bind: addrs[0], Peers: peers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Close()
+	rx, err := transport.NewUDPU(transport.UDPConfig{Bind: addrs[1], Peers: peers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rx.Close()
+	const batch = 32
+	pkts := make([]transport.Packet, batch)
+	for i := range pkts {
+		pkts[i] = transport.Packet{To: 2, Data: make([]byte, 1400)}
+	}
+	msgs := make([]transport.Msg, batch)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, 2048)
+	}
+	r := rx.Receivers()[0]
+	b.SetBytes(batch * 1400)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tx.Send(pkts); err != nil {
+			b.Fatal(err)
+		}
+		for got := 0; got < batch; {
+			n, err := r.Recv(msgs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += n
+		}
+	}
+}
