@@ -372,13 +372,16 @@ func (s *Service) clearStats(key string, _ Value) (bool, error) {
 	return false, nil
 }
 
+// allClientsLocked lists client counters: the daemon's source covers every
+// service's clients when set; confdb's own counters stand in without it.
 func (s *Service) allClientsLocked() []ClientStat {
 	var out []ClientStat
-	for _, st := range s.stats {
-		out = append(out, *st)
-	}
 	if s.src.Clients != nil {
-		out = append(out, s.src.Clients()...)
+		out = s.src.Clients()
+	} else {
+		for _, st := range s.stats {
+			out = append(out, *st)
+		}
 	}
 	slices.SortFunc(out, func(a, b ClientStat) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.ConnID, b.ConnID))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -194,6 +195,48 @@ type Conn struct {
 	out  *outQueue
 	once sync.Once
 	gone chan struct{}
+
+	stats [statServices]serviceCounters
+}
+
+// statServices bounds the service IDs counted per connection (IDs above
+// share the last slot).
+const statServices = 16
+
+// serviceCounters count one connection's traffic with one service
+// (corosync's per-connection IPC statistics, published by confdb).
+type serviceCounters struct {
+	requests, replies, events, errors atomic.Uint64
+}
+
+func (c *Conn) counters(service uint16) *serviceCounters {
+	return &c.stats[min(int(service), statServices-1)]
+}
+
+// ConnStat is a snapshot of one connection's counters with one service.
+type ConnStat struct {
+	ConnID   uint64
+	PID      int32
+	UID      uint32
+	Service  uint16
+	Requests uint64
+	Replies  uint64
+	Events   uint64
+	Errors   uint64
+}
+
+// Stats returns the connection's counters for every service it used.
+func (c *Conn) Stats() []ConnStat {
+	var out []ConnStat
+	for i := range c.stats {
+		sc := &c.stats[i]
+		st := ConnStat{ConnID: c.ID, PID: c.Cred.PID, UID: c.Cred.UID, Service: uint16(i),
+			Requests: sc.requests.Load(), Replies: sc.replies.Load(), Events: sc.events.Load(), Errors: sc.errors.Load()}
+		if st.Requests+st.Replies+st.Events+st.Errors > 0 {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // Reply answers the request h with payload.
@@ -231,6 +274,15 @@ func (c *Conn) Event(service, msg uint16, payload []byte) error {
 func (c *Conn) send(h Header, p []byte, urgent bool) error {
 	ok, overflow := c.out.push(h, p, urgent)
 	if ok {
+		sc := c.counters(h.Service)
+		switch h.Kind {
+		case KindReply:
+			sc.replies.Add(1)
+		case KindError:
+			sc.errors.Add(1)
+		case KindEvent:
+			sc.events.Add(1)
+		}
 		return nil
 	}
 	if overflow {

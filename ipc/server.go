@@ -270,8 +270,24 @@ func (s *Server) readLoop(c *Conn) {
 			_ = c.Reply(h, hello)
 			continue
 		}
+		c.counters(h.Service).requests.Add(1)
 		s.h.Request(c, h, p)
 	}
+}
+
+// Stats returns the counters of every connected client.
+func (s *Server) Stats() []ConnStat {
+	s.mu.Lock()
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	var out []ConnStat
+	for _, c := range conns {
+		out = append(out, c.Stats()...)
+	}
+	return out
 }
 
 // MsgHello is the handshake message (service 0): every client sends it

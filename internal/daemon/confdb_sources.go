@@ -8,7 +8,6 @@ import (
 
 	"ringmaster/confdb"
 	"ringmaster/totem"
-	"ringmaster/totem/exec"
 	"ringmaster/votequorum"
 )
 
@@ -20,9 +19,8 @@ func (d *Daemon) newQuorum() *votequorum.Service {
 
 // newConfdb builds confdb and ties it to the rest of the node:
 //
-//   - stats.srp.* read the ring's counters, stats.ipcs.* the client
-//     counters of confdb and votequorum (ipc.Server does not count per
-//     connection yet; see the TODO below);
+//   - stats.srp.* read the ring's counters, stats.ipcs.* every connected
+//     client's counters per service, kept by the IPC server;
 //   - runtime.votequorum.* follow every quorum change;
 //   - writes of quorum.expected_votes, nodelist.node.N.quorum_votes and
 //     quorum.cancel_wait_for_all go to votequorum (through the ring, so
@@ -30,15 +28,16 @@ func (d *Daemon) newQuorum() *votequorum.Service {
 func (d *Daemon) newConfdb(q *votequorum.Service) *confdb.Service {
 	c := confdb.New(d.Config(), d.node, confdb.Sources{
 		Ring: func() totem.Counters { return d.ring.Status().Counters },
-		// TODO(lead): once ipc.Server exposes per-connection counters,
-		// return those here for every service; until then only the
-		// services that count their own clients show up.
 		Clients: func() []confdb.ClientStat {
+			srv := d.ipcServer()
+			if srv == nil {
+				return nil
+			}
 			var out []confdb.ClientStat
-			for _, st := range q.ClientStats() {
+			for _, st := range srv.Stats() {
 				out = append(out, confdb.ClientStat{
-					Service: uint16(exec.ServiceQuorum), ConnID: st.ConnID, PID: st.PID, UID: st.UID,
-					Requests: st.Requests, Responses: st.Responses, Dispatched: st.Events, Errors: st.Errors,
+					Service: st.Service, ConnID: st.ConnID, PID: st.PID, UID: st.UID,
+					Requests: st.Requests, Responses: st.Replies, Dispatched: st.Events, Errors: st.Errors,
 				})
 			}
 			return out

@@ -57,6 +57,7 @@ type Daemon struct {
 
 	exec   *exec.Executive
 	ring   RingDriver
+	ipcMu  sync.Mutex
 	ipc    *ipc.Server
 	quorum Quorate
 }
@@ -123,6 +124,13 @@ func (d *Daemon) registerServices() error {
 	return nil
 }
 
+// ipcServer is the socket server once Run has started it (nil before).
+func (d *Daemon) ipcServer() *ipc.Server {
+	d.ipcMu.Lock()
+	defer d.ipcMu.Unlock()
+	return d.ipc
+}
+
 // Config is the running configuration.
 func (d *Daemon) Config() *config.Config {
 	d.cfgMu.RLock()
@@ -149,7 +157,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	d.ipcMu.Lock()
 	d.ipc = srv
+	d.ipcMu.Unlock()
 	ringCtx, stopRing := context.WithCancel(context.Background())
 	ringDone := make(chan error, 1)
 	go func() { ringDone <- d.ring.Run(ringCtx, d.exec) }()
@@ -212,8 +222,8 @@ func (d *Daemon) Reload() error {
 		d.log.Error("reload: new keys refused", zap.Error(err))
 		return err
 	}
-	if d.ipc != nil {
-		d.ipc.SetAllowed(cfg.IPC.AllowedUIDs, cfg.IPC.AllowedGIDs)
+	if srv := d.ipcServer(); srv != nil {
+		srv.SetAllowed(cfg.IPC.AllowedUIDs, cfg.IPC.AllowedGIDs)
 	}
 	if d.opt.OnReloadLogging != nil {
 		d.opt.OnReloadLogging(cfg.Logging)
