@@ -31,7 +31,8 @@ const LivenessBound = 15 * time.Second
 // RunSeed runs one random scenario: a cluster of 2–5 nodes with random
 // timings, a chaos phase with a random workload (agreed and safe messages)
 // and random faults (loss, duplication, delay, reordering, partitions and
-// heals, crashes and restarts, graceful leaves), then a healed phase in
+// heals, crashes and restarts, graceful leaves, stalled processors), then
+// a healed phase in
 // which the cluster must converge to one ring and deliver probe messages
 // everywhere. The checker runs after every step throughout.
 func RunSeed(seed uint64) (*Result, error) {
@@ -96,6 +97,12 @@ func RunSeed(seed uint64) (*Result, error) {
 	}
 	if len(upNodes(c)) == 0 {
 		c.Restart(ids[0])
+	}
+	if t := c.StalledUntil(); t > 0 {
+		// The last fault ends when the last stalled processor runs again.
+		if err := c.RunUntil(t); err != nil {
+			return res, err
+		}
 	}
 	healed := c.Now
 	if err := waitConverged(c, LivenessBound); err != nil {
@@ -218,7 +225,12 @@ func fault(c *Cluster, r *rand.Rand, ids []totem.NodeID, chaos Net, restarts map
 		}
 		return g
 	}
-	switch k := r.IntN(14); {
+	switch k := r.IntN(16); {
+	case k >= 14:
+		// Descheduled on a busy machine, or a long GC pause.
+		if len(up) > 0 {
+			c.Pause(up[r.IntN(len(up))], time.Duration(10+r.IntN(600))*time.Millisecond)
+		}
 	case k < 2 && len(up) > 1:
 		c.Crash(up[r.IntN(len(up))])
 	case k < 3 && len(up) > 1:

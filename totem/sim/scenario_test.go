@@ -307,3 +307,38 @@ func TestIdleRingSendLatency(t *testing.T) {
 	}
 	t.Logf("idle ring, token held: worst send-to-delivery-everywhere %v", worst)
 }
+
+// TestStalls: processors that stall (descheduled on a busy machine) for
+// less than the token timeout cost nothing; longer stalls may cost a
+// configuration change each, but never more: the ring settles as soon as
+// the stalls stop, and the invariants hold throughout.
+func TestStalls(t *testing.T) {
+	for _, tc := range []struct {
+		stall   time.Duration
+		maxConf int
+	}{{100 * time.Millisecond, 0}, {400 * time.Millisecond, 40}} {
+		c := New(Config{Nodes: []totem.NodeID{1, 2, 3}, Seed: 7, Timings: srp.DefaultTimings(200 * time.Millisecond), Net: loopback})
+		w := watch(c)
+		waitRing(t, c, w, []totem.NodeID{1, 2, 3}, 0, time.Second)
+		rings := w.rings
+		for i := 0; i < 400; i++ {
+			c.Send(totem.NodeID(1+i%3), totem.Guarantee(i%2))
+			if i%20 == 0 {
+				c.Pause(totem.NodeID(1+(i/20)%3), time.Duration(1+i%7)*tc.stall/7)
+			}
+			if err := c.RunFor(25 * time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		changes := (w.rings - rings) / 3
+		if err := waitConvergedT(c); err != nil {
+			t.Fatal(err)
+		}
+		if changes > tc.maxConf {
+			t.Errorf("stalls up to %v: %d configuration changes in 10 s (max %d)", tc.stall, changes, tc.maxConf)
+		}
+		t.Logf("stalls up to %v with token 200ms: %d configuration changes in 10 s", tc.stall, changes)
+	}
+}
+
+func waitConvergedT(c *Cluster) error { return waitConverged(c, 5*time.Second) }

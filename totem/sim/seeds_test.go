@@ -10,13 +10,29 @@ import (
 	"time"
 )
 
-// regressionSeeds failed once during development; each documents the bug
-// it found. They run before the random ones.
-var regressionSeeds = []uint64{}
+// regressionSeeds failed during development; each documents the bug it
+// found. They run first (they are also inside the default range: keep them
+// when the range shrinks). A seed only means something for the generator in
+// RunSeed: when it changes, re-derive the list by disabling each fix and
+// noting the seeds that fail.
+var regressionSeeds = []uint64{
+	// A processor stalled for longer than the token found a backlog of
+	// joins and merge-detects in its socket and acted on views their
+	// senders had left behind (fail sets naming it): one-node rings fed
+	// each other into a storm of tens of thousands of configurations.
+	// Fixed by dropping views older than one already seen (fresh).
+	5, 41, 90,
+	// A join that brought nothing new (for instance one naming us failed,
+	// from a processor we had already failed) still counted as "sets
+	// changed": it restarted agreement and was answered with a join, which
+	// was answered with a join, and gather never agreed. Fixed by acting
+	// only on real changes (gatherJoin).
+	9, 298, 468,
+}
 
 // TestSeeds runs random scenarios with the invariant checker.
 //
-//	go test ./totem/sim -run TestSeeds                           500 seeds (CI)
+//	go test ./totem/sim -run TestSeeds                           2000 seeds (CI; -short: 100)
 //	RINGMASTER_SIM_SEEDS=10000 go test ./totem/sim -run TestSeeds -timeout 2h
 //	RINGMASTER_SIM_SEED=1234 go test ./totem/sim -run TestSeeds -v  replay one, with its trace
 //	RINGMASTER_SIM_FIRST=5000 RINGMASTER_SIM_SEEDS=1000 ...      seeds 5000–5999
@@ -33,9 +49,9 @@ func TestSeeds(t *testing.T) {
 		t.Logf("seed %d ok: %+v", seed, *res)
 		return
 	}
-	count := uint64(500)
+	count := uint64(2000)
 	if testing.Short() {
-		count = 50
+		count = 100
 	}
 	if s := os.Getenv("RINGMASTER_SIM_SEEDS"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)

@@ -60,8 +60,11 @@ type Node struct {
 	Persisted uint64 // what the driver stored from Ready.PersistSeq
 	Inc       int    // incarnation: grows at every restart
 	deadline  time.Duration
-	state     totem.State
-	ring      totem.RingID
+	// pausedUntil stalls the processor (a descheduled process, a long GC
+	// pause): datagrams wait in its socket and timers fire late.
+	pausedUntil time.Duration
+	state       totem.State
+	ring        totem.RingID
 }
 
 // Cluster is the simulated network and its processors.
@@ -182,7 +185,7 @@ func (c *Cluster) Crash(id totem.NodeID) {
 		return
 	}
 	n.Up, n.P = false, nil
-	n.deadline = 0
+	n.deadline, n.pausedUntil = 0, 0
 	c.Trace.add(rec{at: c.Now, kind: recCrash, node: id})
 	if c.Check != nil {
 		c.Check.stop(n)
@@ -212,6 +215,30 @@ func (c *Cluster) Leave(id totem.NodeID) {
 	if c.Check != nil {
 		c.Check.stop(n)
 	}
+}
+
+// Pause stalls a processor for d, as a busy machine that does not schedule
+// it would: nothing it receives is processed and none of its timers fire
+// until then; then it catches up with the datagrams first (as the driver
+// does), the timers after.
+func (c *Cluster) Pause(id totem.NodeID, d time.Duration) {
+	n := c.Node(id)
+	if n == nil || !n.Up {
+		return
+	}
+	n.pausedUntil = max(n.pausedUntil, c.Now+d)
+	c.Trace.add(rec{at: c.Now, kind: recNote, note: fmt.Sprintf("n%d stalled for %v", id, d)})
+}
+
+// StalledUntil is when the last stalled processor runs again (0: none).
+func (c *Cluster) StalledUntil() time.Duration {
+	var t time.Duration
+	for _, n := range c.Nodes {
+		if n.Up && n.pausedUntil > c.Now {
+			t = max(t, n.pausedUntil)
+		}
+	}
+	return t
 }
 
 // Partition splits the network into the given groups; nodes not named form
@@ -370,11 +397,19 @@ func (c *Cluster) Next() time.Duration {
 		t = c.queue[0].at
 	}
 	for _, n := range c.Nodes {
-		if n.Up && n.deadline != 0 && (t == 0 || n.deadline < t) {
-			t = n.deadline
+		if d := n.due(); n.Up && d != 0 && (t == 0 || d < t) {
+			t = d
 		}
 	}
 	return t
+}
+
+// due is when the node's next timer fires (late if it is stalled).
+func (n *Node) due() time.Duration {
+	if n.deadline == 0 {
+		return 0
+	}
+	return max(n.deadline, n.pausedUntil)
 }
 
 // RunUntil processes every event up to time t (stopping early on a
@@ -409,6 +444,14 @@ func (c *Cluster) stepAt(t time.Duration) {
 			c.Stats.Dropped++
 			return
 		}
+		if n.pausedUntil > c.Now {
+			// Waits in the socket; FIFO with the others waiting there.
+			f.at = n.pausedUntil
+			c.qseq++
+			f.seq = c.qseq
+			heap.Push(&c.queue, f)
+			return
+		}
 		c.Trace.add(rec{at: c.Now, kind: recRecv, node: f.to, peer: f.from, data: f.data})
 		if c.Check != nil {
 			c.Check.received(n, f.data)
@@ -424,7 +467,7 @@ func (c *Cluster) stepAt(t time.Duration) {
 		return
 	}
 	for _, n := range c.Nodes {
-		if n.Up && n.deadline != 0 && n.deadline <= c.Now {
+		if d := n.due(); n.Up && d != 0 && d <= c.Now {
 			c.Trace.add(rec{at: c.Now, kind: recTick, node: n.ID})
 			n.P.Tick(c.Now)
 			c.collect(n)

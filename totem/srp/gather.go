@@ -1,7 +1,6 @@
 package srp
 
 import (
-	"os"
 	"slices"
 	"time"
 
@@ -24,9 +23,6 @@ import (
 // token); see README "fast exclusion".
 
 func (p *Processor) enterGather(reason string) {
-	if debugGather {
-		println("SRPDEBUG", p.id, p.now/1000000, string(p.state), reason, p.ring.Seq)
-	}
 	prev := p.state
 	if prev == totem.StateOperational || prev == "" {
 		p.proc = slices.Clone(p.members)
@@ -279,14 +275,8 @@ func (p *Processor) gatherCommit(c *wire.Commit) {
 	if !ok || c.Entries[i].Filled {
 		return
 	}
-	p.scratch = append(p.scratch[:0], p.proc...)
-	for _, f := range p.fail {
-		p.scratch = setRemove(p.scratch, f)
-	}
-	if !setEqual(c.Members, p.scratch) {
+	if !setEqual(c.Members, setMinus(p.proc, p.fail)) {
 		return
 	}
 	p.enterCommit(c)
 }
-
-var debugGather = os.Getenv("SRP_DEBUG") != ""

@@ -32,27 +32,6 @@ func setRemove(s []totem.NodeID, x totem.NodeID) []totem.NodeID {
 	return slices.Delete(s, i, i+1)
 }
 
-// setUnion returns a ∪ b as a new slice.
-func setUnion(a, b []totem.NodeID) []totem.NodeID {
-	out := make([]totem.NodeID, 0, len(a)+len(b))
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || (i < len(a) && a[i] < b[j]):
-			out = append(out, a[i])
-			i++
-		case i == len(a) || b[j] < a[i]:
-			out = append(out, b[j])
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
-	}
-	return out
-}
-
 // setMinus returns a − b as a new slice.
 func setMinus(a, b []totem.NodeID) []totem.NodeID {
 	out := make([]totem.NodeID, 0, len(a))

@@ -13,10 +13,11 @@ import (
 
 const (
 	// maxRtrAdd bounds the retransmission requests one visit adds, so a
-	// processor far behind does not turn the token into a huge datagram.
+	// processor far behind does not crowd out the others' requests.
 	maxRtrAdd = 64
-	// maxRtr bounds the whole list.
-	maxRtr = 256
+	// maxRtr bounds the whole list: 128 entries keep the token near 1 KiB,
+	// inside a 1500-byte MTU with the driver's AEAD and IP/UDP headers.
+	maxRtr = 128
 )
 
 func (p *Processor) enterOperational() {

@@ -101,6 +101,7 @@ type Processor struct {
 	consensus   map[totem.NodeID]bool
 	heard       map[totem.NodeID]time.Duration // last datagram from a node (outside operational)
 	procSince   map[totem.NodeID]time.Duration // when a node entered proc in this gather
+	latest      map[totem.NodeID]viewKey       // newest view seen from each node (stale filter)
 	gatherStart time.Duration
 	joinDirty   bool
 	joinReason  string
@@ -136,7 +137,6 @@ type Processor struct {
 	inMD     wire.MergeDetect
 	inLeave  wire.Leave
 	inHC     wire.HoldCancel
-	scratch  []totem.NodeID
 }
 
 type queued struct {
@@ -188,6 +188,7 @@ func New(cfg Config, now time.Duration) *Processor {
 		consensus: make(map[totem.NodeID]bool),
 		heard:     make(map[totem.NodeID]time.Duration),
 		procSince: make(map[totem.NodeID]time.Duration),
+		latest:    make(map[totem.NodeID]viewKey),
 		arenaHint: 256,
 	}
 	p.enterGather("start")
@@ -233,6 +234,9 @@ func (p *Processor) Step(now time.Duration, data []byte) error {
 	if err != nil {
 		p.counters.Malformed++
 		return fmt.Errorf("srp: node %d: datagram of %d bytes: %w", p.id, len(data), err)
+	}
+	if !p.fresh(h) {
+		return nil
 	}
 	p.step(p, h)
 	if p.state != totem.StateOperational {
@@ -372,6 +376,41 @@ func (p *Processor) afterInput() {
 	}
 	p.armFast()
 	p.checkConsensus()
+}
+
+// viewKey orders the membership views one node announces over time: its
+// regular ring's seq never decreases (also across restarts: it is
+// persisted), nor does the highest seq it has seen while it runs.
+type viewKey struct{ ring, max uint64 }
+
+func (k viewKey) less(o viewKey) bool {
+	if k.ring != o.ring {
+		return k.ring < o.ring
+	}
+	return k.max < o.max
+}
+
+// fresh drops a join or merge-detect older than one already received from
+// the same node. Datagrams are reordered, and a processor that was not
+// scheduled for a while finds a backlog of them in its socket; acting on a
+// view its sender has since left behind (a fail set naming us, a ring that
+// no longer exists) starts needless gathers, and on a busy machine those
+// feed each other into a storm of one-node rings.
+func (p *Processor) fresh(h wire.Header) bool {
+	var k viewKey
+	switch h.Type {
+	case wire.TypeJoin:
+		k = viewKey{p.inJoin.Ring.Seq, p.inJoin.MaxSeq}
+	case wire.TypeMergeDetect:
+		k = viewKey{p.inMD.Ring.Seq, p.inMD.MaxSeq}
+	default:
+		return true
+	}
+	if k.less(p.latest[h.From]) {
+		return false
+	}
+	p.latest[h.From] = k
+	return true
 }
 
 // --- output helpers ---------------------------------------------------------

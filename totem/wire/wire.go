@@ -190,15 +190,15 @@ func (r *reader) node(field string) totem.NodeID {
 }
 
 func (r *reader) ring(field string) totem.RingID {
-	rep := totem.NodeID(r.u32(field + ".rep"))
-	seq := r.u64(field + ".seq")
+	rep := totem.NodeID(r.u32(field))
+	seq := r.u64(field)
 	return totem.RingID{Rep: rep, Seq: seq}
 }
 
 // nodes reads a u16 count and that many sorted, distinct, non-zero IDs into
 // dst[:0] (reusing its storage).
 func (r *reader) nodes(dst []totem.NodeID, field string) []totem.NodeID {
-	n := int(r.u16(field + " count"))
+	n := int(r.u16(field))
 	dst = dst[:0]
 	if r.err != nil {
 		return dst
