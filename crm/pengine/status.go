@@ -1,0 +1,224 @@
+package pengine
+
+import (
+	"strings"
+	"time"
+
+	"ringmaster/crm/cib"
+)
+
+// NodeStatus describes one node for display.
+type NodeStatus struct {
+	Name string
+	// State is the crm_mon state text ("online", "OFFLINE", "standby",
+	// "UNCLEAN (offline)", ...).
+	State string
+	// Individual is true when crm_mon lists the node on its own line
+	// rather than in the Online/OFFLINE summary lists.
+	Individual bool
+	Online     bool
+}
+
+// ResourceStatus describes one resource for display.
+type ResourceStatus struct {
+	ID    string
+	Agent string
+	// State is the text after the agent, e.g. " Started node1",
+	// " Stopped (disabled)", " FAILED (blocked) [ node2 node3 ]".
+	State string
+	// Group fields: Flags is e.g. "unmanaged, disabled"; Members lists the
+	// group's primitives.
+	IsGroup bool
+	Flags   string
+	Members []*ResourceStatus
+}
+
+// ClusterStatus is what crm_simulate prints as the cluster status.
+type ClusterStatus struct {
+	Nodes                        []NodeStatus
+	Resources                    []*ResourceStatus
+	Instances, Disabled, Blocked int
+	MaintenanceMode              bool
+}
+
+// StatusOptions select display variants.
+type StatusOptions struct {
+	// ShowPending shows pending actions (e.g. "Starting").
+	ShowPending bool
+}
+
+// Status unpacks a CIB and describes its nodes and resources as crm_mon
+// (and crm_simulate) display them.
+func Status(in *cib.CIB, now time.Time, opts StatusOptions) (*ClusterStatus, error) {
+	s, err := unpack(in, now, Options{})
+	if err != nil {
+		return nil, err
+	}
+	st := &ClusterStatus{Instances: s.ninstances, Disabled: s.disabled, Blocked: s.blocked, MaintenanceMode: s.maintenanceMode}
+	for _, n := range s.nodes {
+		st.Nodes = append(st.Nodes, nodeStatus(n))
+	}
+	for _, r := range s.resources {
+		active := s.rscActive(r)
+		if r.has(rscOrphan) && !active {
+			continue
+		}
+		// crm_mon skips a (group) resource that counts as active but is
+		// recorded as running nowhere: an unmanaged member on an offline
+		// node does not add that node to its group.
+		if active && len(r.runningOn) == 0 {
+			continue
+		}
+		st.Resources = append(st.Resources, s.resourceStatus(r, opts))
+	}
+	return st, nil
+}
+
+func nodeStatus(n *node) NodeStatus {
+	ns := NodeStatus{Name: n.name, Online: n.online}
+	ns.Individual = n.unclean || n.pending || (n.standbyOnFail && n.online) || n.standby || n.maintenance
+	switch {
+	case n.unclean:
+		switch {
+		case n.online:
+			ns.State = "UNCLEAN (online)"
+		case n.pending:
+			ns.State = "UNCLEAN (pending)"
+		default:
+			ns.State = "UNCLEAN (offline)"
+		}
+	case n.pending:
+		ns.State = "pending"
+	case n.standbyOnFail && n.online:
+		ns.State = "standby (on-fail)"
+	case n.standby:
+		switch {
+		case !n.online:
+			ns.State = "OFFLINE (standby)"
+		case len(n.running) > 0:
+			ns.State = "standby (with active resources)"
+		default:
+			ns.State = "standby"
+		}
+	case n.maintenance:
+		if n.online {
+			ns.State = "maintenance"
+		} else {
+			ns.State = "OFFLINE (maintenance)"
+		}
+	case n.online:
+		ns.State = "online"
+	default:
+		ns.State = "OFFLINE"
+	}
+	return ns
+}
+
+func (s *scheduler) resourceStatus(r *resource, opts StatusOptions) *ResourceStatus {
+	if r.isGroup {
+		rs := &ResourceStatus{ID: r.id, IsGroup: true}
+		var flags []string
+		if !r.has(rscManaged) {
+			flags = append(flags, "unmanaged")
+		}
+		if isDisabled(r) {
+			flags = append(flags, "disabled")
+		}
+		rs.Flags = strings.Join(flags, ", ")
+		for _, c := range r.children {
+			rs.Members = append(rs.Members, s.resourceStatus(c, opts))
+		}
+		return rs
+	}
+	return &ResourceStatus{ID: r.id, Agent: r.cfg.Agent(), State: s.nativeState(r, opts)}
+}
+
+// nativeState is pcmk__native_output_string after the agent.
+func (s *scheduler) nativeState(r *resource, opts StatusOptions) string {
+	var b strings.Builder
+	n := currentNodeOf(r)
+	if n == nil {
+		n = r.pendingNode
+	}
+	if len(r.runningOn) > 1 {
+		n = nil
+	}
+	addWord := func(w string) {
+		b.WriteByte(' ')
+		b.WriteString(w)
+	}
+	if r.has(rscOrphan) {
+		b.WriteString(" ORPHANED")
+	}
+	if r.has(rscFailed) {
+		b.WriteString(" FAILED")
+		if r.role > RoleUnpromoted {
+			addWord(r.role.String())
+		}
+	} else {
+		state := ""
+		if opts.ShowPending {
+			switch r.pendingTask {
+			case taskStart:
+				state = "Starting"
+			case taskStop:
+				state = "Stopping"
+			case taskMigrateTo, taskMigrateFrom:
+				state = "Migrating"
+			case taskPromote:
+				state = "Promoting"
+			case taskDemote:
+				state = "Demoting"
+			}
+		}
+		if state == "" {
+			state = r.role.String()
+		}
+		addWord(state)
+	}
+	if n != nil {
+		addWord(n.name)
+	}
+	if r.role == RoleStopped {
+		name := ""
+		if n != nil {
+			name = n.name
+		}
+		for _, fp := range s.failedProbes {
+			if fp.rsc == r.id && (name == "" || strings.EqualFold(fp.onNode, name)) {
+				b.WriteString(" (" + ocfExitText(fp.rc) + ") ")
+				break
+			}
+		}
+	}
+	var flags []string
+	if n != nil && !n.online && n.unclean {
+		flags = append(flags, "UNCLEAN")
+	}
+	if opts.ShowPending && r.pendingTask == taskMonitor {
+		flags = append(flags, "Monitoring")
+	}
+	if v, ok := r.meta["target-role"]; ok && parseRole(v) == RoleStopped {
+		flags = append(flags, "disabled")
+	}
+	switch {
+	case r.has(rscBlock):
+		flags = append(flags, "blocked")
+	case !r.has(rscManaged):
+		flags = append(flags, "unmanaged")
+	}
+	if r.has(rscFailureIgnored) {
+		flags = append(flags, "failure ignored")
+	}
+	if len(flags) > 0 {
+		b.WriteString(" (" + strings.Join(flags, ", ") + ")")
+	}
+	if len(r.runningOn) > 1 {
+		b.WriteString(" [")
+		for _, x := range r.runningOn {
+			b.WriteString(" " + x.name)
+		}
+		b.WriteString(" ]")
+	}
+	return b.String()
+}
