@@ -290,7 +290,7 @@ func (c *Calc) initialVoters(members []totem.NodeID) []Voter {
 	var vs []Voter
 	if c.opt.ExpectedVotes == 0 || c.opt.ExpectedVotes >= c.opt.ConfiguredVotes() {
 		for _, n := range c.opt.Nodes {
-			vs = append(vs, Voter{ID: n.ID, Votes: n.Votes})
+			vs = append(vs, Voter(n))
 		}
 	}
 	return mergeVoters(vs, members, c.votes)

@@ -370,16 +370,6 @@ func (s *scheduler) deleteAction(r *resource, n *node, optional bool) *action {
 	return s.customAction(r, opKey(r.id, taskDelete, 0), taskDelete, n, optional, true)
 }
 
-// pseudoOp is get_pseudo_op: a cluster-wide pseudo action.
-func (s *scheduler) pseudoOp(name string) *action {
-	if a, ok := s.singletons[name]; ok {
-		return a
-	}
-	a := s.customAction(nil, name, name, nil, true, true)
-	a.set(actPseudo | actRunnable)
-	return a
-}
-
 // resourceActions is pe__resource_actions: actions of rsc with the given
 // task (interval 0). With requireNode false, a matching action without a
 // node is assigned to n (Pacemaker does this too).
@@ -517,15 +507,5 @@ func (s *scheduler) cancelAction(r *resource, task string, intervalMS int, n *no
 	a.cancelTask = task
 	a.meta["operation"] = task
 	a.meta["interval"] = strconv.Itoa(intervalMS)
-	return a
-}
-
-// newRscPseudo is pe__new_rsc_pseudo_action.
-func (s *scheduler) newRscPseudo(r *resource, task string, optional, runnable bool) *action {
-	a := s.customAction(r, opKey(r.id, task, 0), task, nil, optional, true)
-	a.set(actPseudo)
-	if runnable {
-		a.set(actRunnable)
-	}
 	return a
 }

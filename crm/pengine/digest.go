@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"ringmaster/crm/cib"
@@ -184,5 +183,3 @@ func (s *scheduler) actionDigest(a *action) string {
 	}
 	return Digest(s.opDigestParams(a.rsc, a.task, a.intervalMS, a.node))
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

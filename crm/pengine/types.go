@@ -191,14 +191,6 @@ func (r *resource) top() *resource {
 	return r
 }
 
-// currentNode is pe__current_node: the first node the resource runs on.
-func (r *resource) currentNode() *node {
-	if len(r.runningOn) == 0 {
-		return nil
-	}
-	return r.runningOn[0]
-}
-
 func (r *resource) isRunningOn(n *node) bool {
 	for _, x := range r.runningOn {
 		if x == n {
