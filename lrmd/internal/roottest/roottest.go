@@ -17,25 +17,21 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"ringmaster/internal/testutil"
 )
 
 // Require skips t unless it runs as root with the ip tool available; with
 // CI=true it fails instead of skipping.
 func Require(t testing.TB) {
 	t.Helper()
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "needs root (network namespaces, netlink, nftables)"
-	} else if _, err := exec.LookPath("ip"); err != nil {
-		why = "needs the ip tool (Debian package iproute2)"
+	testutil.RequireRoot(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		if testutil.InCI() {
+			t.Fatal("needs the ip tool (Debian package iproute2); CI=true, so this is a failure, not a skip")
+		}
+		t.Skip("needs the ip tool (Debian package iproute2)")
 	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s; CI=true, so this is a failure, not a skip", why)
-	}
-	t.Skipf("%s (skipped outside CI)", why)
 }
 
 // NS is a network namespace created by a test.
