@@ -89,7 +89,9 @@ func (m *Mem) Send(pkts []Packet) (int, error) {
 	for _, p := range pkts {
 		if p.To == Broadcast {
 			for _, dst := range m.net.nodes {
-				m.deliver(dst, p.Data)
+				if dst != m {
+					m.deliver(dst, p.Data)
+				}
 			}
 			sent++
 			continue
@@ -146,6 +148,7 @@ func (m *Mem) Recv(msgs []Msg) (int, error) {
 func (m *Mem) fill(msg *Msg, d []byte) {
 	msg.N = copy(msg.Buf, d)
 	msg.Truncated = len(d) > len(msg.Buf)
+	msg.Seg = 0
 }
 
 // Backlog reports whether datagrams are queued for Recv.

@@ -9,10 +9,10 @@
 //     partitions heal.
 //   - Mem: in-process, for tests, with fault injection.
 //
-// Both UDP transports batch their system calls (sendmmsg/recvmmsg through
-// golang.org/x/net/ipv4 WriteBatch/ReadBatch) and ask for large socket
-// buffers, so a burst of a window's worth of datagrams is neither dropped by
-// the kernel nor paid for one syscall at a time.
+// Both UDP transports batch their system calls (sendmmsg/recvmmsg on the
+// raw socket, with reused headers: no allocation per datagram) and ask for
+// large socket buffers, so a burst of a window's worth of datagrams is
+// neither dropped by the kernel nor paid for one syscall at a time.
 //
 // # Concurrency
 //
@@ -28,9 +28,10 @@ import (
 	"ringmaster/totem"
 )
 
-// Broadcast is the Packet.To that addresses every configured node,
-// including the sender itself (the protocol expects to hear its own
-// broadcasts, as with multicast loopback).
+// Broadcast is the Packet.To that addresses every configured node except
+// the sender itself: the protocol handles its own broadcasts internally
+// (with udp the multicast loops back for other nodes of the same host, and
+// the receiver drops its own copy unread).
 const Broadcast totem.NodeID = 0
 
 // Packet is one datagram to send.
@@ -47,6 +48,27 @@ type Msg struct {
 	// Truncated is set when the datagram was larger than Buf; such a
 	// datagram fails authentication and is dropped above.
 	Truncated bool
+	// Seg, when not 0, says that Buf[:N] holds several datagrams of
+	// Seg bytes each (the last may be shorter) that the kernel kept
+	// together (UDP_GRO: a segmented burst of one sender); Datagrams
+	// cuts them apart. UDP receivers coalesce only if every Buf of their
+	// first Recv holds a whole UDP payload (65507 bytes); a caller keeps
+	// its slot sizes from then on.
+	Seg int
+}
+
+// Datagrams calls f with each datagram the slot holds, in order.
+func (m *Msg) Datagrams(f func([]byte)) {
+	b := m.Buf[:m.N]
+	if m.Seg <= 0 {
+		f(b)
+		return
+	}
+	for len(b) > 0 {
+		n := min(m.Seg, len(b))
+		f(b[:n:n])
+		b = b[n:]
+	}
 }
 
 // Receiver yields received datagrams in batches.
@@ -78,6 +100,14 @@ type Transport interface {
 type Backlogger interface {
 	// Backlog reports whether at least one datagram is waiting.
 	Backlog() bool
+}
+
+// GroupBacklogger is implemented by transports with a multicast socket
+// next to the unicast one (udp): the driver asks, when a token arrives on
+// the unicast socket, whether multicasts are still waiting, and steps them
+// first, so that the token does not overtake the messages sent before it.
+type GroupBacklogger interface {
+	GroupBacklog() bool
 }
 
 // Errors.

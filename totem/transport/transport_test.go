@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -43,7 +44,7 @@ func collect(t *testing.T, tr transport.Transport) *collector {
 				}
 				c.mu.Lock()
 				for _, m := range msgs[:n] {
-					c.got = append(c.got, string(m.Buf[:m.N]))
+					m.Datagrams(func(d []byte) { c.got = append(c.got, string(d)) })
 				}
 				c.cond.Broadcast()
 				c.mu.Unlock()
@@ -101,27 +102,33 @@ func exercise(t *testing.T, trs map[totem.NodeID]transport.Transport) {
 		}
 	}
 	for id, c := range cols {
-		want := slices.Clone(bcasts)
+		var want []string
+		for _, b := range bcasts {
+			if b != fmt.Sprintf("bcast from %d", id) {
+				want = append(want, b)
+			}
+		}
 		for from := range trs {
 			want = append(want, fmt.Sprintf("%d to %d", from, id))
 		}
 		c.waitFor(t, want...)
-		c.mu.Lock()
-		for _, g := range c.got {
-			var from, to int
-			if _, err := fmt.Sscanf(g, "%d to %d", &from, &to); err == nil && to != int(id) {
-				t.Errorf("node %d got %q meant for %d", id, g, to)
-			}
-		}
-		c.mu.Unlock()
 	}
 	for _, tr := range trs {
 		if err := tr.Close(); err != nil {
 			t.Error(err)
 		}
 	}
-	for _, c := range cols {
+	for id, c := range cols {
 		c.wg.Wait() // every reader saw ErrClosed
+		for _, g := range c.got {
+			var from, to int
+			if _, err := fmt.Sscanf(g, "%d to %d", &from, &to); err == nil && to != int(id) {
+				t.Errorf("node %d got %q meant for %d", id, g, to)
+			}
+			if g == fmt.Sprintf("bcast from %d", id) {
+				t.Errorf("node %d got its own broadcast", id)
+			}
+		}
 	}
 }
 
@@ -151,7 +158,7 @@ func TestMemFilter(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	net.SetFilter(func(from, to totem.NodeID) bool { return from == to })
-	a.Send([]transport.Packet{{To: 2, Data: []byte("dropped")}, {To: 0, Data: []byte("self")}})
+	a.Send([]transport.Packet{{To: 2, Data: []byte("dropped")}, {To: 1, Data: []byte("self")}})
 	msgs := []transport.Msg{{Buf: make([]byte, 16)}, {Buf: make([]byte, 16)}}
 	n, err := a.Recv(msgs)
 	if err != nil || n != 1 || string(msgs[0].Buf[:msgs[0].N]) != "self" {
@@ -186,6 +193,9 @@ func TestUDPU(t *testing.T) {
 		}
 		if u.LocalAddr() != a {
 			t.Fatalf("bound %s, want %s", u.LocalAddr(), a)
+		}
+		if u.MTU() < 1500 || u.RecvBuffer() <= 0 {
+			t.Fatalf("loopback MTU %d, receive buffer %d", u.MTU(), u.RecvBuffer())
 		}
 		trs[totem.NodeID(i+1)] = u
 	}
@@ -267,6 +277,148 @@ func BenchmarkUDPUSendRecv(b *testing.B) {
 				b.Fatal(err)
 			}
 			got += n
+		}
+	}
+}
+
+// TestUDPUSegmented: a burst of equal-sized datagrams (full frames) for the
+// same destinations goes out as one segmented message per destination
+// (UDP_SEGMENT), and arrives as one slot (UDP_GRO); every receiver still
+// gets every datagram, in order and intact, the shorter last one included.
+func TestUDPUSegmented(t *testing.T) {
+	addrs := transporttest.LoopbackAddrs(t, 3)
+	peers := udpuPeers(addrs)
+	var trs []*transport.UDP
+	for _, a := range addrs {
+		u, err := transport.NewUDPU(transport.UDPConfig{Bind: a, Peers: peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		trs = append(trs, u)
+	}
+	// A first Recv with 64 KiB slots turns coalescing on.
+	newMsgs := func() []transport.Msg {
+		msgs := make([]transport.Msg, 64)
+		for i := range msgs {
+			msgs[i].Buf = make([]byte, 65536) // room for a coalesced burst
+		}
+		return msgs
+	}
+	if _, err := trs[0].Send([]transport.Packet{{To: transport.Broadcast, Data: []byte("hello")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range trs[1:] {
+		if _, err := u.Receivers()[0].Recv(newMsgs()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pkts []transport.Packet
+	for i := range 50 {
+		size := 1400
+		if i == 49 {
+			size = 700
+		}
+		pkts = append(pkts, transport.Packet{To: transport.Broadcast, Data: bytes.Repeat([]byte{byte(i)}, size)})
+	}
+	pkts = append(pkts, transport.Packet{To: 2, Data: []byte("token")})
+	if n, err := trs[0].Send(pkts); err != nil || n != 2*50+1 {
+		t.Fatalf("Send: %d, %v", n, err)
+	}
+	coalesced := 0
+	for k, u := range trs[1:] {
+		want := 50
+		if k == 0 {
+			want = 51 // node 2 gets the token too, last
+		}
+		msgs := newMsgs()
+		var got [][]byte
+		for len(got) < want {
+			n, err := u.Receivers()[0].Recv(msgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs[:n] {
+				if m.Seg > 0 {
+					coalesced++
+				}
+				m.Datagrams(func(d []byte) { got = append(got, bytes.Clone(d)) })
+			}
+		}
+		for i, g := range got[:50] {
+			if !bytes.Equal(g, pkts[i].Data) {
+				t.Fatalf("node %d: datagram %d: %d bytes, want %d of %d", k+2, i, len(g), len(pkts[i].Data), i)
+			}
+		}
+		if k == 0 && string(got[50]) != "token" {
+			t.Fatalf("node 2: last datagram %q", got[50])
+		}
+	}
+	t.Logf("%d receive slots held a coalesced burst (UDP_GRO)", coalesced)
+}
+
+// TestUDPMulticastSegmented: a burst to the group in one segmented message
+// reaches every other member whole and in order (root: private namespace).
+func TestUDPMulticastSegmented(t *testing.T) {
+	trs := map[totem.NodeID]*transport.UDP{}
+	transporttest.InNetns(t, func() error {
+		peers := map[totem.NodeID]netip.AddrPort{}
+		for id := totem.NodeID(1); id <= 3; id++ {
+			peers[id] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(id)}), 5405)
+		}
+		for id, a := range peers {
+			u, err := transport.NewUDP(transport.UDPConfig{Bind: a, Peers: peers, TTL: 1, Mcast: netip.MustParseAddrPort("239.192.7.2:5405")})
+			if err != nil {
+				return err
+			}
+			trs[id] = u
+		}
+		return nil
+	})
+	defer func() {
+		for _, u := range trs {
+			u.Close()
+		}
+	}()
+	newMsgs := func() []transport.Msg {
+		msgs := make([]transport.Msg, 64)
+		for i := range msgs {
+			msgs[i].Buf = make([]byte, 65536)
+		}
+		return msgs
+	}
+	// The first Recv (big slots) turns coalescing on.
+	if _, err := trs[1].Send([]transport.Packet{{To: transport.Broadcast, Data: []byte("hello")}}); err != nil {
+		t.Fatal(err)
+	}
+	for id := totem.NodeID(2); id <= 3; id++ {
+		if _, err := trs[id].Receivers()[0].Recv(newMsgs()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pkts []transport.Packet
+	for i := range 50 {
+		pkts = append(pkts, transport.Packet{To: transport.Broadcast, Data: bytes.Repeat([]byte{byte(i)}, 1400)})
+	}
+	if n, err := trs[1].Send(pkts); err != nil || n != 50 {
+		t.Fatalf("Send: %d, %v", n, err)
+	}
+	for id := totem.NodeID(2); id <= 3; id++ {
+		msgs := newMsgs()
+		var got [][]byte
+		for len(got) < 50 {
+			n, err := trs[id].Receivers()[0].Recv(msgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs[:n] {
+				m.Datagrams(func(d []byte) { got = append(got, bytes.Clone(d)) })
+			}
+		}
+		for i, g := range got {
+			if !bytes.Equal(g, pkts[i].Data) {
+				t.Fatalf("node %d: datagram %d: %d bytes, want %d of %d", id, i, len(g), len(pkts[i].Data), i)
+			}
 		}
 	}
 }

@@ -50,15 +50,16 @@ type UDP struct {
 	mcast *net.UDPConn // nil for udpu
 	mpc   *ipv4.PacketConn
 
-	peers map[totem.NodeID]*net.UDPAddr
-	all   []*net.UDPAddr // udpu: broadcast destinations, by node id
-	group *net.UDPAddr   // udp: multicast destination
+	self  totem.NodeID // the peer whose address is Bind (0: none)
+	peers map[totem.NodeID]*unix.RawSockaddrInet4
+	all   []*unix.RawSockaddrInet4 // udpu: broadcast destinations (every peer but self), by node id
+	group *unix.RawSockaddrInet4   // udp: multicast destination
+	mtu   int                      // of the interface holding Bind
 
 	recv []Receiver
 
 	// Send scratch, reused: Send is called by one goroutine at a time.
-	wmsgs []ipv4.Message
-	wbufs [][1][]byte
+	w mmsgWriter
 }
 
 var _ Transport = (*UDP)(nil)
@@ -76,9 +77,14 @@ func NewUDPU(cfg UDPConfig) (*UDP, error) {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		u.all = append(u.all, u.peers[id])
+		if id != u.self {
+			// Never to ourselves: the protocol handles its own
+			// broadcasts internally, and on one host the copy costs
+			// a third of a 3-node ring's datagrams.
+			u.all = append(u.all, u.peers[id])
+		}
 	}
-	u.recv = []Receiver{&udpReceiver{pc: u.upc}}
+	u.recv = []Receiver{newReceiver(u.ucast, nil)}
 	return u, nil
 }
 
@@ -106,12 +112,13 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 		peers[id] = UnicastAddr(ap, cfg.Mcast)
 	}
 	cfg.Peers = peers
-	ifi, err := interfaceOf(cfg.Bind.Addr())
+	u, err := newUDP(cfg)
 	if err != nil {
 		return nil, err
 	}
-	u, err := newUDP(cfg)
+	ifi, err := interfaceOf(cfg.Bind.Addr())
 	if err != nil {
+		u.Close()
 		return nil, err
 	}
 	fail := func(err error) (*UDP, error) {
@@ -148,8 +155,12 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 	if err := setsockopt(mc, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0); err != nil {
 		return fail(fmt.Errorf("IP_MULTICAST_ALL: %w", err))
 	}
-	u.group = net.UDPAddrFromAddrPort(cfg.Mcast)
-	u.recv = []Receiver{&udpReceiver{pc: u.mpc}, &udpReceiver{pc: u.upc}}
+	g := sockaddr4(cfg.Mcast)
+	u.group = &g
+	// Our own multicasts loop back (for the other nodes of this host):
+	// they come from our unicast address, and are dropped unread.
+	self := sockaddr4(cfg.Bind)
+	u.recv = []Receiver{newReceiver(mc, &self), newReceiver(u.ucast, nil)}
 	return u, nil
 }
 
@@ -166,12 +177,19 @@ func newUDP(cfg UDPConfig) (*UDP, error) {
 	if !cfg.Bind.Addr().Is4() || cfg.Bind.Port() == 0 {
 		return nil, fmt.Errorf("%w: bind address %s: want IPv4 address and port", ErrConfig, cfg.Bind)
 	}
-	u := &UDP{peers: make(map[totem.NodeID]*net.UDPAddr, len(cfg.Peers))}
+	u := &UDP{peers: make(map[totem.NodeID]*unix.RawSockaddrInet4, len(cfg.Peers)), mtu: 1500}
 	for id, ap := range cfg.Peers {
 		if id == 0 || !ap.Addr().Is4() || ap.Port() == 0 {
 			return nil, fmt.Errorf("%w: peer %d address %s", ErrConfig, id, ap)
 		}
-		u.peers[id] = net.UDPAddrFromAddrPort(ap)
+		sa := sockaddr4(ap)
+		u.peers[id] = &sa
+		if ap == cfg.Bind {
+			u.self = id
+		}
+	}
+	if ifi, err := interfaceOf(cfg.Bind.Addr()); err == nil && ifi.MTU > 0 {
+		u.mtu = ifi.MTU
 	}
 	c, err := listen(cfg.Bind, cfg, false)
 	if err != nil {
@@ -179,7 +197,29 @@ func newUDP(cfg UDPConfig) (*UDP, error) {
 	}
 	u.ucast = c
 	u.upc = ipv4.NewPacketConn(c)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	u.w.init(rc)
 	return u, nil
+}
+
+// MTU is the MTU of the interface holding the bind address (1500 when it
+// cannot be found): the driver sizes its frames from it when netmtu is 0.
+func (u *UDP) MTU() int { return u.mtu }
+
+// RecvBuffer is the receive buffer the kernel granted the unicast socket
+// (as SO_RCVBUF reports it: twice what was asked, for its bookkeeping).
+func (u *UDP) RecvBuffer() int {
+	rc, err := u.ucast.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) { n, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+	return n
 }
 
 // listen opens a UDP socket with large buffers (and SO_REUSEADDR for the
@@ -284,30 +324,26 @@ func (u *UDP) LocalAddr() netip.AddrPort { return u.ucast.LocalAddr().(*net.UDPA
 
 // Send batches pkts into sendmmsg calls. A datagram that fails (no route,
 // no address for the node) is skipped and the others are still sent.
+// Broadcasts go to every other configured node (udpu) or to the group
+// (udp), never to this node itself. Consecutive datagrams for the same
+// destination(s) of one size (a burst of full frames) travel in one
+// segmented message per destination (see maxGSOSegs).
 func (u *UDP) Send(pkts []Packet) (int, error) {
-	need := 0
-	for _, p := range pkts {
-		if p.To == Broadcast && u.group == nil {
-			need += len(u.all)
-		} else {
-			need++
-		}
-	}
-	if need > len(u.wmsgs) {
-		u.wmsgs = make([]ipv4.Message, 2*need)
-		u.wbufs = make([][1][]byte, 2*need)
-		for i := range u.wmsgs {
-			u.wmsgs[i].Buffers = u.wbufs[i][:]
-		}
-	}
+	u.w.begin()
 	var lastErr error
-	n := 0
-	add := func(data []byte, to *net.UDPAddr) {
-		u.wbufs[n][0] = data
-		u.wmsgs[n].Addr = to
-		n++
-	}
-	for _, p := range pkts {
+	for i := 0; i < len(pkts); {
+		p := pkts[i]
+		j := i + 1
+		if size := len(p.Data); size >= minGSOSize && !u.w.noGSO {
+			for j < len(pkts) && pkts[j].To == p.To && j-i < maxGSOSegs && (j-i+1)*size <= maxGSOBytes && len(pkts[j].Data) <= size {
+				j++
+				if len(pkts[j-1].Data) < size {
+					break // a shorter one ends a run
+				}
+			}
+		}
+		run := pkts[i:j]
+		i = j
 		switch {
 		case p.To != Broadcast:
 			a, ok := u.peers[p.To]
@@ -315,36 +351,18 @@ func (u *UDP) Send(pkts []Packet) (int, error) {
 				lastErr = fmt.Errorf("%w: %d", ErrUnknownNode, p.To)
 				continue
 			}
-			add(p.Data, a)
+			u.w.add(a, run)
 		case u.group != nil:
-			add(p.Data, u.group)
+			u.w.add(u.group, run)
 		default:
 			for _, a := range u.all {
-				add(p.Data, a)
+				u.w.add(a, run)
 			}
 		}
 	}
-	ms := u.wmsgs[:n]
-	sent := 0
-	for len(ms) > 0 {
-		k, err := u.upc.WriteBatch(ms, 0)
-		sent += k
-		ms = ms[k:]
-		if err == nil && k == 0 {
-			break // cannot happen with sendmmsg; do not spin if it does
-		}
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return sent, ErrClosed
-			}
-			lastErr = err
-			if len(ms) > 0 {
-				ms = ms[1:] // skip the one that failed
-			}
-		}
-	}
-	for i := range n {
-		u.wbufs[i][0] = nil // do not pin the caller's buffers
+	sent, err := u.w.send()
+	if err != nil {
+		lastErr = err
 	}
 	return sent, lastErr
 }
@@ -369,6 +387,25 @@ func (u *UDP) Backlog() bool {
 	return false
 }
 
+// GroupBacklog reports whether a datagram waits on the multicast socket
+// (always false for udpu).
+func (u *UDP) GroupBacklog() bool {
+	if u.mcast == nil {
+		return false
+	}
+	return inq(u.mcast) > 0
+}
+
+func inq(c *net.UDPConn) int {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+	return n
+}
+
 // Close closes the sockets; pending Recv calls return ErrClosed.
 func (u *UDP) Close() error {
 	var errs []error
@@ -381,35 +418,4 @@ func (u *UDP) Close() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-type udpReceiver struct {
-	pc   *ipv4.PacketConn
-	msgs []ipv4.Message
-	bufs [][1][]byte
-}
-
-// Recv reads a batch with recvmmsg.
-func (r *udpReceiver) Recv(msgs []Msg) (int, error) {
-	if len(msgs) > len(r.msgs) {
-		r.msgs = make([]ipv4.Message, len(msgs))
-		r.bufs = make([][1][]byte, len(msgs))
-	}
-	ms := r.msgs[:len(msgs)]
-	for i := range msgs {
-		r.bufs[i][0] = msgs[i].Buf
-		ms[i] = ipv4.Message{Buffers: r.bufs[i][:]}
-	}
-	n, err := r.pc.ReadBatch(ms, 0)
-	if err != nil {
-		if errors.Is(err, net.ErrClosed) {
-			return 0, ErrClosed
-		}
-		return 0, fmt.Errorf("recvmmsg: %w", err)
-	}
-	for i := 0; i < n; i++ {
-		msgs[i].N = ms[i].N
-		msgs[i].Truncated = ms[i].Flags&unix.MSG_TRUNC != 0
-	}
-	return n, nil
 }
