@@ -57,7 +57,8 @@ func RunSeed(seed uint64) (*Result, error) {
 		SlowProb: pick(0, 0, 0.01),
 		Slow:     50 * time.Millisecond,
 	}
-	c := New(Config{Nodes: ids, Seed: seed, Timings: tm, Net: chaosNet, MaxQueue: 64, TraceLen: traceLen()})
+	c := New(Config{Nodes: ids, Seed: seed, Timings: tm, Net: chaosNet, MaxQueue: 64, TraceLen: traceLen(),
+		ReuseDatagrams: seed%2 == 0, FlowScale: 1 + 5*int(seed%3/2)})
 	res := &Result{Seed: seed, Nodes: n, Token: token}
 
 	// Chaos.

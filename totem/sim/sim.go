@@ -50,6 +50,14 @@ type Config struct {
 	// Down lists nodes that are configured but not started (Restart
 	// starts them, as a first boot).
 	Down []totem.NodeID
+	// ReuseDatagrams runs the processors as the ring driver does
+	// (srp.Config.ReuseDatagrams): the network copies every datagram it
+	// carries, so a processor that wrote over bytes still in use would
+	// corrupt them visibly.
+	ReuseDatagrams bool
+	// FlowScale is srp.Config.FlowScale (the driver's frame-size scaling
+	// of the window).
+	FlowScale int
 }
 
 // Node is one simulated processor.
@@ -169,6 +177,9 @@ func (c *Cluster) start(n *Node) {
 		InitialSeq: n.Persisted,
 		Rand:       rand.New(rand.NewPCG(c.rng.Uint64(), uint64(n.ID))),
 		MaxQueue:   c.cfg.MaxQueue,
+		// The network below copies what it carries in this mode.
+		ReuseDatagrams: c.cfg.ReuseDatagrams,
+		FlowScale:      c.cfg.FlowScale,
 	}, c.Now)
 	c.Trace.add(rec{at: c.Now, kind: recStart, node: n.ID, inc: n.Inc, seq: n.Persisted})
 	if c.Check != nil {
@@ -351,6 +362,9 @@ func (c *Cluster) noteState(n *Node) {
 }
 
 func (c *Cluster) transmit(from totem.NodeID, d srp.Datagram) {
+	if c.cfg.ReuseDatagrams {
+		d.Data = slices.Clone(d.Data)
+	}
 	if d.To != 0 {
 		c.route(from, d.To, d.Data)
 		return

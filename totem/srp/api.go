@@ -51,7 +51,9 @@ type Event struct {
 	Conf      totem.ConfChange
 }
 
-// Ready is the output accumulated since the last call to Ready.
+// Ready is the output accumulated since the last call to Ready. It belongs
+// to the caller, except the bytes of Datagrams with Config.ReuseDatagrams:
+// those are valid until the next call to Ready.
 type Ready struct {
 	// PersistSeq, when non-zero, is a ring sequence number the driver must
 	// store durably before sending Datagrams (so a restarted processor

@@ -38,7 +38,7 @@ type Timings struct {
 
 	TokenRetransmitsBefore int // token_retransmits_before_loss_const
 	FailRecvConst          int // token visits without progress on a missing message
-	SeqnoUnchangedConst    int // idle token visits before the token may be held
+	SeqnoUnchangedConst    int // quiet token visits before the token is held (at least minHoldQuiet)
 	MissCountConst         int // accepted for compatibility; see README
 	WindowSize             int // ring-wide messages per rotation
 	MaxMessages            int // messages one member may broadcast per visit
@@ -82,7 +82,10 @@ func (t *Timings) fill() {
 		t.FailRecvConst = 2500
 	}
 	if t.SeqnoUnchangedConst <= 0 {
-		t.SeqnoUnchangedConst = 30
+		// corosync: 30. One member holds the token (README "one
+		// holder"); three quiet rotations are the fewest after which
+		// holding never delays a safe delivery.
+		t.SeqnoUnchangedConst = minHoldQuiet
 	}
 	if t.MissCountConst <= 0 {
 		t.MissCountConst = 5
@@ -127,6 +130,17 @@ type Config struct {
 	// MaxQueue is how many messages Send queues before it returns
 	// totem.ErrTryAgain (default 2048).
 	MaxQueue int
+	// FlowScale lets window_size and max_messages grow up to this many
+	// times while the ring does not lose much (see adaptFlow); 0 or 1:
+	// corosync's fixed window. The driver sets it for small frames
+	// (totem/ring.scaleFlow).
+	FlowScale int
+	// ReuseDatagrams lets the processor write a Ready's datagrams over
+	// those of the previous Ready: the caller promises that it no longer
+	// uses a Ready's datagram bytes when it calls Ready again (the driver
+	// has sent them by then). It spares allocating and zeroing up to a
+	// megabyte per token visit. Events are not affected.
+	ReuseDatagrams bool
 }
 
 const (
@@ -149,6 +163,9 @@ func (c *Config) fill() error {
 	}
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = defaultMaxQueue
+	}
+	if c.FlowScale <= 0 {
+		c.FlowScale = 1
 	}
 	if c.Rand == nil {
 		// Deterministic per node: the core must not touch global state.

@@ -18,6 +18,33 @@ const (
 	// maxRtr bounds the whole list: 128 entries keep the token near 1 KiB,
 	// inside a 1500-byte MTU with the driver's AEAD and IP/UDP headers.
 	maxRtr = 128
+	// lossMemory is how many token visits a sign of loss (a message
+	// missing, a token retransmitted) keeps the token going out in extra
+	// copies.
+	lossMemory = 64
+	// maxTokenCopies bounds the copies of one token forward.
+	maxTokenCopies = 3
+	// minFastRetrans is the shortest token retransmission interval of a
+	// spinning ring: far above a loopback round trip, below a scheduler
+	// time slice.
+	minFastRetrans = time.Millisecond
+)
+
+// retransMode says how the token just forwarded is retransmitted.
+type retransMode uint8
+
+const (
+	// retransPlain: token_retransmit (the commit token, or no estimate).
+	retransPlain retransMode = iota
+	// retransSpin: the ring spins (nobody holds the token): retransmit
+	// once the token is late by the usual rotation time plus four
+	// deviations (as TCP's retransmission timeout), doubling at every try
+	// up to token_retransmit.
+	retransSpin
+	// retransHold: the ring is idle and every member holds the token
+	// for a hold period: the first retransmission waits until the token
+	// should have come back, the next ones follow token_retransmit.
+	retransHold
 )
 
 func (p *Processor) enterOperational() {
@@ -39,7 +66,7 @@ func stepOperational(p *Processor, h wire.Header) {
 	switch h.Type {
 	case wire.TypeToken:
 		t := &p.inTok
-		if t.Ring != p.ring || len(p.members) < 2 || !p.acceptToken(t) {
+		if t.Ring != p.ring || len(p.members) < 2 || !p.acceptToken(t, &p.log) {
 			return
 		}
 		p.visit()
@@ -115,9 +142,13 @@ func (p *Processor) sendMergeDetect() {
 	p.timers.merge = p.now + p.t.Merge
 }
 
-// acceptToken filters duplicates and copies the token into p.tok.
-func (p *Processor) acceptToken(t *wire.Token) bool {
-	if t.TokenSeq <= p.lastTokSeq {
+// acceptToken filters duplicates and copies the token into p.tok. l is
+// the log of the token's ring: a token whose seq is below a message we
+// already hold cannot come from this ring's one token (every later token
+// carries every seq assigned before it), so it is dropped as garbage rather
+// than trusted to number new messages over existing ones.
+func (p *Processor) acceptToken(t *wire.Token, l *ringLog) bool {
+	if t.TokenSeq <= p.lastTokSeq || t.Seq < l.high {
 		return false
 	}
 	p.lastTokSeq = t.TokenSeq
@@ -129,9 +160,47 @@ func (p *Processor) acceptToken(t *wire.Token) bool {
 }
 
 func (p *Processor) tokenArrived() {
+	if p.fwdSpinning && p.lastFwdAt != 0 && p.retransN == 0 {
+		// A rotation of a spinning ring that we did not have to
+		// retransmit (Karn's rule): estimate its mean and deviation as
+		// TCP does for round trips (RFC 6298).
+		rot := p.now - p.lastFwdAt
+		if p.rotEst == 0 {
+			p.rotEst, p.rotVar = rot, rot/2
+		} else {
+			dev := p.rotEst - rot
+			if dev < 0 {
+				dev = -dev
+			}
+			p.rotVar += (dev - p.rotVar) / 4
+			p.rotEst += (rot - p.rotEst) / 8
+		}
+	}
+	p.fwdSpinning = false
+	p.visits++
 	p.timers.tokenLoss = p.now + p.t.Token
 	p.timers.retrans = 0
+	p.retransN = 0
 	p.cancelSent = false
+}
+
+// noteMsgLoss and noteTokenLoss record signs of datagram loss: while they
+// are recent the token goes out in extra copies (duplicates are dropped by
+// token_seq, and copies sent together cost the receiver no extra wake-up).
+func (p *Processor) noteMsgLoss()   { p.msgLossUntil = p.visits + lossMemory }
+func (p *Processor) noteTokenLoss() { p.tokLossUntil = p.visits + lossMemory }
+
+// tokenCopies is how many copies of the token a forward sends: one, plus
+// one while messages are being lost, plus one while tokens are.
+func (p *Processor) tokenCopies() int {
+	c := 1
+	if p.visits < p.msgLossUntil {
+		c++
+	}
+	if p.visits < p.tokLossUntil {
+		c++
+	}
+	return min(c, maxTokenCopies)
 }
 
 // visit handles the token that just arrived in p.tok, in recovery or
@@ -172,6 +241,7 @@ func (p *Processor) visit() {
 
 func (p *Processor) operationalVisit(quiet bool) {
 	t := &p.tok
+	p.adaptFlow(t)
 	retrans := p.serveRtr(t, &p.log)
 	p.requestMissing(t, &p.log)
 	if p.failedToReceive(t) {
@@ -192,7 +262,7 @@ func (p *Processor) operationalVisit(quiet bool) {
 	} else {
 		p.idleVisits = 0
 	}
-	if p.idleVisits >= p.t.SeqnoUnchangedConst {
+	if p.idleVisits >= p.holdQuiet() && p.holdsIdleToken(t) {
 		// Idle ring: keep the token a while instead of spinning it
 		// (corosync's token hold). Whoever wants to send asks for it
 		// with a hold-cancel.
@@ -203,22 +273,57 @@ func (p *Processor) operationalVisit(quiet bool) {
 	p.forwardToken()
 }
 
+// holdsIdleToken reports whether this member is the one that holds the
+// token of an idle ring: the one that broadcast last (the representative
+// on a ring without messages). corosync lets every member hold it in turn;
+// one holder, holding as long as they all did together, keeps the same
+// rotation period with fewer wake-ups (the others pass the token straight
+// on), and the member most likely to send next (a lone sender, in
+// particular) has the token at hand: its next message goes out at once,
+// without asking anybody for the token.
+func (p *Processor) holdsIdleToken(t *wire.Token) bool {
+	if t.Seq == 0 {
+		return p.rep()
+	}
+	return p.lastSentSeq == t.Seq
+}
+
+// lastSender reports whether, as far as we know, we broadcast the ring's
+// last message (so that an idle token would be held here).
+func (p *Processor) lastSender() bool {
+	if p.log.high == 0 {
+		return p.rep()
+	}
+	return p.lastSentSeq == p.log.high
+}
+
+// mayBeHeld reports whether the ring has been quiet long enough that some
+// member may hold the token: holding takes holdQuiet quiet visits, and
+// the members' counts of them differ by at most one or two (everybody sees
+// the same token, one hop apart).
+func (p *Processor) mayBeHeld() bool { return p.idleVisits+2 >= p.holdQuiet() }
+
+// minHoldQuiet is the fewest quiet visits after which the holder may keep
+// the token: at the third, every member has seen the token's aru equal to
+// its seq at two visits in a row, so it has delivered every safe message;
+// with fewer, a safe delivery elsewhere could wait for the hold period.
+const minHoldQuiet = 3
+
+// holdQuiet is seqno_unchanged_const, but never below minHoldQuiet.
+func (p *Processor) holdQuiet() int { return max(p.t.SeqnoUnchangedConst, minHoldQuiet) }
+
 func (p *Processor) rep() bool { return len(p.members) > 0 && p.members[0] == p.id }
 
-// holdTime is the hold period, capped so that a rotation of an idle ring
-// (every member holding once) takes at most a quarter of the token
-// timeout. A member's token timer runs from its previous receipt, so the
-// rotation time is cut from the slack left to retransmit a lost token:
-// with this cap at least three retransmissions fit before anybody
-// declares the token lost, whatever the ring size.
+// holdTime is the hold period: as long as corosync's members hold the
+// token in a rotation together (hold each), capped so that a rotation of
+// an idle ring takes at most a quarter of the token timeout. A member's
+// token timer runs from its previous receipt, so the rotation time is cut
+// from the slack left to retransmit a lost token: with this cap at least
+// three retransmissions fit before anybody declares the token lost,
+// whatever the ring size.
 func (p *Processor) holdTime() time.Duration {
-	h := p.t.Hold
-	if n := len(p.members); n > 0 {
-		if c := p.t.Token / time.Duration(4*n); h > c {
-			h = c
-		}
-	}
-	return h
+	n := time.Duration(max(len(p.members), 1))
+	return min(n*p.t.Hold, p.t.Token/4)
 }
 
 func (p *Processor) releaseHold() {
@@ -245,7 +350,22 @@ func (p *Processor) forwardToken() {
 	start := p.arenaStart()
 	p.arena = wire.AppendToken(p.arena, p.id, t)
 	data := p.emit(next, start)
-	p.armRetransmit(next, data, t.Seq)
+	p.emitCopies(next, data)
+	mode := retransSpin
+	if p.mayBeHeld() {
+		mode = retransHold
+	}
+	p.armRetransmit(next, data, t.Seq, mode)
+	p.lastFwdAt, p.fwdSpinning, p.fwdSeq = p.now, mode == retransSpin, t.Seq
+}
+
+// emitCopies sends the extra copies of a token that loss calls for.
+func (p *Processor) emitCopies(to totem.NodeID, data []byte) {
+	for range p.tokenCopies() - 1 {
+		start := p.arenaStart()
+		p.arena = append(p.arena, data...)
+		p.emit(to, start)
+	}
 }
 
 // tokenMembers are the members the token circulates among.
@@ -259,36 +379,95 @@ func (p *Processor) tokenMembers() []totem.NodeID {
 // armRetransmit keeps a copy of a token or commit token just sent: it is
 // sent again every token_retransmit until the next member shows progress.
 // A copy, because the driver may seal the datagram in place.
-func (p *Processor) armRetransmit(to totem.NodeID, data []byte, seq uint64) {
+func (p *Processor) armRetransmit(to totem.NodeID, data []byte, seq uint64, mode retransMode) {
 	p.retransData = append(p.retransData[:0], data...)
 	p.retransTo = to
 	p.retransSeq = seq
-	p.timers.retrans = p.now + p.retransmitInterval()
+	p.retransMode = mode
+	p.retransN = 0
+	p.timers.retrans = p.now + p.retransDelay()
 }
+
+// retransDelay is how long to wait before the next retransmission of the
+// token just sent (see retransMode). A retransmission that comes too early
+// costs one duplicate token, which token_seq discards; one that comes too
+// late costs the whole ring that long. corosync waits token_retransmit
+// (238 ms at token = 1000 ms) whatever the ring does, so on a busy ring
+// that rotates in a millisecond every lost token stalled all traffic for
+// hundreds of rotations, and 30 % loss cut throughput a hundredfold.
+func (p *Processor) retransDelay() time.Duration {
+	std := p.retransmitInterval()
+	switch p.retransMode {
+	case retransSpin:
+		if p.rotEst == 0 {
+			return std
+		}
+		d := max(minFastRetrans, p.rotEst+4*p.rotVar)
+		for i := 0; i < p.retransN && d < std; i++ {
+			d *= 2
+		}
+		return min(d, std)
+	case retransHold:
+		if p.retransN == 0 && !p.lossy() {
+			// Its holder keeps it a hold period before it comes back:
+			// retransmitting earlier only sends duplicates (and wakes
+			// two processors) at every rotation of an idle ring.
+			// While datagrams are being lost, the budget for
+			// retransmissions matters more than duplicates.
+			return p.holdReturn()
+		}
+	}
+	return std
+}
+
+// holdReturn is when, after we forward the token of an idle ring, it is
+// overdue: its holder keeps it a hold period, plus half a retransmission
+// interval of slack.
+func (p *Processor) holdReturn() time.Duration {
+	return p.holdTime() + p.retransmitInterval()/2
+}
+
+// lossy reports whether loss was seen recently.
+func (p *Processor) lossy() bool { return p.visits < p.msgLossUntil || p.visits < p.tokLossUntil }
 
 // retransmitInterval is token_retransmit, shortened when needed so that
 // token_retransmits_before_loss_const + 2 retransmissions still fit in what
-// an idle rotation (every member holding the token once) leaves of the
-// token timeout. corosync sizes token_retransmit for one hop; a token lost
+// an idle rotation (a hold period) leaves of the token timeout. corosync sizes token_retransmit for one hop; a token lost
 // on the second hop of a rotation has less time left, and a ring that
 // loses a few percent of its datagrams would otherwise see false token
 // losses every minute or so. Shorter retransmission costs only duplicate
 // tokens, which token_seq discards.
 func (p *Processor) retransmitInterval() time.Duration {
-	n := len(p.tokenMembers())
-	budget := p.t.Token - time.Duration(n)*p.holdTime()
+	budget := p.t.Token - p.holdTime()
 	return max(min(p.t.TokenRetransmit, budget/time.Duration(p.t.TokenRetransmitsBefore+2)), time.Millisecond)
 }
 
 func (p *Processor) retransmit() {
+	switch p.retransMode {
+	case retransSpin:
+		p.noteTokenLoss()
+	case retransHold:
+		// Early retransmissions of a held token are expected; only an
+		// overdue token is a sign of loss.
+		if p.now-p.lastFwdAt >= p.holdReturn() {
+			p.noteTokenLoss()
+		}
+	}
 	start := p.arenaStart()
 	p.arena = append(p.arena, p.retransData...)
-	p.emit(p.retransTo, start)
-	p.timers.retrans = p.now + p.retransmitInterval()
+	data := p.emit(p.retransTo, start)
+	if p.retransMode != retransPlain {
+		p.emitCopies(p.retransTo, data)
+	}
+	p.retransN++
+	p.timers.retrans = p.now + p.retransDelay()
 }
 
 // serveRtr re-broadcasts the requested messages this processor holds and
-// removes them from the request list.
+// removes them from the request list. At most a window's worth per visit:
+// the rest stays on the token for the next member, so that a burst of
+// requests (a member that missed much) neither floods the network in one
+// go nor keeps the token here long.
 func (p *Processor) serveRtr(t *wire.Token, l *ringLog) int {
 	keep := t.Rtr[:0]
 	n := 0
@@ -297,6 +476,10 @@ func (p *Processor) serveRtr(t *wire.Token, l *ringLog) int {
 		if s == 0 || s > t.Seq || s < l.buf.base {
 			// Nonsense, or released: released means every member held
 			// it, so the request is stale.
+			continue
+		}
+		if n >= p.window() {
+			keep = append(keep, s)
 			continue
 		}
 		if e := l.buf.get(s); e != nil {
@@ -329,6 +512,11 @@ func (p *Processor) requestMissing(t *wire.Token, l *ringLog) {
 		}
 		t.Rtr = append(t.Rtr, s)
 		added++
+		if s <= p.fwdSeq {
+			// Broadcast before our previous visit and still missing: a
+			// rotation later it is not merely overtaken, it was lost.
+			p.noteMsgLoss()
+		}
 	}
 }
 
@@ -358,9 +546,10 @@ func (p *Processor) allowance(t *wire.Token, queued, retrans int, aru uint64) in
 		return 0
 	}
 	others := max(int(t.FCC)-p.lastFcc, 0)
-	n := min(p.t.MaxMessages, p.t.WindowSize-others-retrans)
-	if backlog := max(int(t.Backlog)-p.lastBacklog, 0) + queued; backlog > p.t.WindowSize {
-		n = min(n, p.t.WindowSize*queued/backlog)
+	window := p.window()
+	n := min(p.t.MaxMessages*p.flow/flowUnit, window-others-retrans)
+	if backlog := max(int(t.Backlog)-p.lastBacklog, 0) + queued; backlog > window {
+		n = min(n, window*queued/backlog)
 	}
 	n = min(max(n, 1), queued)
 	limit := min(t.Aru, aru) + p.seqSpan()
@@ -371,7 +560,42 @@ func (p *Processor) allowance(t *wire.Token, queued, retrans int, aru uint64) in
 }
 
 // seqSpan bounds how far the ring's seq may run ahead of its aru.
-func (p *Processor) seqSpan() uint64 { return uint64(max(16*p.t.WindowSize, 1024)) }
+func (p *Processor) seqSpan() uint64 {
+	return uint64(max(16*p.t.WindowSize*p.cfg.FlowScale, 1024))
+}
+
+// flowUnit: p.flow counts eighths of window_size and max_messages.
+const flowUnit = 8
+
+// window is the ring-wide number of messages per rotation this processor
+// works with now (see adaptFlow).
+func (p *Processor) window() int { return p.t.WindowSize * p.flow / flowUnit }
+
+// adaptFlow sizes the window between window_size and FlowScale times
+// that: back to window_size at any sign of loss — a request on the token
+// for a message broadcast before our previous visit (missing for a whole
+// rotation: lost, not merely overtaken), or a loss of our own seen within
+// lossMemory visits — and up again by an eighth of window_size per clean
+// visit. A big window only pays off on a clean network: with corosync's
+// window the ring keeps up with 30 % loss, with six times that it asks
+// for more retransmissions per rotation than the token can carry
+// (maxRtr) and falls behind. Without FlowScale (1) nothing changes.
+func (p *Processor) adaptFlow(t *wire.Token) {
+	top := p.cfg.FlowScale * flowUnit
+	if top == flowUnit {
+		return
+	}
+	lost := p.visits < p.msgLossUntil
+	for _, s := range t.Rtr {
+		lost = lost || s <= p.fwdSeq
+	}
+	switch {
+	case lost:
+		p.flow = flowUnit
+	case p.flow < top:
+		p.flow++
+	}
+}
 
 func (p *Processor) broadcastNew(t *wire.Token, retrans int) int {
 	n := p.allowance(t, p.queueLen(), retrans, p.log.aru)
@@ -384,6 +608,9 @@ func (p *Processor) broadcastNew(t *wire.Token, retrans int) int {
 		}
 		p.emitMcast(&wire.Mcast{Ring: p.ring, Seq: t.Seq, Sender: p.id, Guarantee: q.g, Payload: q.payload})
 		p.counters.MessagesOut++
+	}
+	if n > 0 {
+		p.lastSentSeq = t.Seq
 	}
 	return n
 }

@@ -90,6 +90,23 @@ type Processor struct {
 	retransData []byte
 	retransTo   totem.NodeID
 	retransSeq  uint64 // token seq when it was sent: a higher mcast proves progress
+	retransMode retransMode
+	retransN    int // retransmissions of it so far
+
+	// Loss adaptation (README "Loss"): token visits so far, until which
+	// visit message or token loss counts as recently seen, our last
+	// forward, and the
+	// smoothed time (and its deviation) from forwarding the token of a
+	// spinning ring to its return.
+	flow           int // window, in eighths of window_size (adaptFlow)
+	visits         uint64
+	msgLossUntil   uint64
+	tokLossUntil   uint64
+	lastFwdAt      time.Duration
+	fwdSpinning    bool
+	fwdSeq         uint64 // the token's seq when we last forwarded it
+	lastSentSeq    uint64 // seq of our last broadcast on the token's ring
+	rotEst, rotVar time.Duration
 
 	// Messages waiting for the token.
 	queue []queued
@@ -125,6 +142,7 @@ type Processor struct {
 	out          Ready
 	arena        []byte
 	arenaHint    int
+	spare        []byte // the previous batch's arena (Config.ReuseDatagrams)
 	lastDeadline time.Duration
 	slab         []byte
 	counters     totem.Counters
@@ -191,6 +209,7 @@ func New(cfg Config, now time.Duration) *Processor {
 		latest:    make(map[totem.NodeID]viewKey),
 		arenaHint: 256,
 	}
+	p.flow = p.cfg.FlowScale * flowUnit
 	p.enterGather("start")
 	p.afterInput()
 	return p
@@ -284,9 +303,12 @@ func (p *Processor) Send(payload []byte, g totem.Guarantee) error {
 		p.sendAlone()
 	case p.holding:
 		p.releaseHold()
-	case wasEmpty && !p.cancelSent && p.idleVisits >= p.t.SeqnoUnchangedConst:
+	case wasEmpty && !p.cancelSent && p.mayBeHeld() && !p.lastSender():
 		// The ring is idle, so the token is probably held somewhere:
 		// ask for it instead of waiting up to a hold period per member.
+		// (Our own count of quiet visits may be one or two below the
+		// others': they may hold it although we would not yet. If we
+		// sent the last message, the holder is us: nobody to ask.)
 		p.cancelSent = true
 		start := p.arenaStart()
 		p.arena = wire.AppendHoldCancel(p.arena, p.id, &wire.HoldCancel{Ring: p.ring})
@@ -333,6 +355,10 @@ func (p *Processor) Ready() Ready {
 		// Size the next arena like this batch: a token is 80 bytes, a
 		// burst of frames tens of kilobytes.
 		p.arenaHint = max(256, min(2*len(p.arena), 1<<20))
+		if p.cfg.ReuseDatagrams {
+			// The caller is done with these bytes when it asks again.
+			p.spare = p.arena[:0]
+		}
 		p.arena = nil
 	}
 	return r
@@ -429,7 +455,11 @@ func (p *Processor) emit(to totem.NodeID, start int) []byte {
 // datagram starts.
 func (p *Processor) arenaStart() int {
 	if p.arena == nil {
-		p.arena = make([]byte, 0, p.arenaHint)
+		if cap(p.spare) >= p.arenaHint/2 {
+			p.arena, p.spare = p.spare, nil
+		} else {
+			p.arena = make([]byte, 0, p.arenaHint)
+		}
 	}
 	return len(p.arena)
 }

@@ -67,7 +67,7 @@ func (p *Processor) sendCommit() {
 	start := p.arenaStart()
 	p.arena = wire.AppendCommit(p.arena, p.id, &p.commit)
 	data := p.emit(next, start)
-	p.armRetransmit(next, data, 0)
+	p.armRetransmit(next, data, 0, retransPlain)
 }
 
 func stepCommit(p *Processor, h wire.Header) {
@@ -249,6 +249,7 @@ func (p *Processor) resetVisits() {
 	p.lastFcc, p.lastBacklog = 0, 0
 	p.idleVisits, p.aruStuck, p.lastAru = 0, 0, 0
 	p.holding = false
+	p.lastFwdAt, p.fwdSpinning, p.fwdSeq, p.lastSentSeq = 0, false, 0, 0
 	p.tok = wire.Token{Rtr: p.tok.Rtr[:0]}
 }
 
@@ -266,7 +267,7 @@ func stepRecovery(p *Processor, h wire.Header) {
 		}
 	case wire.TypeToken:
 		t := &p.inTok
-		if t.Ring != p.newRing || !p.acceptToken(t) {
+		if t.Ring != p.newRing || !p.acceptToken(t, &p.rec) {
 			return
 		}
 		p.visit()
@@ -304,6 +305,7 @@ func (p *Processor) recoveryPending() bool {
 
 func (p *Processor) recoveryVisit() {
 	t := &p.tok
+	p.adaptFlow(t)
 	retrans := p.serveRtr(t, &p.rec)
 	p.requestMissing(t, &p.rec)
 	sent := 0
@@ -326,6 +328,9 @@ func (p *Processor) recoveryVisit() {
 				Flags: wire.McastRecovery, OrigRing: p.ring, OrigSeq: s, Payload: e.payload})
 			p.counters.Retransmits++
 			sent++
+		}
+		if sent > 0 {
+			p.lastSentSeq = t.Seq
 		}
 	}
 	pending := p.recoveryPending()

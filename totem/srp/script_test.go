@@ -139,7 +139,7 @@ type script struct {
 	labels map[uint64]string
 	ids    map[string]uint64
 	confs  []string
-	deliv  map[totem.NodeID][]string
+	deliv  map[totem.NodeID][]uint64 // message IDs: labelled at print time (a sender may deliver inside Send)
 }
 
 func (s *script) do(line string) (string, error) {
@@ -187,7 +187,11 @@ func (s *script) do(line string) (string, error) {
 	case "print-deliveries":
 		var out []string
 		for _, n := range s.c.Nodes {
-			out = append(out, fmt.Sprintf("n%d: %s", n.ID, strings.Join(s.deliv[n.ID], " ")))
+			var ls []string
+			for _, id := range s.deliv[n.ID] {
+				ls = append(ls, s.labels[id])
+			}
+			out = append(out, fmt.Sprintf("n%d: %s", n.ID, strings.Join(ls, " ")))
 		}
 		clear(s.deliv)
 		return strings.Join(out, "\n"), nil
@@ -287,12 +291,12 @@ func (s *script) nodes(args []string) (string, error) {
 			return "", fmt.Errorf("unknown option %s", k)
 		}
 	}
-	s.labels, s.ids, s.deliv, s.confs = map[uint64]string{}, map[string]uint64{}, map[totem.NodeID][]string{}, nil
+	s.labels, s.ids, s.deliv, s.confs = map[uint64]string{}, map[string]uint64{}, map[totem.NodeID][]uint64{}, nil
 	cfg.Down = down
 	s.c = sim.New(cfg)
 	s.c.OnEvent = func(n *sim.Node, ev srp.Event) {
 		if ev.Kind == srp.EventDeliver {
-			s.deliv[n.ID] = append(s.deliv[n.ID], s.labels[sim.MsgID(ev.Payload)])
+			s.deliv[n.ID] = append(s.deliv[n.ID], sim.MsgID(ev.Payload))
 			return
 		}
 		c := ev.Conf
