@@ -138,11 +138,11 @@ func Default() *Config {
 			Merge:                  200,  // how often a representative looks for other rings
 			Downcheck:              1000, // how often a down interface is rechecked
 			FailRecvConst:          2500, // rotations without a missing message before failing its holder
-			SeqnoUnchangedConst:    30,   // idle rotations before the token may be held
+			SeqnoUnchangedConst:    3,    // quiet rotations before the token is held (corosync: 30; see totem/README.md "one holder")
 			MissCountConst:         5,    // token visits a message may be missing before retransmit on behalf
 			WindowSize:             50,   // ring-wide messages per rotation: bounds queues everywhere
 			MaxMessages:            17,   // per token visit: keeps one node from starving the others
-			NetMTU:                 1500, // Ethernet
+			NetMTU:                 0,    // auto: the MTU of ring0_addr's interface (Ethernet 1500, loopback 64 KiB); corosync: 1500
 			CryptoCipher:           "aes256",
 			Keyfile:                "/etc/ringmaster/authkey",
 		},

@@ -61,8 +61,8 @@ func (c *Config) Validate() error {
 	if t.MaxMessages > t.WindowSize && t.WindowSize >= 1 {
 		bad("totem.max_messages", "must not exceed window_size (%d), got %d", t.WindowSize, t.MaxMessages)
 	}
-	if t.NetMTU < 576 || t.NetMTU > 65000 {
-		bad("totem.netmtu", "must be 576-65000 bytes, got %d", t.NetMTU)
+	if t.NetMTU != 0 && (t.NetMTU < 576 || t.NetMTU > 65000) {
+		bad("totem.netmtu", "must be 0 (the interface's MTU) or 576-65000 bytes, got %d", t.NetMTU)
 	}
 	if t.Token >= 10 && t.Consensus != 0 && t.Consensus < c.effectiveToken() {
 		// corosync refuses a consensus shorter than the token: gather

@@ -8,6 +8,9 @@
 // SIGTERM/SIGINT leave the ring gracefully and exit 0; SIGHUP reloads the
 // configuration (a file that fails validation is rejected and the running
 // configuration stays).
+//
+// RINGD_CPUPROFILE=FILE (a "%p" in FILE becomes the PID) writes a CPU profile
+// from start to a graceful exit, for `go tool pprof`.
 package main
 
 import (
@@ -17,6 +20,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -82,8 +87,31 @@ func tuneRuntime() {
 	}
 }
 
+// startProfile writes a CPU profile to $RINGD_CPUPROFILE (a "%p" in the
+// name becomes the PID, so several nodes of one host do not collide) until
+// ringd exits; the returned function stops it. For measurements only.
+func startProfile() func() {
+	path := os.Getenv("RINGD_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	path = strings.ReplaceAll(path, "%p", fmt.Sprint(os.Getpid()))
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ringd: RINGD_CPUPROFILE:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "ringd: RINGD_CPUPROFILE:", err)
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 func run(cfgPath, node, socket string) error {
 	tuneRuntime()
+	defer startProfile()()
 	// Logging comes from the file; a file that does not load is reported
 	// on stderr by New below.
 	logCfg := config.Default().Logging

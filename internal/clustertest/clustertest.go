@@ -219,6 +219,17 @@ func (c *Cluster) signal(i int, s syscall.Signal) error {
 	}
 }
 
+// PID is the process ID of the node's ringd (0 when it is not running).
+// In a namespace too: `ip netns exec` execs ringd in its own place.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Running reports whether node i's process is up.
 func (n *Node) Running() bool {
 	n.mu.Lock()

@@ -88,6 +88,10 @@ var (
 type Frame struct {
 	Data      []byte
 	Guarantee totem.Guarantee
+	// Msgs counts the messages that end in this frame (whole ones and
+	// last fragments): a sender's queue accounting drops them when the
+	// frame is sent.
+	Msgs int
 }
 
 // Packer turns application messages into frames. It is not safe for
@@ -96,6 +100,7 @@ type Packer struct {
 	budget int
 	cur    []byte
 	curG   totem.Guarantee
+	curN   int     // messages ending in cur
 	ready  []Frame // closed frames, oldest first
 	head   int     // ready[head:] are pending
 	seq    uint32  // next fragmented-message number
@@ -136,6 +141,7 @@ func (p *Packer) Add(service, id uint16, g totem.Guarantee, payload []byte) erro
 		p.cur = binary.BigEndian.AppendUint16(p.cur, id)
 		p.cur = binary.AppendUvarint(p.cur, uint64(len(payload)))
 		p.cur = append(p.cur, payload...)
+		p.curN++
 		return nil
 	}
 	// Fragmented: the first fragment may share the current frame.
@@ -169,6 +175,7 @@ func (p *Packer) Add(service, id uint16, g totem.Guarantee, payload []byte) erro
 		rest = rest[chunk:]
 	}
 	// The last fragment's frame stays open: small messages may follow.
+	p.curN++
 	return nil
 }
 
@@ -195,8 +202,8 @@ func (p *Packer) Flush() {
 		clear(p.ready) // drop references to sent frames
 		p.ready, p.head = p.ready[:0], 0
 	}
-	p.ready = append(p.ready, Frame{Data: p.cur, Guarantee: p.curG})
-	p.cur = nil
+	p.ready = append(p.ready, Frame{Data: p.cur, Guarantee: p.curG, Msgs: p.curN})
+	p.cur, p.curN = nil, 0
 }
 
 // Pending is the number of closed frames not yet taken.

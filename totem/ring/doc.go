@@ -5,7 +5,7 @@
 //
 // # Goroutines
 //
-//	caller goroutines ──Send──▶ bounded queue ──┐
+//	caller goroutines ──Send──▶ packer (bounded) ┐
 //	                                            ▼
 //	reader (one per socket) ──decrypt──▶ rx ──▶ Run goroutine ──▶ Processor
 //	                                            │   Step/Tick/Send, Ready:
@@ -13,8 +13,10 @@
 //	                                            │   seal + sendmmsg,
 //	                                            └── pg reassembly ──▶ Events
 //
-// Run is the only goroutine that touches the Processor, the packer and the
-// reassembler, and the only one that calls Events, in order. Readers only
+// Send packs each message straight into the frame that will carry it (one
+// copy, under the queue's mutex). Run is the only goroutine that touches
+// the Processor and the reassembler, and the only one that calls Events,
+// in order; it takes closed frames out of the packer. Readers only
 // receive and open (authenticate and decrypt in place) datagrams, so crypto
 // runs in parallel with the protocol on a second core; datagrams that fail
 // authentication are counted and never reach the Processor.
@@ -27,14 +29,17 @@
 //     must never be declared lost because the loop woke up late on a busy
 //     machine.
 //  3. Tick if the Processor's deadline has passed.
-//  4. Move queued application messages into the packer and the packed
-//     frames into Processor.Send until it says ErrTryAgain.
+//  4. Move the packed frames into Processor.Send until it says
+//     ErrTryAgain (a partly filled frame is closed when no other waits).
 //  5. Take Ready: write PersistSeq to StateDir and fsync (before any
 //     datagram of that Ready leaves, so a restarted node never reuses a
 //     ring ID); seal every datagram and send them in one batch; then pass
 //     the events through pg to Events. Datagrams go out before events are
 //     delivered, so the token is forwarded without waiting for the
-//     application's callbacks.
+//     application's callbacks — except for a Ready with a few message
+//     deliveries only (a lightly loaded ring): those go first, so the
+//     local client gets its message back before the other nodes wake up
+//     and compete for the CPU (deliverFirst).
 //  6. Re-arm the single timer at the Processor's deadline.
 //
 // # Frame budget
@@ -44,8 +49,20 @@
 //	NetMTU − 28 (IPv4 + UDP headers) − crypto overhead (34 with an AEAD,
 //	6 with none) − wire.McastOverhead (52: srp header incl. recovery fields)
 //
-// which is 1386 bytes with the defaults (netmtu 1500, aes256). FrameBudget
-// computes it; it is passed to srp as MaxPayload and to the packer.
+// which is 1386 bytes with netmtu 1500 and aes256. FrameBudget computes it;
+// it is passed to srp as MaxPayload and to the packer. With netmtu 0 (the
+// default) the datagram size is the MTU of the interface holding the ring
+// address — 1500 on Ethernet, so no IP fragmentation, and 65535 on
+// loopback, where a 64 KiB frame costs little more than a 1.4 KiB one and
+// a 40 KB message travels in one datagram instead of 29 — capped so that
+// two windows of frames fit the receive buffer the kernel granted
+// (autoMTU). A larger netmtu than the path's MTU makes the kernel fragment:
+// it works, but one lost fragment loses the whole frame.
+//
+// The Processor runs with srp.Config.ReuseDatagrams: output seals and sends
+// a Ready's datagrams before it asks for the next, so the Processor writes
+// each batch over the previous one instead of allocating (and zeroing) up
+// to a megabyte per token visit.
 //
 // # Scheduling
 //

@@ -107,6 +107,10 @@ const (
 	// in the kernel to be read (see catchUp): far below any token
 	// timeout, above a scheduler time slice of a busy machine.
 	graceWait = 20 * time.Millisecond
+	// flushWait bounds how long a token waits for the multicast socket's
+	// reader (see flushGroup): a few wake-ups, far below any
+	// retransmission interval.
+	flushWait = 2 * time.Millisecond
 	// statusEvery bounds how stale Status may be while nothing changes
 	// the configuration.
 	statusEvery = 10 * time.Millisecond
@@ -127,12 +131,6 @@ type processor interface {
 
 var _ processor = (*srp.Processor)(nil)
 
-type appMsg struct {
-	service, id uint16
-	g           totem.Guarantee
-	payload     []byte
-}
-
 type rxBuf struct {
 	msgs []transport.Msg
 	pts  [][]byte // opened plaintexts, aliasing msgs' buffers
@@ -141,13 +139,16 @@ type rxBuf struct {
 // Ring runs one Totem processor. Send, Status, Counters, SetKeys and Leave
 // are safe for concurrent use; Run is called once.
 type Ring struct {
-	cfg     Config
-	ev      totem.Events
-	log     *zap.Logger
-	env     *crypto.Envelope
-	tr      transport.Transport
-	budget  int
-	seqPath string
+	cfg       Config
+	ev        totem.Events
+	log       *zap.Logger
+	env       *crypto.Envelope
+	tr        transport.Transport
+	mtu       int
+	budget    int
+	timings   srp.Timings // as given to srp
+	flowScale int         // srp.Config.FlowScale (scaleFlow)
+	seqPath   string
 
 	// Owned by Run's goroutine.
 	proc     processor
@@ -160,11 +161,18 @@ type Ring struct {
 	lastStat time.Duration
 	start    time.Time
 	grace    *time.Timer
+	group    transport.GroupBacklogger // udp: the multicast socket's backlog
+	flushing bool
+	flushT   *time.Timer
+	// groupBusy counts batches the multicast reader has read and not
+	// yet handed to Run.
+	groupBusy atomic.Int32
 
-	// Send queue.
+	// Send queue: messages are packed as Send takes them (one copy, into
+	// the frame), under qmu; Run takes closed frames out. qmsgs and
+	// qbytes count what the packer holds that srp has not accepted yet.
 	qmu     sync.Mutex
-	q       []appMsg
-	qhead   int
+	qmsgs   int
 	qbytes  int
 	qclosed bool
 	wake    chan struct{}
@@ -203,9 +211,6 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 	if cfg.StateDir == "" {
 		return nil, fmt.Errorf("%w: no state directory", ErrConfig)
 	}
-	if cfg.NetMTU == 0 {
-		cfg.NetMTU = 1500
-	}
 	c, err := crypto.ParseCipher(cfg.Cipher)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -214,21 +219,38 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	budget := FrameBudget(cfg.NetMTU, c)
-	packer, err := pg.NewPacker(budget)
-	if err != nil {
-		return nil, fmt.Errorf("%w: netmtu %d: %w", ErrConfig, cfg.NetMTU, err)
+	if cfg.NetMTU != 0 {
+		// Validate before opening sockets.
+		if _, err := pg.NewPacker(FrameBudget(cfg.NetMTU, c)); err != nil {
+			return nil, fmt.Errorf("%w: netmtu %d: %w", ErrConfig, cfg.NetMTU, err)
+		}
 	}
 	seqPath := seqFile(cfg.StateDir, cfg.Node)
 	seq, err := loadSeq(seqPath)
 	if err != nil {
 		return nil, err
 	}
+	tr, err := openTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mtu := cfg.NetMTU
+	if mtu == 0 {
+		mtu = autoMTU(tr, cfg.Timings.WindowSize)
+	}
+	budget := FrameBudget(mtu, c)
+	packer, err := pg.NewPacker(budget)
+	if err != nil {
+		tr.Close()
+		return nil, fmt.Errorf("%w: netmtu %d: %w", ErrConfig, mtu, err)
+	}
 	r := &Ring{
 		cfg:     cfg,
 		ev:      ev,
 		log:     log.With(zap.Uint32("node", uint32(cfg.Node))),
 		env:     env,
+		tr:      tr,
+		mtu:     mtu,
 		budget:  budget,
 		seqPath: seqPath,
 		packer:  packer,
@@ -242,19 +264,27 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		r.msgsIn.Add(1)
 		r.ev.Deliver(m)
 	}
-	if r.tr, err = openTransport(cfg); err != nil {
-		return nil, err
-	}
 	r.start = time.Now()
+	rcvbuf := 0
+	if b, ok := tr.(interface{ RecvBuffer() int }); ok {
+		rcvbuf = b.RecvBuffer()
+	}
+	r.timings, r.flowScale = scaleFlow(cfg.Timings, budget, rcvbuf)
 	r.proc = mk(srp.Config{
 		Node:       cfg.Node,
-		Timings:    cfg.Timings,
+		Timings:    r.timings,
+		FlowScale:  r.flowScale,
 		InitialSeq: seq,
 		// Seeded from the OS: the jitter of send_join must differ
 		// between nodes and boots; determinism is the simulator's job.
 		Rand:       rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
 		MaxPayload: budget,
+		// output seals and sends every datagram before the next Ready.
+		ReuseDatagrams: true,
 	}, 0)
+	if g, ok := r.tr.(transport.GroupBacklogger); ok && len(r.tr.Receivers()) > 1 {
+		r.group = g
+	}
 	nr := len(r.tr.Receivers())
 	r.rx = make(chan *rxBuf, nr*rxBatches)
 	r.free = make(chan *rxBuf, nr*rxBatches)
@@ -300,10 +330,83 @@ func openTransport(cfg Config) (transport.Transport, error) {
 // FrameBudget is the pg frame size this ring uses.
 func (r *Ring) FrameBudget() int { return r.budget }
 
+// NetMTU is the datagram size this ring's frames are cut for: the
+// configured netmtu, or when that is 0 the one autoMTU chose.
+func (r *Ring) NetMTU() int { return r.mtu }
+
+// FlowScale is how many times window_size and max_messages the Processor
+// may use while the ring does not lose much (scaleFlow).
+func (r *Ring) FlowScale() int { return r.flowScale }
+
+// flowFrame is the frame size that window_size and max_messages are sized
+// for: see scaleFlow.
+const flowFrame = 8 << 10
+
+// maxFlowScale bounds scaleFlow's factor.
+const maxFlowScale = 8
+
+// scaleFlow adapts flow control to the frame size: it returns the timings
+// for srp and its FlowScale. window_size and max_messages count frames
+// (corosync's defaults, 50 and 17, date from 1500-byte frames), but most
+// of the cost of a token rotation does not depend on what it carries: the
+// wake-ups of every node and the hops. With 1386-byte frames (netmtu
+// 1500) the ring spends its time passing the token around, with 64 KiB
+// frames (loopback) it does not. So the counts are taken as frames of up
+// to flowFrame (8 KiB): the window and the per-visit limit may grow by
+// flowFrame/frame (6× at netmtu 1500, none at 9000 or above), up to
+// maxFlowScale, never beyond what half the receive buffer the kernel
+// granted holds (a receiver descheduled for a rotation must not drop
+// it), and only while the ring loses little: srp halves the window when
+// the token's retransmission requests pile up (srp adaptFlow). On three
+// namespaces over a bridge (netmtu 1500, udpu) this took 8,000-byte
+// messages from 5k to 10–12k msgs/s and 1,600-byte ones from 26k to 50k;
+// at 64 KiB frames it changes nothing. Every node sizes its own sending;
+// the protocol does not need them to agree.
+func scaleFlow(t srp.Timings, frame, rcvbuf int) (srp.Timings, int) {
+	if t.WindowSize <= 0 {
+		t.WindowSize = 50
+	}
+	if t.MaxMessages <= 0 {
+		t.MaxMessages = 17
+	}
+	f := max(1, min(maxFlowScale, (flowFrame+frame/2)/frame))
+	if rcvbuf > 0 {
+		// SO_RCVBUF reports twice the usable size.
+		f = max(1, min(f, rcvbuf/2/2/(t.WindowSize*frame)))
+	}
+	return t, f
+}
+
+// maxDatagram is the largest IPv4 datagram (a UDP payload of 65507 bytes).
+const maxDatagram = 65535
+
+// autoMTU is the datagram size for netmtu = 0: the MTU of the interface
+// holding the ring address (1500 on Ethernet, 65536 on loopback), but
+// small enough that a window's worth of frames (window_size messages per
+// rotation, plus a little) fits twice into the socket's receive buffer, so
+// that a receiver that was not scheduled for a rotation does not drop
+// them. As root the buffer is 8 MiB (SO_RCVBUFFORCE) and loopback frames
+// are 64 KiB; otherwise net.core.rmem_max decides.
+func autoMTU(tr transport.Transport, window int) int {
+	mtu := 1500
+	if m, ok := tr.(interface{ MTU() int }); ok && m.MTU() > 0 {
+		mtu = m.MTU()
+	}
+	if window <= 0 {
+		window = 50
+	}
+	if b, ok := tr.(interface{ RecvBuffer() int }); ok && b.RecvBuffer() > 0 {
+		// SO_RCVBUF reports twice the usable size (bookkeeping).
+		mtu = min(mtu, b.RecvBuffer()/2/(2*(window+8)))
+	}
+	return max(min(mtu, maxDatagram), 1500)
+}
+
 // Send queues an application message for ordered delivery to every member,
-// this node included. It copies payload, never blocks and never calls
-// Events. It returns totem.ErrTryAgain when the queue is full,
-// totem.ErrTooLarge above totem.MaxMessageSize, ErrClosed after Leave.
+// this node included. It copies payload (straight into the frame that will
+// carry it), never blocks and never calls Events. It returns
+// totem.ErrTryAgain when the queue is full, totem.ErrTooLarge above
+// totem.MaxMessageSize, ErrClosed after Leave.
 func (r *Ring) Send(service, id uint16, g totem.Guarantee, payload []byte) error {
 	if len(payload) > totem.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes", totem.ErrTooLarge, len(payload))
@@ -312,44 +415,27 @@ func (r *Ring) Send(service, id uint16, g totem.Guarantee, payload []byte) error
 		return fmt.Errorf("%w: unknown guarantee %d", ErrConfig, g)
 	}
 	r.qmu.Lock()
-	n := len(r.q) - r.qhead
 	switch {
 	case r.qclosed:
 		r.qmu.Unlock()
 		return ErrClosed
-	case n >= maxQueueMsgs, n > 0 && r.qbytes+len(payload) > maxQueueBytes:
+	case r.qmsgs >= maxQueueMsgs, r.qmsgs > 0 && r.qbytes+len(payload) > maxQueueBytes:
 		r.qmu.Unlock()
 		return totem.ErrTryAgain
 	}
-	r.q = append(r.q, appMsg{service: service, id: id, g: g, payload: slices.Clone(payload)})
+	if err := r.packer.Add(service, id, g, payload); err != nil {
+		r.qmu.Unlock()
+		return err
+	}
+	r.qmsgs++
 	r.qbytes += len(payload)
 	r.qmu.Unlock()
+	r.msgsOut.Add(1)
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 	return nil
-}
-
-// dequeue takes the oldest queued message.
-func (r *Ring) dequeue() (appMsg, bool) {
-	r.qmu.Lock()
-	defer r.qmu.Unlock()
-	if r.qhead == len(r.q) {
-		return appMsg{}, false
-	}
-	m := r.q[r.qhead]
-	r.q[r.qhead] = appMsg{}
-	r.qhead++
-	r.qbytes -= len(m.payload)
-	if r.qhead == len(r.q) {
-		r.q, r.qhead = r.q[:0], 0
-	} else if r.qhead > 1024 && r.qhead > len(r.q)/2 {
-		k := copy(r.q, r.q[r.qhead:])
-		clear(r.q[k:])
-		r.q, r.qhead = r.q[:k], 0
-	}
-	return m, true
 }
 
 // Status returns the last snapshot taken by Run (at most statusEvery old,
@@ -431,11 +517,16 @@ func (r *Ring) Run(ctx context.Context) error {
 		r.refreshStatus()
 		close(r.done)
 	}()
-	for _, rc := range r.tr.Receivers() {
+	for i, rc := range r.tr.Receivers() {
+		// With udp, receiver 0 is the multicast socket (flushGroup).
+		var busy *atomic.Int32
+		if r.group != nil && i == 0 {
+			busy = &r.groupBusy
+		}
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			if err := r.read(rc); err != nil {
+			if err := r.read(rc, busy); err != nil {
 				fatal <- err
 			}
 		}()
@@ -536,7 +627,7 @@ func (r *Ring) catchUp() {
 
 // read is a reader goroutine: receive a batch, open each datagram in place,
 // hand the plaintexts to Run.
-func (r *Ring) read(rc transport.Receiver) error {
+func (r *Ring) read(rc transport.Receiver, busy *atomic.Int32) error {
 	for {
 		var b *rxBuf
 		select {
@@ -545,6 +636,9 @@ func (r *Ring) read(rc transport.Receiver) error {
 			return nil
 		}
 		n, err := rc.Recv(b.msgs)
+		if busy != nil && err == nil {
+			busy.Add(1) // read, not yet handed to Run (flushGroup)
+		}
 		if err != nil {
 			if errors.Is(err, transport.ErrClosed) {
 				return nil
@@ -556,8 +650,8 @@ func (r *Ring) read(rc transport.Receiver) error {
 			}
 			return fmt.Errorf("receive: %w", err)
 		}
-		r.dgIn.Add(uint64(n))
 		b.pts = b.pts[:0]
+		dgs := 0
 		for i := range n {
 			m := &b.msgs[i]
 			if m.Truncated {
@@ -565,13 +659,28 @@ func (r *Ring) read(rc transport.Receiver) error {
 				// as an authentication failure by Open.
 				m.N = 0
 			}
-			pt, err := r.env.OpenInPlace(m.Buf[:m.N])
-			if err != nil {
-				continue
+			// A slot holds one datagram, or a segmented burst the
+			// kernel kept together (m.Seg bytes each).
+			d := m.Buf[:m.N]
+			for {
+				k := len(d)
+				if m.Seg > 0 && m.Seg < k {
+					k = m.Seg
+				}
+				dgs++
+				if pt, err := r.env.OpenInPlace(d[:k:k]); err == nil {
+					b.pts = append(b.pts, pt)
+				}
+				if d = d[k:]; len(d) == 0 {
+					break
+				}
 			}
-			b.pts = append(b.pts, pt)
 		}
+		r.dgIn.Add(uint64(dgs))
 		if len(b.pts) == 0 {
+			if busy != nil {
+				busy.Add(-1)
+			}
 			r.free <- b
 			continue
 		}
@@ -580,11 +689,17 @@ func (r *Ring) read(rc transport.Receiver) error {
 		case <-r.stop:
 			return nil
 		}
+		if busy != nil {
+			busy.Add(-1)
+		}
 	}
 }
 
 func (r *Ring) step(b *rxBuf) {
 	for _, pt := range b.pts {
+		if r.group != nil && !r.flushing && len(pt) > 1 && wire.Type(pt[1]) == wire.TypeToken && (r.groupBusy.Load() > 0 || r.group.GroupBacklog()) {
+			r.flushGroup()
+		}
 		// srp does not retain data; a malformed datagram is counted
 		// by the Processor and otherwise harmless.
 		_ = r.proc.Step(r.now(), pt)
@@ -592,41 +707,70 @@ func (r *Ring) step(b *rxBuf) {
 	r.free <- b
 }
 
-// pump moves queued application messages through the packer into the
-// Processor until it is full (then it returns true) or nothing is left.
+// flushGroup steps what waits on the multicast socket before a token from
+// the unicast socket (corosync's recv_flush). The two sockets have their
+// own readers, so a token could overtake the burst its sender multicast
+// just before it: the Processor would then ask for those messages again
+// and the others would resend them (with transport udp in namespaces,
+// tens of thousands of needless retransmissions in a few seconds). The
+// wait is bounded (flushWait), so a flood cannot hold the token.
+func (r *Ring) flushGroup() {
+	r.flushing = true
+	defer func() { r.flushing = false }()
+	if r.flushT == nil {
+		r.flushT = time.NewTimer(flushWait)
+	} else {
+		r.flushT.Reset(flushWait)
+	}
+	defer r.flushT.Stop()
+	for r.groupBusy.Load() > 0 || r.group.GroupBacklog() {
+		select {
+		case b := <-r.rx:
+			r.step(b)
+		case <-r.flushT.C:
+			return
+		}
+	}
+	for {
+		select {
+		case b := <-r.rx:
+			r.step(b)
+		default:
+			return
+		}
+	}
+}
+
+// pump hands the packed frames to the Processor until it is full (then it
+// returns true) or none is left; a partly filled frame is closed and sent
+// when nothing else waits (more messages would only come later).
 func (r *Ring) pump() (full bool) {
 	for {
-		for {
-			f, ok := r.packer.Peek()
-			if !ok {
-				break
-			}
-			err := r.proc.Send(f.Data, f.Guarantee)
-			if errors.Is(err, totem.ErrTryAgain) {
-				return true
-			}
-			if err != nil {
-				// Cannot happen with frames within the budget; drop
-				// rather than wedge the queue.
-				r.log.Error("srp refused a frame", zap.Error(err), zap.Int("bytes", len(f.Data)))
-			}
-			r.packer.Pop()
-			r.packer.Release(f.Data)
-		}
-		m, ok := r.dequeue()
-		if !ok {
-			if !r.packer.Open() {
-				return false
-			}
-			// Nothing more to pack right now: send what we have.
+		r.qmu.Lock()
+		f, ok := r.packer.Peek()
+		if !ok && r.packer.Open() {
 			r.packer.Flush()
-			continue
+			f, ok = r.packer.Peek()
 		}
-		if err := r.packer.Add(m.service, m.id, m.g, m.payload); err != nil {
-			r.log.Error("cannot pack message", zap.Error(err))
-			continue
+		r.qmu.Unlock()
+		if !ok {
+			return false
 		}
-		r.msgsOut.Add(1)
+		err := r.proc.Send(f.Data, f.Guarantee)
+		if errors.Is(err, totem.ErrTryAgain) {
+			return true
+		}
+		if err != nil {
+			// Cannot happen with frames within the budget; drop
+			// rather than wedge the queue.
+			r.log.Error("srp refused a frame", zap.Error(err), zap.Int("bytes", len(f.Data)))
+		}
+		r.qmu.Lock()
+		r.packer.Pop()
+		r.packer.Release(f.Data) // srp copied it
+		r.qmsgs -= f.Msgs
+		r.qbytes = max(0, r.qbytes-len(f.Data))
+		r.qmu.Unlock()
 	}
 }
 
@@ -643,7 +787,8 @@ func (r *Ring) output() (progress bool, err error) {
 				return progress, err
 			}
 		}
-		if len(rd.Datagrams) > 0 {
+		early := deliverFirst(rd.Events)
+		if len(rd.Datagrams) > 0 && !early {
 			r.send(rd.Datagrams)
 		}
 		conf := false
@@ -667,6 +812,9 @@ func (r *Ring) output() (progress bool, err error) {
 				r.ev.ConfChange(e.Conf)
 			}
 		}
+		if len(rd.Datagrams) > 0 && early {
+			r.send(rd.Datagrams)
+		}
 		if conf {
 			r.refreshStatus()
 		}
@@ -675,6 +823,29 @@ func (r *Ring) output() (progress bool, err error) {
 		r.refreshStatus()
 	}
 	return progress, nil
+}
+
+// maxEarlyEvents bounds the deliveries that may precede the datagrams of
+// the same Ready (see deliverFirst).
+const maxEarlyEvents = 4
+
+// deliverFirst reports whether a Ready's few message deliveries go to the
+// executive before its datagrams leave. On a lightly loaded ring that is a
+// local client's own message coming back: sending first wakes the other
+// nodes, which on a small machine then compete with the client for the
+// CPU (p50 at 1,000 msgs/s: 240 → 185 µs on 3 nodes, 2 cores). A batch of
+// many deliveries, or a configuration change (the executive starts its
+// sync), goes after the datagrams so the token never waits for them.
+func deliverFirst(evs []srp.Event) bool {
+	if len(evs) == 0 || len(evs) > maxEarlyEvents {
+		return false
+	}
+	for i := range evs {
+		if evs[i].Kind != srp.EventDeliver {
+			return false
+		}
+	}
+	return true
 }
 
 // send seals the datagrams into one reused buffer and sends them in one

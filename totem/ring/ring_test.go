@@ -20,6 +20,7 @@ import (
 	"ringmaster/totem/srp"
 	"ringmaster/totem/transport"
 	"ringmaster/totem/transport/transporttest"
+	"ringmaster/totem/wire"
 )
 
 // got is one delivered message, reduced to what the order checks need.
@@ -433,6 +434,71 @@ func TestFrameBudget(t *testing.T) {
 	// netmtu 1500 − 28 (IP+UDP) − 34 (AEAD) − 52 (srp header).
 	if got := FrameBudget(1500, 1); got != 1386 {
 		t.Fatalf("FrameBudget(1500, aes256) = %d, want 1386", got)
+	}
+	// The largest datagram: a sealed frame is a 65507-byte UDP payload.
+	if got := FrameBudget(maxDatagram, 1) + wire.McastOverhead + 34 + 28; got != 65535 {
+		t.Fatalf("largest sealed frame makes a %d-byte datagram", got)
+	}
+}
+
+func TestScaleFlow(t *testing.T) {
+	base := srp.Timings{WindowSize: 50, MaxMessages: 17}
+	for _, tc := range []struct {
+		name          string
+		frame, rcvbuf int
+		window, visit int
+	}{
+		{"netmtu 1500, 8 MiB buffer", 1386, 16 << 20, 300, 102},
+		{"netmtu 1500, 512 KiB buffer", 1386, 1 << 20, 150, 51},
+		{"netmtu 1500, rmem_max 208 KiB", 1386, 425984, 50, 17},
+		{"netmtu 1500, tiny buffer", 1386, 65536, 50, 17},
+		{"netmtu 9000", 8886, 16 << 20, 50, 17},
+		{"loopback frames", 65421, 16 << 20, 50, 17},
+		{"small netmtu: at most 8×", 500, 16 << 20, 400, 136},
+		{"no buffer known", 1386, 0, 300, 102},
+	} {
+		got, f := scaleFlow(base, tc.frame, tc.rcvbuf)
+		if got.WindowSize*f != tc.window || got.MaxMessages*f != tc.visit {
+			t.Errorf("%s: window %d, per visit %d; want %d, %d", tc.name, got.WindowSize*f, got.MaxMessages*f, tc.window, tc.visit)
+		}
+	}
+	if got, f := scaleFlow(srp.Timings{}, 65421, 0); got.WindowSize != 50 || got.MaxMessages != 17 || f != 1 {
+		t.Errorf("defaults: %+v ×%d", got, f)
+	}
+}
+
+// mtuTransport reports an interface MTU and a granted receive buffer.
+type mtuTransport struct {
+	transport.Transport
+	mtu, rcvbuf int
+}
+
+func (m mtuTransport) MTU() int        { return m.mtu }
+func (m mtuTransport) RecvBuffer() int { return m.rcvbuf }
+
+func TestAutoMTU(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		mtu, rcvbuf int
+		window      int
+		want        int
+	}{
+		{"ethernet", 1500, 16 << 20, 50, 1500},
+		{"jumbo", 9000, 16 << 20, 50, 9000},
+		{"loopback as root (8 MiB buffer)", 65536, 16 << 20, 50, 65535},
+		{"loopback, rmem_max 4 MiB", 65536, 8 << 20, 50, (4 << 20) / 116},
+		{"loopback, rmem_max 208 KiB", 65536, 425984, 50, 1836},
+		{"tiny buffer: never below Ethernet", 65536, 65536, 50, 1500},
+		{"big window", 65536, 16 << 20, 500, (8 << 20) / 1016},
+		{"no receive buffer known", 65536, 0, 50, 65535},
+	} {
+		if got := autoMTU(mtuTransport{mtu: tc.mtu, rcvbuf: tc.rcvbuf}, tc.window); got != tc.want {
+			t.Errorf("%s: autoMTU = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	// A transport that knows nothing (mem): Ethernet.
+	if got := autoMTU(struct{ transport.Transport }{}, 50); got != 1500 {
+		t.Errorf("plain transport: %d", got)
 	}
 }
 
