@@ -33,13 +33,18 @@ func TestLossNoMembershipChange(t *testing.T) {
 				"--socket", c.Node(1).Socket, "--socket", c.Node(2).Socket, "--socket", c.Node(3).Socket).CombinedOutput()
 			require.NoError(t, err, "pload verify under %d%% loss:\n%s", tc.loss, out)
 			var v struct {
-				Sent    int   `json:"sent"`
-				Deliv   []int `json:"delivered"`
-				OrderOK bool  `json:"order_ok"`
+				Sent    int     `json:"sent"`
+				Deliv   []int   `json:"delivered"`
+				OrderOK bool    `json:"order_ok"`
+				Rate    float64 `json:"msgs_per_sec"`
 			}
 			require.NoError(t, json.Unmarshal(out, &v), string(out))
 			assert.True(t, v.OrderOK)
 			assert.Positive(t, v.Sent)
+			st := c.Status(1)
+			require.NotNil(t, st)
+			t.Logf("%d%% loss: %d messages of 1000 B from 3 senders, %.0f msgs/s delivered; node 1: %d retransmissions, %d datagrams in, %d out",
+				tc.loss, v.Sent, v.Rate, st.Counters["retransmits"], st.Counters["datagrams_in"], st.Counters["datagrams_out"])
 			for i := 1; i <= 3; i++ {
 				c.SetLoss(i, 0)
 			}
