@@ -26,6 +26,7 @@ import (
 //	go test -run '^$' -bench Throughput -benchtime 1x -timeout 30m ./tests/ring   # flat out, one sender
 //	go test -run '^$' -bench Latency -benchtime 1x ./tests/ring                     # --rate 1000
 //	go test -run '^$' -bench IdleCPU -benchtime 1x ./tests/ring                     # token 300, 20 s
+//	go test -run '^$' -bench Verify -benchtime 1x ./tests/ring                      # pload verify, 3 senders
 //
 // Three setups each: udpu on 127.0.0.1–3 ("loopback"), and udpu or udp
 // (multicast) between three network namespaces on a bridge ("netns-*",
@@ -107,6 +108,34 @@ func BenchmarkLatency(b *testing.B) {
 					b.Logf("%s %6d B at 1000/s: p50 %.0f µs  p90 %.0f µs  p99 %.0f µs  p99.9 %.0f µs  max %.0f µs",
 						s.name, r.Size, r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.P999, r.Latency.Max)
 				}
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkVerify: pload verify with one connection on every node, all
+// three sending 1,600-byte messages flat out for RINGMASTER_BENCH_DURATION
+// (default 5s, SAFE with RINGMASTER_BENCH_SAFE=1): every node must deliver
+// the same messages in the same order, none lost or duplicated.
+func BenchmarkVerify(b *testing.B) {
+	for _, s := range setups {
+		b.Run(s.name, func(b *testing.B) {
+			c := benchCluster(b, s, 1000)
+			args := []string{"verify", "--json", "--size", "1600", "--duration", benchEnv("RINGMASTER_BENCH_DURATION", "5s"),
+				"--socket", c.Node(1).Socket, "--socket", c.Node(2).Socket, "--socket", c.Node(3).Socket}
+			if os.Getenv("RINGMASTER_BENCH_SAFE") == "1" {
+				args = append(args, "--guarantee", "safe")
+			}
+			for range b.N {
+				out, err := exec.Command(c.Bin+"/pload", args...).Output()
+				require.NoError(b, err, "pload %s:\n%s", strings.Join(args, " "), out)
+				var v bench.VerifyResult
+				require.NoError(b, json.Unmarshal(out, &v), string(out))
+				require.True(b, v.OK(), string(out))
+				b.ReportMetric(v.MsgsPerSec, "msgs/s")
+				b.Logf("%s verify: sent %d, delivered %v, order ok %v, lost %d, duplicates %d, %.0f msgs/s",
+					s.name, v.Sent, v.Delivered, v.OrderOK, v.Lost, v.Duplicates, v.MsgsPerSec)
 			}
 			b.ReportMetric(0, "ns/op")
 		})

@@ -72,13 +72,18 @@ func stats(ds []time.Duration) string {
 }
 
 // TestFailoverWithinOneAndAHalfToken is the hard failure-detection target:
-// with token = 300 ms (token_coefficient 0), 3 nodes on a loopback-like
+// with token = 200 and 300 ms (token_coefficient 0), 3 nodes on a loopback-like
 // network, kill -9 of one node must leave both survivors in a new 2-node
 // ring within 1.5 × token (corosync needs token + consensus ≈ 2.2 ×). The
 // kill happens at a random moment, on an idle ring (token held) and on a
 // busy one, and hits each node in turn (the representative included).
 func TestFailoverWithinOneAndAHalfToken(t *testing.T) {
-	const token = 300 * time.Millisecond
+	for _, token := range []time.Duration{200 * time.Millisecond, 300 * time.Millisecond} {
+		t.Run(token.String(), func(t *testing.T) { failoverWithin(t, token) })
+	}
+}
+
+func failoverWithin(t *testing.T, token time.Duration) {
 	var all []time.Duration
 	for seed := uint64(1); seed <= 60; seed++ {
 		busy := seed%2 == 0
