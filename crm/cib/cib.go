@@ -339,6 +339,21 @@ func (p *converter) nvsets(e *Element, kinds ...string) ([]*NVSet, error) {
 	return out, nil
 }
 
+// attrSet reads c, a meta_attributes or instance_attributes block of a
+// resource or operation, and appends it to meta or instance by its kind.
+func (p *converter) attrSet(c *Element, meta, instance *[]*NVSet) (*NVSet, error) {
+	s, err := p.nvset(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.Name == "meta_attributes" {
+		*meta = append(*meta, s)
+	} else {
+		*instance = append(*instance, s)
+	}
+	return s, nil
+}
+
 func (p *converter) nvset(e *Element) (*NVSet, error) {
 	src, err := p.deref(e)
 	if err != nil {
@@ -556,24 +571,16 @@ func (p *converter) primitive(e *Element) (*Resource, error) {
 	}
 	for _, c := range e.Children {
 		switch c.Name {
-		case "meta_attributes":
-			s, err := p.nvset(c)
+		case "meta_attributes", "instance_attributes":
+			s, err := p.attrSet(c, &r.Meta, &r.Instance)
 			if err != nil {
 				return nil, err
 			}
 			for _, pair := range s.Pairs {
-				switch pair.Name {
-				case "remote-node", "container":
+				if s.Kind == "meta_attributes" && (pair.Name == "remote-node" || pair.Name == "container") {
 					return nil, unsupported(e) // guest nodes and containers
 				}
 			}
-			r.Meta = append(r.Meta, s)
-		case "instance_attributes":
-			s, err := p.nvset(c)
-			if err != nil {
-				return nil, err
-			}
-			r.Instance = append(r.Instance, s)
 		case "operations":
 			src, err := p.deref(c)
 			if err != nil {
@@ -614,18 +621,10 @@ func (p *converter) op(e *Element) (*Op, error) {
 	}
 	for _, c := range src.Children {
 		switch c.Name {
-		case "meta_attributes":
-			s, err := p.nvset(c)
-			if err != nil {
+		case "meta_attributes", "instance_attributes":
+			if _, err := p.attrSet(c, &o.Meta, &o.Instance); err != nil {
 				return nil, err
 			}
-			o.Meta = append(o.Meta, s)
-		case "instance_attributes":
-			s, err := p.nvset(c)
-			if err != nil {
-				return nil, err
-			}
-			o.Instance = append(o.Instance, s)
 		default:
 			return nil, unsupported(c)
 		}
@@ -646,18 +645,10 @@ func (p *converter) group(e *Element) (*Resource, error) {
 				return nil, err
 			}
 			r.Children = append(r.Children, child)
-		case "meta_attributes":
-			s, err := p.nvset(c)
-			if err != nil {
+		case "meta_attributes", "instance_attributes":
+			if _, err := p.attrSet(c, &r.Meta, &r.Instance); err != nil {
 				return nil, err
 			}
-			r.Meta = append(r.Meta, s)
-		case "instance_attributes":
-			s, err := p.nvset(c)
-			if err != nil {
-				return nil, err
-			}
-			r.Instance = append(r.Instance, s)
 		case "utilization":
 		default:
 			return nil, unsupported(c)
