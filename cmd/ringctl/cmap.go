@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -92,14 +91,7 @@ func newCmapCmd(g *globals) *cobra.Command {
 }
 
 func withCmap(cmd *cobra.Command, g *globals, f func(ctx context.Context, c *cdbc.Client) error) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-	defer cancel()
-	conn, err := g.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return f(ctx, cdbc.New(conn))
+	return withClient(cmd, g, cdbc.New, f)
 }
 
 func cmapList(cmd *cobra.Command, g *globals, prefix string) error {
@@ -141,7 +133,7 @@ func newCmapTrackCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			dctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			conn, err := g.dial(dctx)
 			if err != nil {
 				cancel()

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -39,14 +38,7 @@ func newQuorumCmd(g *globals) *cobra.Command {
 
 // withQuorum dials the node's votequorum service for one command.
 func withQuorum(cmd *cobra.Command, g *globals, f func(ctx context.Context, c *quorum.Client) error) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-	defer cancel()
-	conn, err := g.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return f(ctx, quorum.New(conn))
+	return withClient(cmd, g, quorum.New, f)
 }
 
 // printQuorumExit prints the status and turns "not quorate" into exit
@@ -139,7 +131,7 @@ func newQuorumWatchCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			dctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			conn, err := g.dial(dctx)
 			if err != nil {
 				cancel()

@@ -22,6 +22,23 @@ func (g *globals) dial(ctx context.Context) (*clients.Conn, error) {
 	return clients.Dial(dctx, g.socket)
 }
 
+// requestTimeout bounds one ringctl command's requests to ringd.
+const requestTimeout = 15 * time.Second
+
+// withClient dials ringd, wraps the connection in a service client (as
+// quorum.New or confdb's New do) and runs f with a deadline of
+// requestTimeout.
+func withClient[C any](cmd *cobra.Command, g *globals, wrap func(*clients.Conn) C, f func(ctx context.Context, c C) error) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), requestTimeout)
+	defer cancel()
+	conn, err := g.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return f(ctx, wrap(conn))
+}
+
 // printJSON writes v indented, as every --json output does.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
