@@ -601,17 +601,24 @@ func (r *Ring) catchUp() {
 	if !ok || !bl.Backlog() {
 		return
 	}
-	if r.grace == nil {
-		r.grace = time.NewTimer(graceWait)
+	r.stepWhile(&r.grace, graceWait, bl.Backlog)
+}
+
+// stepWhile steps received batches while more is known to be on its way
+// (pending) for at most wait, then steps whatever has already arrived
+// without waiting. *t is the loop's reusable timer for this wait.
+func (r *Ring) stepWhile(t **time.Timer, wait time.Duration, pending func() bool) {
+	if *t == nil {
+		*t = time.NewTimer(wait)
 	} else {
-		r.grace.Reset(graceWait)
+		(*t).Reset(wait)
 	}
-	defer r.grace.Stop()
-	for bl.Backlog() {
+	defer (*t).Stop()
+	for pending() {
 		select {
 		case b := <-r.rx:
 			r.step(b)
-		case <-r.grace.C:
+		case <-(*t).C:
 			return
 		}
 	}
@@ -717,28 +724,7 @@ func (r *Ring) step(b *rxBuf) {
 func (r *Ring) flushGroup() {
 	r.flushing = true
 	defer func() { r.flushing = false }()
-	if r.flushT == nil {
-		r.flushT = time.NewTimer(flushWait)
-	} else {
-		r.flushT.Reset(flushWait)
-	}
-	defer r.flushT.Stop()
-	for r.groupBusy.Load() > 0 || r.group.GroupBacklog() {
-		select {
-		case b := <-r.rx:
-			r.step(b)
-		case <-r.flushT.C:
-			return
-		}
-	}
-	for {
-		select {
-		case b := <-r.rx:
-			r.step(b)
-		default:
-			return
-		}
-	}
+	r.stepWhile(&r.flushT, flushWait, func() bool { return r.groupBusy.Load() > 0 || r.group.GroupBacklog() })
 }
 
 // pump hands the packed frames to the Processor until it is full (then it
