@@ -135,7 +135,7 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 	if err := u.upc.SetMulticastTTL(ttl); err != nil {
 		return fail(fmt.Errorf("IP_MULTICAST_TTL: %w", err))
 	}
-	if err := u.upc.SetMulticastLoopback(true); err != nil {
+	if err := u.upc.SetMulticastLoopback(localPeers(cfg)); err != nil {
 		return fail(fmt.Errorf("IP_MULTICAST_LOOP: %w", err))
 	}
 	// Binding to the group address (not INADDR_ANY) keeps unicast
@@ -157,8 +157,9 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 	}
 	g := sockaddr4(cfg.Mcast)
 	u.group = &g
-	// Our own multicasts loop back (for the other nodes of this host):
-	// they come from our unicast address, and are dropped unread.
+	// Our own multicasts loop back when other nodes share this host's
+	// network stack (localPeers): they come from our unicast address, and
+	// are dropped unread.
 	self := sockaddr4(cfg.Bind)
 	u.recv = []Receiver{newReceiver(mc, &self), newReceiver(u.ucast, nil)}
 	return u, nil
@@ -275,6 +276,23 @@ func setsockopt(c *net.UDPConn, level, opt, v int) error {
 		return err
 	}
 	return serr
+}
+
+// localPeers reports whether another configured node's address is local
+// (several nodes on one host, as in the demo, or in one namespace): only
+// then must multicasts loop back to this host. Without loopback a node
+// no longer receives a copy of each of its own datagrams only to drop it,
+// which on a busy ring is as many extra receives as it sends.
+func localPeers(cfg UDPConfig) bool {
+	for _, ap := range cfg.Peers {
+		if ap == cfg.Bind {
+			continue
+		}
+		if _, err := interfaceOf(ap.Addr()); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // interfaceOf finds the interface that holds addr (the ring0 address), or
