@@ -88,6 +88,12 @@ func BenchmarkThroughput(b *testing.B) {
 					b.Logf("%s %6d B: %8.0f msgs/s %7.1f MB/s  p50 %.0f µs  p99 %.0f µs", s.name, r.Size, r.MsgsPerSec, r.MBPerSec, r.Latency.P50, r.Latency.P99)
 				}
 			}
+			for i := 1; i <= 3; i++ {
+				if st := c.Status(i); st != nil {
+					b.Logf("%s n%d: retransmits %d, token losses %d, datagrams in %d out %d", s.name, i,
+						st.Counters["retransmits"], st.Counters["token_losses"], st.Counters["datagrams_in"], st.Counters["datagrams_out"])
+				}
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}
