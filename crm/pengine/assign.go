@@ -421,11 +421,20 @@ func (s *scheduler) mergeScores(r *resource, logID string, nodes **scoreTable, a
 		work = (*nodes).clone()
 		s.addNodeScoresMatchingAttr(work, r, attr, factor, flags&mergeNonnegative != 0)
 	}
+	list := r.withThis
+	if flags&mergeThisWith != 0 {
+		list = r.thisWith
+	}
+	s.mergeColocated(list, logID, nodes, work, factor, flags)
+}
+
+// mergeColocated is the common end of mergeScores and groupMergeScores:
+// unless work leaves no usable node, it folds in the resources of list
+// (the colocations of the resource being merged, in the direction flags
+// say), then fixes up the nonnegative marker and stores work in *nodes.
+// An active merge that left no usable node is rolled back (*nodes is kept).
+func (s *scheduler) mergeColocated(list []*colocation, logID string, nodes **scoreTable, work *scoreTable, factor float32, flags int) {
 	if s.anyAvailable(work) {
-		list := r.withThis
-		if flags&mergeThisWith != 0 {
-			list = r.thisWith
-		}
 		multiplier := float32(1)
 		if factor < 0 {
 			multiplier = -1
@@ -478,38 +487,11 @@ func (s *scheduler) groupMergeScores(g *resource, logID string, nodes **scoreTab
 	if work == nil {
 		return
 	}
-	if s.anyAvailable(work) {
-		multiplier := float32(1)
-		if factor < 0 {
-			multiplier = -1
-		}
-		list := g.children[len(g.children)-1].withThis
-		if flags&mergeThisWith != 0 {
-			list = g.thisWith
-		}
-		for _, c := range list {
-			var other *resource
-			if flags&mergeThisWith != 0 {
-				other = c.primary
-			} else if !hasInfluence(c, nil) {
-				continue
-			} else {
-				other = c.dependent
-			}
-			f := multiplier * float32(c.score) / float32(Infinity)
-			s.mergeScores(other, logID, &work, c.nodeAttribute, f, flags|mergeActive)
-		}
-	} else if flags&mergeActive != 0 {
-		return
+	list := g.children[len(g.children)-1].withThis
+	if flags&mergeThisWith != 0 {
+		list = g.thisWith
 	}
-	if flags&mergeNonnegative != 0 {
-		for i := range work.w {
-			if work.w[i] == infinityHack {
-				work.w[i] = 1
-			}
-		}
-	}
-	*nodes = work
+	s.mergeColocated(list, logID, nodes, work, factor, flags)
 }
 
 // addNodeScoresMatchingAttr adds, for each node, factor times the best score
