@@ -2,13 +2,10 @@ package bench
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"ringmaster/cpg"
-	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
 	"ringmaster/totem/exec/exectest"
@@ -18,33 +15,9 @@ import (
 // each. These tests check the engine's bookkeeping, not speed.
 func cluster(t *testing.T, n int) (*exectest.Cluster, []string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "bench")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	c, err := exectest.New(exectest.Options{Nodes: n, Seed: 1, Services: func(totem.NodeID) []exec.Service {
+	return exectest.Serve(t, exectest.Options{Nodes: n, Seed: 1, Services: func(totem.NodeID) []exec.Service {
 		return []exec.Service{cpg.New()}
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var socks []string
-	for i := 1; i <= n; i++ {
-		p := filepath.Join(dir, string(rune('0'+i))+".sock")
-		if _, err := c.Node(totem.NodeID(i)).Listen(p, ipc.Options{}); err != nil {
-			t.Fatal(err)
-		}
-		socks = append(socks, p)
-	}
-	stop := c.Run()
-	t.Cleanup(func() { stop(); c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := c.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return c, socks
 }
 
 func TestRunCounts(t *testing.T) {

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"ringmaster/cpg"
-	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
 	"ringmaster/totem/exec/exectest"
@@ -20,30 +17,7 @@ import (
 // socket per node.
 func sockets(t *testing.T) []string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pload")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	c, err := exectest.New(exectest.Options{Nodes: 3, Services: func(totem.NodeID) []exec.Service { return []exec.Service{cpg.New()} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var socks []string
-	for i := 1; i <= 3; i++ {
-		p := filepath.Join(dir, string(rune('0'+i)))
-		if _, err := c.Node(totem.NodeID(i)).Listen(p, ipc.Options{}); err != nil {
-			t.Fatal(err)
-		}
-		socks = append(socks, p)
-	}
-	stop := c.Run()
-	t.Cleanup(func() { stop(); c.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := c.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
+	_, socks := exectest.Serve(t, exectest.Options{Nodes: 3, Services: func(totem.NodeID) []exec.Service { return []exec.Service{cpg.New()} }})
 	return socks
 }
 

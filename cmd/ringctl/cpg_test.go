@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	cpgc "ringmaster/clients/cpg"
 	"ringmaster/cpg"
-	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
 	"ringmaster/totem/exec/exectest"
@@ -21,31 +18,11 @@ import (
 // TestCPGGroups runs `ringctl cpg groups` against a two-node in-process
 // cluster with members on both nodes.
 func TestCPGGroups(t *testing.T) {
-	dir, err := os.MkdirTemp("", "rctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	c, err := exectest.New(exectest.Options{Nodes: 2, Services: func(totem.NodeID) []exec.Service {
+	c, socks := exectest.Serve(t, exectest.Options{Nodes: 2, Services: func(totem.NodeID) []exec.Service {
 		return []exec.Service{cpg.New()}
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	stop := c.Run()
-	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	socks := []string{filepath.Join(dir, "1.sock"), filepath.Join(dir, "2.sock")}
-	for i, s := range socks {
-		if _, err := c.Node(totem.NodeID(i+1)).Listen(s, ipc.Options{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
 	join := func(sock, group string, pid uint32) *cpgc.Client {
 		cl, err := cpgc.DialOptions(ctx, sock, cpgc.Options{PID: pid})
 		if err != nil {

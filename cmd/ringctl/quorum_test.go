@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +12,6 @@ import (
 
 	"ringmaster/confdb"
 	"ringmaster/config"
-	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
 	"ringmaster/totem/exec/exectest"
@@ -54,13 +51,8 @@ func newQCluster(t *testing.T) *qcluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "rctlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	qc := &qcluster{confdb: map[totem.NodeID]*confdb.Service{}}
-	c, err := exectest.New(exectest.Options{Nodes: 3, Seed: 1, Services: func(id totem.NodeID) []exec.Service {
+	c, socks := exectest.Serve(t, exectest.Options{Nodes: 3, Seed: 1, Services: func(id totem.NodeID) []exec.Service {
 		vcfg, err := votequorum.ConfigFrom(cfg, id)
 		if err != nil {
 			t.Fatal(err)
@@ -72,25 +64,7 @@ func newQCluster(t *testing.T) *qcluster {
 		qc.mu.Unlock()
 		return []exec.Service{votequorum.New(vcfg), cdb}
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	qc.Cluster = c
-	t.Cleanup(c.Close)
-	stop := c.Run()
-	t.Cleanup(stop)
-	for i := 1; i <= 3; i++ {
-		s := filepath.Join(dir, string(rune('0'+i))+".sock")
-		qc.socks = append(qc.socks, s)
-		if _, err := c.Node(totem.NodeID(i)).Listen(s, ipc.Options{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
+	qc.Cluster, qc.socks = c, socks
 	return qc
 }
 
