@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"ringmaster/internal/testutil"
 	"ringmaster/lrmd"
 	"ringmaster/lrmd/agents/lsb"
 	"ringmaster/lrmd/agents/ocf"
@@ -51,18 +52,6 @@ func newManager(t *testing.T, classes ...lrmd.Class) *lrmd.Manager {
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval only
-	}
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -109,7 +98,7 @@ func TestTimeoutKillsWholeProcessGroup(t *testing.T) {
 	if len(pids) != 2 {
 		t.Fatalf("pids file: %v", pids)
 	}
-	waitFor(t, 5*time.Second, "agent and its forked child to be gone", func() bool { return !alive(pids[0]) && !alive(pids[1]) })
+	testutil.WaitFor(t, 5*time.Second, "agent and its forked child to be gone", func() bool { return !alive(pids[0]) && !alive(pids[1]) })
 	if fc := m.FailCount("f"); fc.Count != 1 || fc.Node != "n1" {
 		t.Fatalf("fail count after a timed-out start: %+v", fc)
 	}
@@ -218,11 +207,11 @@ echo "end $OCF_RESKEY_must" >> "$OCF_RESKEY_dir/log"`)
 	results := make([]lrmd.Result, 6)
 	wg.Add(1)
 	go func() { defer wg.Done(); results[0] = m.Exec(context.Background(), op("a", 0, work)) }()
-	waitFor(t, 5*time.Second, "op 0 to run", func() bool { return exists(filepath.Join(work, "running")) })
+	testutil.WaitFor(t, 5*time.Second, "op 0 to run", func() bool { return exists(filepath.Join(work, "running")) })
 	for i := 1; i <= 5; i++ {
 		wg.Add(1)
 		go func() { defer wg.Done(); results[i] = m.Exec(context.Background(), op("a", i, work)) }()
-		waitFor(t, 5*time.Second, "op to be queued", func() bool { return m.Pending("a") == i })
+		testutil.WaitFor(t, 5*time.Second, "op to be queued", func() bool { return m.Pending("a") == i })
 	}
 	// Another resource is not held up by the blocked one.
 	other := t.TempDir()
@@ -233,7 +222,7 @@ echo "end $OCF_RESKEY_must" >> "$OCF_RESKEY_dir/log"`)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancelled := make(chan lrmd.Result)
 	go func() { cancelled <- m.Exec(ctx, op("a", 7, work)) }()
-	waitFor(t, 5*time.Second, "op 7 to be queued", func() bool { return m.Pending("a") == 6 })
+	testutil.WaitFor(t, 5*time.Second, "op 7 to be queued", func() bool { return m.Pending("a") == 6 })
 	cancel()
 	if r := <-cancelled; r.Status != lrmd.StatusCancelled {
 		t.Fatalf("cancelled queued op: %s", r.Summary())
@@ -284,7 +273,7 @@ func TestRecurringMonitorReportsFailureOnce(t *testing.T) {
 	}
 	// Several more successful runs produce no event.
 	n := runs()
-	waitFor(t, 10*time.Second, "3 more monitor runs", func() bool { return runs() >= n+3 })
+	testutil.WaitFor(t, 10*time.Second, "3 more monitor runs", func() bool { return runs() >= n+3 })
 	if err := os.WriteFile(state, []byte("down"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +282,7 @@ func TestRecurringMonitorReportsFailureOnce(t *testing.T) {
 		t.Fatalf("failure event: %+v", e)
 	}
 	n = runs()
-	waitFor(t, 10*time.Second, "5 more failing monitor runs", func() bool { return runs() >= n+5 })
+	testutil.WaitFor(t, 10*time.Second, "5 more failing monitor runs", func() bool { return runs() >= n+5 })
 	if err := m.Cancel("mon", "monitor", 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}

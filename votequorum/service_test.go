@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"ringmaster/clients/quorum"
+	"ringmaster/internal/testutil"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
@@ -55,17 +56,6 @@ func loopbackNode(t *testing.T, opt votequorum.Options) (*votequorum.Service, st
 	return svc, srv.Path()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // nextStatus reads the watch until a status satisfies cond.
 func nextStatus(t *testing.T, w *quorum.Watch, cond func(*quorum.Status) bool) quorum.Status {
 	t.Helper()
@@ -94,7 +84,7 @@ func TestServiceLoopback(t *testing.T) {
 	defer c.Close()
 
 	var st *quorum.Status
-	waitFor(t, "the first sync", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the first sync", func() bool {
 		st, err = c.Status(ctx)
 		require.NoError(t, err)
 		return st.Ring.Seq == 4
@@ -158,7 +148,7 @@ func TestServiceWaitForAllCancel(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	var st *quorum.Status
-	waitFor(t, "the first sync", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the first sync", func() bool {
 		st, err = c.Status(ctx)
 		require.NoError(t, err)
 		return st.Ring.Seq == 4
@@ -288,7 +278,7 @@ func TestServiceTwoNode(t *testing.T) {
 func TestServiceLastManStanding(t *testing.T) {
 	cl := newCluster(t, 4, votequorum.Options{Nodes: nodes(4), LastManStanding: true, LastManStandingWindow: 50 * time.Millisecond})
 	cl.Crash(4)
-	waitFor(t, "expected votes to follow the 3 survivors", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "expected votes to follow the 3 survivors", func() bool {
 		for id := totem.NodeID(1); id <= 3; id++ {
 			st := cl.status(t, id)
 			if st.ExpectedVotes != 3 || st.Quorum != 2 || !st.Quorate {
@@ -318,7 +308,7 @@ func TestServiceStatusWaitsForSync(t *testing.T) {
 		res <- st
 	}()
 	// Wait until the service has the question, then check it is held.
-	waitFor(t, "the request to reach the service", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the request to reach the service", func() bool {
 		n := uint64(0)
 		cl.Node(1).Exec.Do(func() {
 			for _, st := range cl.svcs[1].ClientStats() {

@@ -13,6 +13,7 @@ import (
 	cdbc "ringmaster/clients/confdb"
 	"ringmaster/confdb"
 	"ringmaster/config"
+	"ringmaster/internal/testutil"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
@@ -159,11 +160,7 @@ func TestTrackerGoneWithClient(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, svc.Store().TrackCount())
 	c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.Store().TrackCount() != 0 || len(svc.ClientStats()) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the client's trackers stayed after it disconnected")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "the client's trackers to go after it disconnected", func() bool {
+		return svc.Store().TrackCount() == 0 && len(svc.ClientStats()) == 0
+	})
 }

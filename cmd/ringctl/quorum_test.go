@@ -12,6 +12,7 @@ import (
 
 	"ringmaster/confdb"
 	"ringmaster/config"
+	"ringmaster/internal/testutil"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
 	"ringmaster/totem/exec/exectest"
@@ -203,13 +204,7 @@ func TestRingctlCmap(t *testing.T) {
 	qc.mu.Lock()
 	cdb := qc.confdb[1]
 	qc.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for cdb.Store().TrackCount() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("cmap track did not start tracking")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "cmap track to start tracking", func() bool { return cdb.Store().TrackCount() > 0 })
 	for _, args := range [][]string{{"set", "app.x", "u32", "5"}, {"set", "app.x", "str", "five"}, {"delete", "app.x"}} {
 		if out, err := qc.ringctl(ctx, append([]string{"cmap"}, args...)...); err != nil {
 			t.Fatalf("cmap %v: %v %s", args, err, out)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"ringmaster/internal/testutil"
 	"ringmaster/lrmd"
 	"ringmaster/lrmd/agents/lvs"
 	"ringmaster/lrmd/agents/lvs/nft"
@@ -124,7 +125,7 @@ func TestLVSNftablesEndToEnd(t *testing.T) {
 	rs1Addr := netip.MustParseAddrPort(rs1.addr)
 	waitHealth := func(want health.State) {
 		t.Helper()
-		waitFor(t, 10*time.Second, "rs1 to be "+want.String(), func() bool { return ag.Health(key)[rs1Addr] == want })
+		testutil.WaitFor(t, 10*time.Second, "rs1 to be "+want.String(), func() bool { return ag.Health(key)[rs1Addr] == want })
 	}
 	rs1.stop()
 	waitHealth(health.Down)

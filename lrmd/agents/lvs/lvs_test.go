@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"ringmaster/internal/testutil"
 	"ringmaster/lrmd"
 	"ringmaster/lrmd/agents/lvs"
 	"ringmaster/lrmd/health"
@@ -155,17 +156,6 @@ func newFakeAgent(t *testing.T, persistent bool, fake *lvs.Fake, sd *switchDial)
 	return m, run
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // poll interval only
-	}
-}
-
 func TestAgentWithFakeBackend(t *testing.T) {
 	fake := lvs.NewFake()
 	sd := &switchDial{down: map[string]bool{"10.0.1.2:80": true}}
@@ -195,10 +185,10 @@ func TestAgentWithFakeBackend(t *testing.T) {
 	}
 	// It comes back: the health checker re-adds it.
 	sd.set("10.0.1.2:80", false)
-	waitFor(t, 10*time.Second, "10.0.1.2 to be re-added", func() bool { return strings.Contains(fake.Text(), "10.0.1.2:80") })
+	testutil.WaitFor(t, 10*time.Second, "10.0.1.2 to be re-added", func() bool { return strings.Contains(fake.Text(), "10.0.1.2:80") })
 	// The other one dies: removed.
 	sd.set("10.0.1.1:80", true)
-	waitFor(t, 10*time.Second, "10.0.1.1 to be removed", func() bool { return !strings.Contains(fake.Text(), "10.0.1.1:80") })
+	testutil.WaitFor(t, 10*time.Second, "10.0.1.1 to be removed", func() bool { return !strings.Contains(fake.Text(), "10.0.1.1:80") })
 	if r := exec("monitor"); r.RC != lrmd.RCOK {
 		t.Fatalf("monitor: %s", r.Summary())
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
 
+	"ringmaster/internal/testutil"
 	"ringmaster/lrmd"
 	"ringmaster/lrmd/internal/netnsx"
 	"ringmaster/lrmd/internal/roottest"
@@ -76,17 +77,6 @@ func (c *arpCapture) gratuitous(ip netip.Addr, mac net.HardwareAddr) int {
 	return n
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a timing assumption
-	}
-}
-
 func ifMAC(t *testing.T, ns *roottest.NS, ifname string) net.HardwareAddr {
 	t.Helper()
 	mac, err := net.ParseMAC(strings.TrimSpace(ns.Run(t, "cat", "/sys/class/net/"+ifname+"/address")))
@@ -128,7 +118,7 @@ func TestVIPInNamespace(t *testing.T) {
 	}
 	mac := ifMAC(t, a, "va")
 	// 5 announcements, each a request and a reply.
-	waitFor(t, 5*time.Second, "10 gratuitous ARP packets in the peer namespace", func() bool { return cap.gratuitous(vip, mac) >= 10 })
+	testutil.WaitFor(t, 5*time.Second, "10 gratuitous ARP packets in the peer namespace", func() bool { return cap.gratuitous(vip, mac) >= 10 })
 	if r := exec("monitor", params); r.RC != lrmd.RCOK {
 		t.Fatalf("monitor while started: %s", r.Summary())
 	}
