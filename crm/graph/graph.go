@@ -2,10 +2,10 @@
 // decided on and the orderings between them — and the single executor that
 // carries one out.
 //
-// The same executor serves the simulator (ringctl crm simulate), which plugs
-// in functions that pretend every action succeeds or fails as injected, and
-// the controller, which plugs in functions that call the local resource
-// manager and the fencer. Only the Functions differ.
+// The executor is meant to serve two callers that differ only in their
+// Functions: the simulator (ringctl crm simulate, today's only caller), which
+// pretends every action succeeds or fails as injected, and the controller
+// (not built yet), which will call the local resource manager and the fencer.
 package graph
 
 import (

@@ -110,7 +110,7 @@ func TestSharedCases(t *testing.T) {
 			t.Logf("FAIL %s: %v", n, err)
 			continue
 		}
-		level, why := simulate.Compare(simulate.ParseSummary(out.String()), simulate.ParseSummary(string(want)))
+		level, why := compareSummaries(parseSummary(out.String()), parseSummary(string(want)))
 		if level != "" {
 			t.Logf("FAIL %s [%s] %s", n, level, why)
 			continue

@@ -216,8 +216,7 @@ func (s *scheduler) evalNVSets(sets []*cib.NVSet, first string, nodeAttrs map[st
 			if !p.HasValue {
 				continue
 			}
-			old, exists := into[p.Name]
-			_ = old
+			_, exists := into[p.Name]
 			if strings.EqualFold(p.Value, "#default") {
 				delete(into, p.Name)
 				continue

@@ -39,58 +39,6 @@ func TestParseSpec(t *testing.T) {
 	}
 }
 
-const summaryText = `Current cluster status:
-  * Node List:
-    * Online: [ n1 n2 ]
-
-  * Full List of Resources:
-    * a	(ocf:heartbeat:Dummy):	 Started n1
-
-Transition Summary:
-  * Fence (reboot) n3 'peer is no longer part of the cluster'
-  * Move       a       ( n1 -> n2 )
-  * Stop       b       (       n1 )  due to node availability (blocked)
-
-Executing Cluster Transition:
-  * Pseudo action:   g_stop_0
-  * Resource action: a               stop on n1
-  * Fencing n3 (reboot)
-  * Resource action: a               start on n2
-  * Cluster action:  do_shutdown on n1
-
-Revised Cluster Status:
-  * Node List:
-    * Online: [ n1 n2 ]
-
-  * Full List of Resources:
-    * Resource Group: g:
-      * a	(ocf:heartbeat:Dummy):	 Started n2
-`
-
-func TestParseSummaryAndCompare(t *testing.T) {
-	s := ParseSummary(summaryText)
-	for _, k := range []string{"fence n3 reboot", "move a n1 -> n2 blocked=false", "stop b n1 ->  blocked=true"} {
-		if !s.Transition[k] {
-			t.Errorf("missing transition item %q in %v", k, s.Transition)
-		}
-	}
-	if got := strings.Join(s.Actions, "|"); got != "a start n2|a stop n1|cluster do_shutdown on n1|fence n3 reboot" {
-		t.Errorf("actions: %s", got)
-	}
-	if s.Final["a"] != "Started n2" {
-		t.Errorf("final: %v", s.Final)
-	}
-	// Padding, reasons and action order do not matter.
-	other := strings.NewReplacer("( n1 -> n2 )", "(n1 -> n2)", "  due to node availability", "").Replace(summaryText)
-	if level, why := Compare(ParseSummary(other), s); level != "" {
-		t.Errorf("reformatted summary differs: %s %s", level, why)
-	}
-	moved := strings.Replace(summaryText, "Started n2\n", "Started n1\n", 1)
-	if level, _ := Compare(ParseSummary(moved), s); level != LevelFinal {
-		t.Errorf("changed placement: level %q, want final", level)
-	}
-}
-
 func load(t *testing.T, path string) *cib.CIB {
 	t.Helper()
 	f, err := os.Open(path)

@@ -1,10 +1,11 @@
-package simulate
+package pengine_test
 
 import (
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+	"testing"
 )
 
 // Summary is the comparable content of crm_simulate -S text: what the
@@ -78,8 +79,8 @@ func parseLoc(text string) (from, to string) {
 	return from, to
 }
 
-// ParseSummary extracts the comparable parts of crm_simulate -S output.
-func ParseSummary(text string) *Summary {
+// parseSummary extracts the comparable parts of crm_simulate -S output.
+func parseSummary(text string) *Summary {
 	s := &Summary{Transition: map[string]bool{}, Final: map[string]string{}}
 	section := ""
 	for _, line := range strings.Split(text, "\n") {
@@ -138,10 +139,10 @@ func ParseSummary(text string) *Summary {
 	return s
 }
 
-// Compare returns the first level at which got differs from want ("" when
+// compareSummaries returns the first level at which got differs from want ("" when
 // they agree at every level) and a short explanation, with check.py's
 // semantics.
-func Compare(got, want *Summary) (level, why string) {
+func compareSummaries(got, want *Summary) (level, why string) {
 	var missing, extra []string
 	for k := range want.Transition {
 		if !got.Transition[k] {
@@ -193,4 +194,56 @@ func multisetMinus(a, b []string) []string {
 		out = append(out, x)
 	}
 	return out
+}
+
+const summaryText = `Current cluster status:
+  * Node List:
+    * Online: [ n1 n2 ]
+
+  * Full List of Resources:
+    * a	(ocf:heartbeat:Dummy):	 Started n1
+
+Transition Summary:
+  * Fence (reboot) n3 'peer is no longer part of the cluster'
+  * Move       a       ( n1 -> n2 )
+  * Stop       b       (       n1 )  due to node availability (blocked)
+
+Executing Cluster Transition:
+  * Pseudo action:   g_stop_0
+  * Resource action: a               stop on n1
+  * Fencing n3 (reboot)
+  * Resource action: a               start on n2
+  * Cluster action:  do_shutdown on n1
+
+Revised Cluster Status:
+  * Node List:
+    * Online: [ n1 n2 ]
+
+  * Full List of Resources:
+    * Resource Group: g:
+      * a	(ocf:heartbeat:Dummy):	 Started n2
+`
+
+func TestParseSummaryAndCompare(t *testing.T) {
+	s := parseSummary(summaryText)
+	for _, k := range []string{"fence n3 reboot", "move a n1 -> n2 blocked=false", "stop b n1 ->  blocked=true"} {
+		if !s.Transition[k] {
+			t.Errorf("missing transition item %q in %v", k, s.Transition)
+		}
+	}
+	if got := strings.Join(s.Actions, "|"); got != "a start n2|a stop n1|cluster do_shutdown on n1|fence n3 reboot" {
+		t.Errorf("actions: %s", got)
+	}
+	if s.Final["a"] != "Started n2" {
+		t.Errorf("final: %v", s.Final)
+	}
+	// Padding, reasons and action order do not matter.
+	other := strings.NewReplacer("( n1 -> n2 )", "(n1 -> n2)", "  due to node availability", "").Replace(summaryText)
+	if level, why := compareSummaries(parseSummary(other), s); level != "" {
+		t.Errorf("reformatted summary differs: %s %s", level, why)
+	}
+	moved := strings.Replace(summaryText, "Started n2\n", "Started n1\n", 1)
+	if level, _ := compareSummaries(parseSummary(moved), s); level != LevelFinal {
+		t.Errorf("changed placement: level %q, want final", level)
+	}
 }
