@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"net/netip"
+	"os"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -516,7 +517,15 @@ func TestAutoMTU(t *testing.T) {
 // goroutines there is always a P for the ring and the kernel shares the
 // cores fairly. The daemon therefore runs with GOMAXPROCS well above the core
 // count (see the package documentation); the test does the same.
+//
+// Whether a 200 ms token survives depends on how loaded the machine is
+// besides this test, so it is an opt-in soak, not part of `make test`:
+//
+//	RINGMASTER_SOAK=1 go test -run NoFalseFailuresUnderLoad -v ./totem/ring
 func TestNoFalseFailuresUnderLoad(t *testing.T) {
+	if os.Getenv("RINGMASTER_SOAK") == "" {
+		t.Skip("a wall-clock property of the whole machine: set RINGMASTER_SOAK=1 to run it")
+	}
 	const hogs = 4
 	t.Run("external", func(t *testing.T) {
 		if _, err := exec.LookPath("yes"); err != nil {
