@@ -7,6 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"ringmaster/internal/durable"
+	"ringmaster/totem"
 )
 
 // StateFile is the file in state_dir holding what votequorum keeps across
@@ -21,8 +24,22 @@ type stateFile struct {
 	Persisted
 }
 
+// Bounds of a state file. A file beyond them was corrupted or forged, and
+// loading it could pin expected votes out of reach or number lineages past
+// every real ring, so LoadState refuses it and names the file.
+const (
+	// maxStateSize is far above any real file (a few KiB at 1024 nodes).
+	maxStateSize = 1 << 20
+	// maxStateSeq is the highest ring sequence a lineage may carry, the
+	// bound totem/ring puts on persisted ring sequences (MaxPersistedSeq).
+	maxStateSeq = 1 << 48
+	// maxStateVotes: at most maxPrev nodes of at most 255 votes each.
+	maxStateVotes = 255 * maxPrev
+)
+
 // LoadState reads the persisted state of dir (zero when the file does not
-// exist yet).
+// exist yet). A file that does not decode, or holds values out of range, is
+// an error naming the file; deleting it lets the node start over.
 func LoadState(dir string) (Persisted, error) {
 	path := filepath.Join(dir, StateFile)
 	b, err := os.ReadFile(path)
@@ -32,31 +49,67 @@ func LoadState(dir string) (Persisted, error) {
 	if err != nil {
 		return Persisted{}, fmt.Errorf("votequorum: state: %w", err)
 	}
-	var st stateFile
-	if err := json.Unmarshal(b, &st); err != nil || st.Version != 1 {
-		return Persisted{}, fmt.Errorf("votequorum: state file %s is unreadable (delete it to start over): %v", path, err)
+	p, err := parseState(b)
+	if err != nil {
+		return Persisted{}, fmt.Errorf("votequorum: state file %s is unreadable (delete it to start over): %w", path, err)
 	}
-	return st.Persisted, nil
+	return p, nil
 }
 
-// SaveState writes the state atomically (temp file, fsync, rename), so a
-// crash leaves either the old or the new state.
+// parseState decodes and range-checks the content of a state file.
+func parseState(b []byte) (Persisted, error) {
+	if len(b) > maxStateSize {
+		return Persisted{}, fmt.Errorf("%d bytes, at most %d", len(b), maxStateSize)
+	}
+	var st stateFile
+	if err := json.Unmarshal(b, &st); err != nil {
+		return Persisted{}, err
+	}
+	if st.Version != 1 {
+		return Persisted{}, fmt.Errorf("version %d, want 1", st.Version)
+	}
+	p := st.Persisted
+	if p.ExpectedVotesTracking > maxStateVotes {
+		return Persisted{}, fmt.Errorf("expected_votes_tracking %d is above %d", p.ExpectedVotesTracking, maxStateVotes)
+	}
+	l := &p.Lineage
+	if l.Expected > maxStateVotes {
+		return Persisted{}, fmt.Errorf("lineage expected_votes %d is above %d", l.Expected, maxStateVotes)
+	}
+	if l.Ring.Seq > maxStateSeq {
+		return Persisted{}, fmt.Errorf("lineage ring sequence %d is above %d", l.Ring.Seq, uint64(maxStateSeq))
+	}
+	if !validNode(l.Ring.Rep) && l.Ring != (totem.RingID{}) {
+		return Persisted{}, fmt.Errorf("lineage ring representative %d is not a node ID", l.Ring.Rep)
+	}
+	if len(l.Voters) > maxPrev || len(l.Members) > maxPrev {
+		return Persisted{}, fmt.Errorf("lineage with %d voters and %d members, at most %d", len(l.Voters), len(l.Members), maxPrev)
+	}
+	for i, v := range l.Voters {
+		if !validNode(v.ID) || v.Votes > 255 || (i > 0 && v.ID <= l.Voters[i-1].ID) {
+			return Persisted{}, fmt.Errorf("lineage voter %d (node %d, %d votes): node IDs must be valid and sorted, votes 0-255", i, v.ID, v.Votes)
+		}
+	}
+	for i, m := range l.Members {
+		if !validNode(m) || (i > 0 && m <= l.Members[i-1]) {
+			return Persisted{}, fmt.Errorf("lineage member %d (node %d): node IDs must be valid and sorted", i, m)
+		}
+	}
+	return p, nil
+}
+
+// validNode: node IDs are 1-2147483647, as the configuration allows.
+func validNode(id totem.NodeID) bool { return id >= 1 && id <= 0x7fffffff }
+
+// SaveState writes the state durably (internal/durable: temporary file,
+// fsync, rename, fsync of the directory), so a crash leaves either the old
+// or the new state; the lineage in it is the split-brain defence.
 func SaveState(dir string, p Persisted) error {
-	b, _ := json.Marshal(stateFile{Version: 1, Persisted: p})
-	f, err := os.CreateTemp(dir, StateFile+".tmp*")
+	b, err := json.Marshal(stateFile{Version: 1, Persisted: p})
 	if err != nil {
 		return fmt.Errorf("votequorum: save state: %w", err)
 	}
-	tmp := f.Name()
-	_, werr := f.Write(append(b, '\n'))
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("votequorum: save state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, StateFile)); err != nil {
-		os.Remove(tmp)
+	if err := durable.WriteFile(filepath.Join(dir, StateFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("votequorum: save state: %w", err)
 	}
 	return nil
