@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"ringmaster/internal/durable"
 )
 
 // DefaultRunDir is the runtime directory; LVS state files live in
@@ -54,8 +56,9 @@ func statePath(runDir string, k Key) string {
 	return filepath.Join(stateDir(runDir), k.ID()+".json")
 }
 
-// WriteState writes the state file atomically (rename), so readers never
-// see a half-written file.
+// WriteState writes the state file durably (internal/durable: temporary
+// file, fsync, rename, fsync of the directory), so readers never see a
+// half-written file and a crash leaves the old or the new state.
 func WriteState(runDir string, k Key, st State) error {
 	dir := stateDir(runDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -65,24 +68,7 @@ func WriteState(runDir string, k Key, st State) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), statePath(runDir, k)); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return durable.WriteFile(statePath(runDir, k), append(b, '\n'), 0o644)
 }
 
 // ReadState reads one service's state file.
