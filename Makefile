@@ -2,9 +2,13 @@
 GO      ?= go
 BIN     := bin
 CMDS    := ringd ringctl pload
-# Tests run as one job per package at a time on small machines; the
-# concurrent packages run under the race detector.
+# go test runs up to one package per core at a time (the real-process tests
+# pick random ports and namespace names, so packages do not collide);
+# testprogress prints each package as it finishes and names the ones still
+# running every minute. The concurrent packages then run again under the
+# race detector.
 TESTFLAGS ?= -timeout 20m
+PROGRESS  := $(GO) run ./internal/cmd/testprogress
 RACE_PKGS := ./ipc/... ./totem/... ./cpg/... ./votequorum/... ./confdb/... ./lrmd/... ./clients/... ./internal/...
 
 .PHONY: all build test test-race lint bench demo fuzz clean staticcheck
@@ -17,8 +21,8 @@ build:
 ## test: every package's tests (root-only namespace tests included when root),
 ## then the concurrent packages again under -race.
 test: build
-	$(GO) test $(TESTFLAGS) ./...
-	$(GO) test -race $(TESTFLAGS) $(RACE_PKGS)
+	$(PROGRESS) $(TESTFLAGS) ./...
+	$(PROGRESS) -race $(TESTFLAGS) $(RACE_PKGS)
 
 lint: staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
