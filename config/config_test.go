@@ -167,18 +167,80 @@ func TestLocalNode(t *testing.T) {
 	assert.ErrorIs(t, err, ErrNoLocalNode)
 }
 
+// goodWithKey is good with its keyfile in dir, written there.
+func goodWithKey(t *testing.T, dir string) string {
+	t.Helper()
+	key := filepath.Join(dir, "authkey")
+	require.NoError(t, os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef"), 0o400))
+	return strings.Replace(good, "/etc/ringmaster/authkey", key, 1)
+}
+
 func TestCheckExitStatus(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c.toml")
-	require.NoError(t, os.WriteFile(p, []byte(good), 0o644))
+	require.NoError(t, os.WriteFile(p, []byte(goodWithKey(t, dir)), 0o644))
 	var out, errOut strings.Builder
-	assert.Equal(t, 0, Check(p, &out, &errOut))
+	assert.Equal(t, 0, Check(p, &out, &errOut), errOut.String())
 	assert.Contains(t, out.String(), "token                                1650")
-	require.NoError(t, os.WriteFile(p, []byte(good+"\nbogus = 1\n"), 0o644))
+	assert.Empty(t, errOut.String())
+	require.NoError(t, os.WriteFile(p, []byte(goodWithKey(t, dir)+"\nbogus = 1\n"), 0o644))
 	out.Reset()
 	errOut.Reset()
 	assert.Equal(t, 1, Check(p, &out, &errOut))
 	assert.Contains(t, errOut.String(), "c.toml:38: system.bogus: unknown key")
+}
+
+// TestCheckKeyfile: --check refuses every keyfile startup refuses (missing,
+// too short, too long, not a file), naming the file, line and key; a
+// key readable by others is only a warning, as startup accepts it.
+func TestCheckKeyfile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.toml")
+	key := filepath.Join(dir, "authkey")
+	cfg := goodWithKey(t, dir)
+	check := func(content string) (int, string) {
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+		var out, errOut strings.Builder
+		code := Check(p, &out, &errOut)
+		return code, errOut.String()
+	}
+	code, msg := check(cfg)
+	require.Equal(t, 0, code, msg)
+
+	require.NoError(t, os.Remove(key))
+	code, msg = check(cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, msg, "c.toml:7: totem.keyfile: stat "+key+": no such file or directory")
+
+	require.NoError(t, os.WriteFile(key, []byte("12345678"), 0o400))
+	code, msg = check(cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, msg, "c.toml:7: totem.keyfile: "+key+": a key is 16-4096 bytes, got 8")
+
+	require.NoError(t, os.Chmod(key, 0o600))
+	require.NoError(t, os.WriteFile(key, make([]byte, 4097), 0o600))
+	code, _ = check(cfg)
+	assert.Equal(t, 1, code)
+
+	require.NoError(t, os.Remove(key))
+	require.NoError(t, os.Mkdir(key, 0o700))
+	code, msg = check(cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, msg, "is not a regular file")
+	require.NoError(t, os.Remove(key))
+
+	require.NoError(t, os.WriteFile(key, []byte("0123456789abcdef"), 0o644))
+	withPrev := strings.Replace(cfg, "keyfile = ", "previous_keyfiles = [\""+key+"\", \""+key+".old\"]\nkeyfile = ", 1)
+	code, msg = check(withPrev)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, msg, "c.toml:7: totem.previous_keyfiles[1]: stat "+key+".old: no such file or directory")
+
+	code, msg = check(cfg)
+	assert.Equal(t, 0, code, msg)
+	assert.Contains(t, msg, "warning: "+p+":7: totem.keyfile: "+key+" is readable by group or others")
+
+	code, msg = check(strings.Replace(cfg, `crypto_cipher = "aes256"`, `crypto_cipher = "none"`, 1))
+	assert.Equal(t, 0, code, "no keys with crypto_cipher none: %s", msg)
 }
 
 // FuzzParse: arbitrary input never panics, and an accepted configuration

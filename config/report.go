@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"io"
-	"os"
 )
 
 // Describe writes the effective configuration for `ringd --check`: the
@@ -32,26 +31,24 @@ func (c *Config) Describe(w io.Writer) {
 	fmt.Fprintf(w, "ipc: socket=%s   system: state_dir=%s\n", c.IPC.Socket, c.System.StateDir)
 }
 
-// Warnings lists problems that do not stop validation but will stop the
-// daemon on this host (a keyfile that cannot be read, for instance).
+// Warnings lists problems that do not stop the daemon (a keyfile readable
+// by others, for instance); what would stop it is an error of LoadKeys.
 func (c *Config) Warnings() []string {
-	var w []string
-	if c.Totem.CryptoCipher != "none" {
-		for _, p := range append([]string{c.Totem.Keyfile}, c.Totem.PreviousKeyfiles...) {
-			if _, err := os.Stat(p); err != nil {
-				w = append(w, fmt.Sprintf("%s: totem.keyfile: %v (create it with `ringctl keygen -o %s`)", c.Path, err, p))
-			}
-		}
-	}
-	return w
+	return c.keyWarnings()
 }
 
-// Check loads and validates path, writing the effective configuration (and
-// warnings) to out or every error to errOut. It returns the exit status:
-// 0 valid, 1 invalid. `ringd --check` and `ringctl config check` share it.
+// Check loads and validates path and reads its keyfiles as startup does,
+// writing the effective configuration (and warnings) to out or every error
+// to errOut. It returns the exit status: 0 valid, 1 invalid. `ringd
+// --check` and `ringctl config check` share it, so a systemd
+// ExecStartPre=ringd --check catches what would stop ringd.
 func Check(path string, out, errOut io.Writer) int {
 	c, err := Load(path)
 	if err != nil {
+		fmt.Fprintln(errOut, err)
+		return 1
+	}
+	if _, err := c.LoadKeys(); err != nil {
 		fmt.Fprintln(errOut, err)
 		return 1
 	}

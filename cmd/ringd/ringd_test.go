@@ -117,6 +117,39 @@ func TestCheck(t *testing.T) {
 	assert.True(t, strings.HasPrefix(string(out), "ringd "))
 }
 
+// TestCheckKeyfile: `ringd --check` (systemd's ExecStartPre) fails on every
+// keyfile that ringd then refuses to start with, naming file, line and key,
+// and so does startup.
+func TestCheckKeyfile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	key := filepath.Join(dir, "authkey")
+	for _, tc := range []struct {
+		name, want string
+		setup      func()
+	}{
+		{"missing", "corosync.toml:8: totem.keyfile: stat " + key + ": no such file or directory", func() {
+			require.NoError(t, os.Remove(key))
+		}},
+		{"8 bytes", "corosync.toml:8: totem.keyfile: " + key + ": a key is 16-4096 bytes, got 8", func() {
+			require.NoError(t, os.WriteFile(key, []byte("12345678"), 0o600))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup()
+			out, err := exec.Command(ringdBin, "--check", "-c", cfg).CombinedOutput()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "--check passed: %s", out)
+			assert.Equal(t, 1, ee.ExitCode())
+			assert.Contains(t, string(out), tc.want)
+
+			out, err = exec.Command(ringdBin, "-c", cfg, "--node", "1").CombinedOutput()
+			require.Error(t, err, "ringd started with a keyfile --check refuses")
+			assert.Contains(t, string(out), tc.want)
+		})
+	}
+}
+
 // TestOneNodeLifecycle: status over IPC, a rejected reload keeps the
 // running configuration, SIGTERM exits 0.
 func TestOneNodeLifecycle(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 
 	"go.uber.org/zap"
 
@@ -14,24 +13,9 @@ import (
 )
 
 // loadKeys reads the keyfile (the encrypting key) and the previous
-// keyfiles (still accepted) named by the configuration.
-func loadKeys(cfg *config.Config) ([][]byte, error) {
-	if cfg.Totem.CryptoCipher == "none" {
-		return nil, nil
-	}
-	var keys [][]byte
-	for _, p := range append([]string{cfg.Totem.Keyfile}, cfg.Totem.PreviousKeyfiles...) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("totem.keyfile: %w", err)
-		}
-		if len(b) < 16 || len(b) > 4096 {
-			return nil, fmt.Errorf("totem.keyfile %s: a key is 16-4096 bytes, got %d (make one with `ringctl keygen`)", p, len(b))
-		}
-		keys = append(keys, b)
-	}
-	return keys, nil
-}
+// keyfiles (still accepted) named by the configuration, with the checks
+// `ringd --check` makes (config.LoadKeys).
+func loadKeys(cfg *config.Config) ([][]byte, error) { return cfg.LoadKeys() }
 
 // totemDriver adapts totem/ring to RingDriver: the ring was built with the
 // executive as its Events, so Run ignores the argument.
