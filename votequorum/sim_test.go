@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"ringmaster/internal/golden"
 	"ringmaster/totem"
 )
 
@@ -26,7 +26,6 @@ import (
 // explicitly allow more (two_node after both nodes were up).
 
 var (
-	rewrite = flag.Bool("rewrite", false, "rewrite the golden files of the simulation scripts")
 	simRuns = flag.Int("simruns", 10, "random schedules per profile in TestSimRandom")
 )
 
@@ -414,112 +413,126 @@ func runScript(t testing.TB, script string) (string, []string) {
 
 // runSim executes a script and returns the simulation in its final state.
 func runSim(t testing.TB, script string) *sim {
-	var s *sim
+	r := &simScript{t: t}
 	for lineNo, line := range strings.Split(script, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		if s != nil && !strings.HasPrefix(line, "config") {
-			s.printf("%s\n", line)
-		}
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Fields(line)
-		on := func() totem.NodeID {
-			for i := range f {
-				if f[i] == "on" && i+1 < len(f) {
-					return parseIDs(t, f[i+1])[0]
-				}
-			}
-			t.Fatalf("line %d: %q needs `on ID`", lineNo+1, line)
-			return 0
-		}
-		if f[0] != "config" && s == nil {
-			t.Fatalf("line %d: config must come first", lineNo+1)
-		}
-		switch f[0] {
-		case "config":
-			var prev string
-			var fails []string
-			if s != nil {
-				prev, fails = s.out.String(), s.failures
-			}
-			s = newSim(t, parseConfig(t, f[1:]))
-			s.out.WriteString(prev)
-			s.failures = fails
-			s.printf("%s\n", line)
-			continue
-		case "start":
-			if len(f) > 1 && f[1] == "all" {
-				for _, n := range s.nodes {
-					s.start(n.id)
-				}
-			} else {
-				s.start(parseIDs(t, strings.Join(f[1:], ""))...)
-			}
-		case "kill":
-			s.kill(parseIDs(t, strings.Join(f[1:], ""))...)
-		case "stop":
-			s.stop(parseIDs(t, strings.Join(f[1:], ""))...)
-		case "split":
-			for _, n := range s.nodes {
-				n.group = 0
-			}
-			for g, part := range strings.Split(strings.Join(f[1:], " "), "|") {
-				for _, id := range parseIDs(t, strings.ReplaceAll(part, " ", "")) {
-					s.node(id).group = g + 1
-				}
-			}
-		case "heal":
-			for _, n := range s.nodes {
-				n.group = 0
-			}
-		case "wait":
-			d, err := time.ParseDuration(f[1])
-			if err != nil {
-				t.Fatalf("line %d: %v", lineNo+1, err)
-			}
-			s.wait(d)
-		case "expected", "votes", "cancel_wfa":
-			from := on()
-			c := s.node(from).calc
-			var r Reconfigure
-			var err error
-			switch f[0] {
-			case "expected":
-				v, _ := strconv.Atoi(f[1])
-				r = Reconfigure{Param: ParamExpected, Value: uint32(v)}
-				err = c.CheckExpected(uint32(v))
-			case "votes":
-				node, _ := strconv.Atoi(f[1])
-				v, _ := strconv.Atoi(f[2])
-				r = Reconfigure{Param: ParamVotes, Node: totem.NodeID(node), Value: uint32(v)}
-				err = c.CheckVotes(totem.NodeID(node), uint32(v))
-			default:
-				r = Reconfigure{Param: ParamCancelWFA}
-			}
-			if err != nil {
-				s.printf("  refused: %v\n", err)
-			} else {
-				s.deliver(from, r)
-			}
-		case "allow_split":
-			s.allowSplit = strings.Join(f[1:], " ")
-			continue
-		default:
-			t.Fatalf("line %d: unknown command %q", lineNo+1, f[0])
-		}
-		s.settle()
-		s.check()
+		r.exec(fmt.Sprintf("line %d", lineNo+1), line)
 	}
-	return s
+	return r.s
 }
 
-// TestSimScripts runs testdata/sim/*.txt and compares each transcript with
-// its .golden file (go test -run TestSimScripts -rewrite to regenerate,
-// only when the diff is understood).
+// simScript runs a script one line at a time.
+type simScript struct {
+	t testing.TB
+	s *sim
+}
+
+// exec runs one line (pos names it in errors), appending its transcript
+// (the line itself, then what it caused) to the simulation's output.
+func (r *simScript) exec(pos, line string) {
+	t, s := r.t, r.s
+	defer func() { r.s = s }()
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return
+	}
+	if s != nil && !strings.HasPrefix(line, "config") {
+		s.printf("%s\n", line)
+	}
+	if strings.HasPrefix(line, "#") {
+		return
+	}
+	f := strings.Fields(line)
+	on := func() totem.NodeID {
+		for i := range f {
+			if f[i] == "on" && i+1 < len(f) {
+				return parseIDs(t, f[i+1])[0]
+			}
+		}
+		t.Fatalf("%s: %q needs `on ID`", pos, line)
+		return 0
+	}
+	if f[0] != "config" && s == nil {
+		t.Fatalf("%s: config must come first", pos)
+	}
+	switch f[0] {
+	case "config":
+		var prev string
+		var fails []string
+		if s != nil {
+			prev, fails = s.out.String(), s.failures
+		}
+		s = newSim(t, parseConfig(t, f[1:]))
+		s.out.WriteString(prev)
+		s.failures = fails
+		s.printf("%s\n", line)
+		return
+	case "start":
+		if len(f) > 1 && f[1] == "all" {
+			for _, n := range s.nodes {
+				s.start(n.id)
+			}
+		} else {
+			s.start(parseIDs(t, strings.Join(f[1:], ""))...)
+		}
+	case "kill":
+		s.kill(parseIDs(t, strings.Join(f[1:], ""))...)
+	case "stop":
+		s.stop(parseIDs(t, strings.Join(f[1:], ""))...)
+	case "split":
+		for _, n := range s.nodes {
+			n.group = 0
+		}
+		for g, part := range strings.Split(strings.Join(f[1:], " "), "|") {
+			for _, id := range parseIDs(t, strings.ReplaceAll(part, " ", "")) {
+				s.node(id).group = g + 1
+			}
+		}
+	case "heal":
+		for _, n := range s.nodes {
+			n.group = 0
+		}
+	case "wait":
+		d, err := time.ParseDuration(f[1])
+		if err != nil {
+			t.Fatalf("%s: %v", pos, err)
+		}
+		s.wait(d)
+	case "expected", "votes", "cancel_wfa":
+		from := on()
+		c := s.node(from).calc
+		var r Reconfigure
+		var err error
+		switch f[0] {
+		case "expected":
+			v, _ := strconv.Atoi(f[1])
+			r = Reconfigure{Param: ParamExpected, Value: uint32(v)}
+			err = c.CheckExpected(uint32(v))
+		case "votes":
+			node, _ := strconv.Atoi(f[1])
+			v, _ := strconv.Atoi(f[2])
+			r = Reconfigure{Param: ParamVotes, Node: totem.NodeID(node), Value: uint32(v)}
+			err = c.CheckVotes(totem.NodeID(node), uint32(v))
+		default:
+			r = Reconfigure{Param: ParamCancelWFA}
+		}
+		if err != nil {
+			s.printf("  refused: %v\n", err)
+		} else {
+			s.deliver(from, r)
+		}
+	case "allow_split":
+		s.allowSplit = strings.Join(f[1:], " ")
+		return
+	default:
+		t.Fatalf("%s: unknown command %q", pos, f[0])
+	}
+	s.settle()
+	s.check()
+}
+
+// TestSimScripts runs the scripts in testdata/sim: each command is followed
+// by what it caused (go test -run TestSimScripts -rewrite regenerates the
+// outputs, only when the diff is understood).
 func TestSimScripts(t *testing.T) {
 	files, err := filepath.Glob("testdata/sim/*.txt")
 	if err != nil || len(files) == 0 {
@@ -527,49 +540,27 @@ func TestSimScripts(t *testing.T) {
 	}
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			script, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, failures := runScript(t, string(script))
-			for _, f := range failures {
-				t.Errorf("invariant: %s", f)
-			}
-			golden := strings.TrimSuffix(file, ".txt") + ".golden"
-			if *rewrite {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
+			r := &simScript{t: t}
+			golden.Script(t, file, func(c *golden.Cmd) string {
+				from := 0
+				if r.s != nil {
+					from = r.s.out.Len()
 				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -rewrite to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("transcript differs from %s (rerun with -rewrite once the diff is understood):\n%s", golden, lineDiff(string(want), got))
+				r.exec(c.Pos, c.Line)
+				if c.Name == "config" {
+					return "" // a new simulation, nothing happened yet
+				}
+				// The transcript echoes the command first.
+				_, caused, _ := strings.Cut(r.s.out.String()[from:], "\n")
+				return caused
+			})
+			if r.s != nil {
+				for _, f := range r.s.failures {
+					t.Errorf("invariant: %s", f)
+				}
 			}
 		})
 	}
-}
-
-// lineDiff shows the first differing lines of two transcripts.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var a, b string
-		if i < len(w) {
-			a = w[i]
-		}
-		if i < len(g) {
-			b = g[i]
-		}
-		if a != b {
-			lo := max(0, i-3)
-			return fmt.Sprintf("line %d:\n  want: %q\n  got:  %q\ncontext (got):\n%s", i+1, a, b, strings.Join(g[lo:min(len(g), i+4)], "\n"))
-		}
-	}
-	return ""
 }
 
 // simProfiles are option sets under which at most one partition may ever

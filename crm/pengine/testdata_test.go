@@ -2,21 +2,15 @@ package pengine_test
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"ringmaster/crm/simulate"
+	"ringmaster/internal/golden"
 )
-
-// rewrite regenerates testdata/*.out from the current scheduler. Use it
-// only once a diff is understood (the expected outputs were checked against
-// Pacemaker 2.1.5's crm_simulate when they were written).
-var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.out golden files")
 
 // argsRE finds the optional "<!-- args: name=value ... -->" comment with
 // which a case asks for crm_simulate options (node-fail, node-down,
@@ -56,7 +50,9 @@ func caseOptions(t *testing.T, xml []byte) simulate.Options {
 }
 
 // TestFeatureCases runs the hand-written cases in testdata: one small CIB
-// per feature, with the expected `simulate -S -s` output next to it.
+// per feature, with the expected `simulate -S -s` output next to it
+// (-rewrite regenerates them: only once a diff is understood, since they were
+// checked against Pacemaker 2.1.5's crm_simulate when they were written).
 func TestFeatureCases(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.xml"))
 	if err != nil {
@@ -76,44 +72,7 @@ func TestFeatureCases(t *testing.T) {
 			if _, err := simulate.Run(&out, loadCIB(t, f), caseOptions(t, raw)); err != nil {
 				t.Fatal(err)
 			}
-			golden := strings.TrimSuffix(f, ".xml") + ".out"
-			if *rewrite {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -rewrite to create it)", err)
-			}
-			if got := out.String(); got != string(want) {
-				t.Errorf("output differs from %s:\n%s", golden, lineDiff(string(want), got))
-			}
+			golden.File(t, strings.TrimSuffix(f, ".xml")+".out", out.String())
 		})
 	}
-}
-
-// lineDiff shows the first differing lines; enough to see what changed.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl == gl {
-			continue
-		}
-		b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
-		if shown++; shown == 10 {
-			break
-		}
-	}
-	return b.String()
 }

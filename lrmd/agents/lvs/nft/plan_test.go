@@ -1,18 +1,15 @@
 package nft
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
+	"ringmaster/internal/golden"
 	"ringmaster/lrmd/agents/lvs"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.golden (only when the diff is understood)")
 
 func svc(key, sched string, dests string, mods ...func(*lvs.Service)) lvs.Service {
 	k, err := lvs.ParseKey(key)
@@ -72,36 +69,7 @@ func TestPlanGolden(t *testing.T) {
 		}
 		b.WriteString(p.Text())
 	}
-	golden(t, "testdata/plans.golden", b.String())
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -rewrite to create it)", err)
-	}
-	if got != string(want) {
-		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
-		for i := 0; i < len(gl) || i < len(wl); i++ {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				t.Fatalf("%s differs at line %d:\n got: %s\nwant: %s\n(go test -rewrite updates it once the change is understood)", path, i+1, g, w)
-			}
-		}
-	}
+	golden.File(t, "testdata/plans.golden", b.String())
 }
 
 // TestWeightedTables checks the distribution properties the golden file
