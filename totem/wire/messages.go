@@ -66,14 +66,17 @@ func AppendToken(dst []byte, from totem.NodeID, t *Token) []byte {
 func DecodeToken(b []byte, t *Token) (Header, error) {
 	r, h := start(b, TypeToken)
 	t.Ring = r.ring("ring")
-	t.TokenSeq = r.u64("token_seq")
-	t.Seq = r.u64("seq")
-	t.Aru = r.u64("aru")
+	t.TokenSeq = r.seq("token_seq", MaxTokenSeq)
+	t.Seq = r.seq("seq", MaxMsgSeq)
+	t.Aru = r.seq("aru", MaxMsgSeq)
 	t.AruID = totem.NodeID(r.u32("aru_id"))
 	t.Flags = r.u8("flags")
 	t.Busy = totem.NodeID(r.u32("busy"))
 	t.FCC = r.u32("fcc")
 	t.Backlog = r.u32("backlog")
+	if r.err == nil && (t.FCC > MaxCount || t.Backlog > MaxCount) {
+		r.fail(ErrRange, "fcc %d backlog %d", t.FCC, t.Backlog)
+	}
 	n := int(r.u16("rtr count"))
 	t.Rtr = t.Rtr[:0]
 	if r.err == nil && n > MaxRtr {
@@ -81,7 +84,13 @@ func DecodeToken(b []byte, t *Token) (Header, error) {
 	}
 	if r.need(8*n, "rtr") {
 		for i := 0; i < n; i++ {
-			t.Rtr = append(t.Rtr, binary.BigEndian.Uint64(r.b[8*i:]))
+			s := binary.BigEndian.Uint64(r.b[8*i:])
+			if s == 0 || s > MaxMsgSeq {
+				// (Entries above seq are ignored by srp.)
+				r.fail(ErrRange, "rtr entry %d", s)
+				break
+			}
+			t.Rtr = append(t.Rtr, s)
 		}
 		r.b = r.b[8*n:]
 	}
@@ -141,14 +150,14 @@ func AppendMcast(dst []byte, from totem.NodeID, m *Mcast) []byte {
 func DecodeMcast(b []byte, m *Mcast) (Header, error) {
 	r, h := start(b, TypeMcast)
 	m.Ring = r.ring("ring")
-	m.Seq = r.u64("seq")
+	m.Seq = r.seq("seq", MaxMsgSeq)
 	m.Sender = r.node("sender")
 	m.Guarantee = totem.Guarantee(r.u8("guarantee"))
 	m.Flags = r.u8("flags")
 	m.OrigRing, m.OrigSeq = totem.RingID{}, 0
 	if m.Flags&McastRecovery != 0 {
 		m.OrigRing = r.ring("orig_ring")
-		m.OrigSeq = r.u64("orig_seq")
+		m.OrigSeq = r.seq("orig_seq", MaxMsgSeq)
 		if r.err == nil && (m.OrigSeq == 0 || m.OrigRing.Rep == 0) {
 			r.fail(ErrMalformed, "recovery message without origin")
 		}
@@ -212,7 +221,7 @@ func AppendJoin(dst []byte, from totem.NodeID, j *Join) []byte {
 func DecodeJoin(b []byte, j *Join) (Header, error) {
 	r, h := start(b, TypeJoin)
 	j.Ring = r.ring("ring")
-	j.MaxSeq = r.u64("max_seq")
+	j.MaxSeq = r.seq("max_seq", MaxRingSeq)
 	j.Flags = r.u8("flags")
 	j.Proc = r.nodes(j.Proc, "proc")
 	j.Fail = r.nodes(j.Fail, "fail")
@@ -302,9 +311,9 @@ func DecodeCommit(b []byte, c *Commit) (Header, error) {
 				r.fail(ErrMalformed, "entry %d: filled flag", i)
 			}
 			e.OldRing = r.ring("old_ring")
-			e.Aru = r.u64("aru")
-			e.HighSeq = r.u64("high_seq")
-			e.SafeAru = r.u64("safe_aru")
+			e.Aru = r.seq("aru", MaxMsgSeq)
+			e.HighSeq = r.seq("high_seq", MaxMsgSeq)
+			e.SafeAru = r.seq("safe_aru", MaxMsgSeq)
 			if r.err == nil && (e.Aru > e.HighSeq || e.SafeAru > e.Aru) {
 				r.fail(ErrMalformed, "entry %d: aru %d high %d safe %d", i, e.Aru, e.HighSeq, e.SafeAru)
 			}
@@ -335,7 +344,7 @@ func AppendMergeDetect(dst []byte, from totem.NodeID, m *MergeDetect) []byte {
 func DecodeMergeDetect(b []byte, m *MergeDetect) (Header, error) {
 	r, h := start(b, TypeMergeDetect)
 	m.Ring = r.ring("ring")
-	m.MaxSeq = r.u64("max_seq")
+	m.MaxSeq = r.seq("max_seq", MaxRingSeq)
 	r.end()
 	return h, r.err
 }
@@ -360,7 +369,7 @@ func AppendLeave(dst []byte, from totem.NodeID, l *Leave) []byte {
 func DecodeLeave(b []byte, l *Leave) (Header, error) {
 	r, h := start(b, TypeLeave)
 	l.Ring = r.ring("ring")
-	l.MaxSeq = r.u64("max_seq")
+	l.MaxSeq = r.seq("max_seq", MaxRingSeq)
 	r.end()
 	return h, r.err
 }

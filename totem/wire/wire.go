@@ -79,6 +79,34 @@ var (
 	// ErrMalformed: the fields are present but inconsistent (bad counts,
 	// unsorted sets, node ID 0, trailing bytes, aru above seq, ...).
 	ErrMalformed = errors.New("wire: malformed")
+	// ErrRange: a sequence number or count beyond what any processor
+	// produces (see MaxRingSeq, MaxMsgSeq, MaxTokenSeq, MaxCount). Such a
+	// datagram is forged or corrupt; acting on it could overflow a
+	// sequence number (and persist it).
+	ErrRange = errors.New("wire: out of range")
+)
+
+// Range limits: every sequence number and count from the wire is checked
+// against them before the protocol sees it. They are far above anything a
+// real ring reaches, and far enough below 2^64 that no arithmetic on them
+// (a new ring's seq = highest seq + 4, a message seq + 1, a window added
+// to an aru) can overflow.
+const (
+	// MaxRingSeq bounds ring sequence numbers (ring IDs, MaxSeq): rings
+	// add 4 per configuration, so 2^48 is 7 × 10^13 configurations,
+	// 2 million years at one per second.
+	MaxRingSeq = 1 << 48
+	// MaxMsgSeq bounds message sequence numbers (seq, aru, rtr entries,
+	// a recovered message's original seq): they restart at every
+	// configuration, and 2^48 frames is 89 years at 100,000 frames/s
+	// without a single membership change.
+	MaxMsgSeq = 1 << 48
+	// MaxTokenSeq bounds the token's forward counter (one per hop, also
+	// restarting with each ring).
+	MaxTokenSeq = 1 << 62
+	// MaxCount bounds the token's flow-control counts (fcc, backlog): srp
+	// caps what it writes there at 2^31.
+	MaxCount = 1 << 31
 )
 
 // Limits that bound what a decoder accepts (and what an allocation from a
@@ -191,8 +219,17 @@ func (r *reader) node(field string) totem.NodeID {
 
 func (r *reader) ring(field string) totem.RingID {
 	rep := totem.NodeID(r.u32(field))
-	seq := r.u64(field)
+	seq := r.seq(field, MaxRingSeq)
 	return totem.RingID{Rep: rep, Seq: seq}
+}
+
+// seq reads a u64 that must not exceed limit (ErrRange).
+func (r *reader) seq(field string, limit uint64) uint64 {
+	v := r.u64(field)
+	if r.err == nil && v > limit {
+		r.fail(ErrRange, "%s %d above %d", field, v, limit)
+	}
+	return v
 }
 
 // nodes reads a u16 count and that many sorted, distinct, non-zero IDs into
