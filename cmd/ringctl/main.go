@@ -13,6 +13,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"ringmaster/internal/version"
 )
 
 // defaultSocket is where ringd listens unless [ipc] socket says otherwise.
@@ -51,10 +53,47 @@ func newRootCmd() *cobra.Command {
 		newQuorumCmd,
 		newCmapCmd,
 		newCPGCmd,
+		newVersionCmd,
 	} {
 		root.AddCommand(add(g))
 	}
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command that only groups subcommands (ringctl,
+// ringctl crm, ringctl cpg, ...) fail on an unknown or missing subcommand:
+// cobra would print the help and exit 0, so a typo in a script would pass
+// silently.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasSubCommands() || c.Run != nil || c.RunE != nil {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q\nRun '%s --help' for usage", args[0], cmd.CommandPath(), cmd.CommandPath())
+		}
+		return fmt.Errorf("%q needs a subcommand\nRun '%s --help' for usage", cmd.CommandPath(), cmd.CommandPath())
+	}
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print ringctl's version (set at build time)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"version": version.String()})
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "ringctl", version.String())
+			return err
+		},
+	}
 }
 
 func envOr(key, def string) string {

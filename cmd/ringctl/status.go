@@ -43,6 +43,7 @@ func withClient[C any](cmd *cobra.Command, g *globals, wrap func(*clients.Conn) 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // "n1 -> n2", not "n1 -\u003e n2"
 	return enc.Encode(v)
 }
 
