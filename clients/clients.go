@@ -67,6 +67,10 @@ type Status struct {
 	Effective   map[string]int64  `json:"effective"`
 	Counters    map[string]uint64 `json:"counters"`
 	UptimeS     float64           `json:"uptime_s"`
+	// PendingRestart lists settings changed in the file by a reload that
+	// take effect only after a restart (dotted keys); every other field
+	// reports the running values.
+	PendingRestart []string `json:"pending_restart,omitempty"`
 }
 
 // Status asks the node for its status.

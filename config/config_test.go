@@ -260,3 +260,25 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDiff(t *testing.T) {
+	a, err := Parse("a.toml", []byte(good))
+	require.NoError(t, err)
+	assert.Empty(t, Diff(a, a))
+	b, err := Parse("b.toml", []byte(strings.NewReplacer(
+		"token = 1000", "token = 300",
+		`ring0_addr = "127.0.0.3"`, `ring0_addr = "127.0.0.4"`,
+		"allowed_uids = [1000]", "allowed_uids = [1000, 1001]",
+		"quorum_votes = 2", "quorum_votes = 3",
+	).Replace(good)))
+	require.NoError(t, err)
+	assert.Equal(t, []Change{
+		{Key: "totem.token", Old: "1000", New: "300"},
+		{Key: "node[1].quorum_votes", Old: "2", New: "3"},
+		{Key: "node[2].ring0_addr", Old: `"127.0.0.3"`, New: `"127.0.0.4"`},
+		{Key: "ipc.allowed_uids", Old: "[1000]", New: "[1000 1001]"},
+	}, Diff(a, b))
+	c, err := Parse("c.toml", []byte(good+"\n[[node]]\nnodeid = 4\nring0_addr = \"127.0.0.9\"\n"))
+	require.NoError(t, err)
+	assert.Equal(t, []Change{{Key: "node", Old: "3 entries", New: "4 entries"}}, Diff(a, c))
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"ringmaster/clients"
+	cmapclient "ringmaster/clients/confdb"
 	"ringmaster/internal/testutil"
 )
 
@@ -216,4 +217,136 @@ func TestStartErrors(t *testing.T) {
 	out, err = exec.Command(ringdBin, "-c", cfg, "--node", "1").CombinedOutput()
 	require.Error(t, err)
 	assert.Contains(t, string(out), "totem.keyfile")
+}
+
+// cmapGet reads one cmap key as text.
+func cmapGet(t *testing.T, sock, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := cmapclient.Dial(ctx, sock)
+	require.NoError(t, err)
+	defer c.Close()
+	e, err := c.Get(ctx, key)
+	require.NoError(t, err, key)
+	return e.Value.String()
+}
+
+// reload rewrites the configuration, sends SIGHUP and waits for the n-th
+// log line containing want.
+func reload(t *testing.T, p *proc, cfg, content, want string) {
+	t.Helper()
+	n := strings.Count(p.log.String(), want)
+	require.NoError(t, os.WriteFile(cfg, []byte(content), 0o644))
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	testutil.WaitFor(t, 5*time.Second, "reload logs "+want, func() bool {
+		return strings.Count(p.log.String(), want) > n
+	})
+}
+
+// TestReloadReportsRunningValues: a reload that changes something needing
+// a restart (the token) leaves status and cmap on the running value, both
+// listing the change as pending; a cipher change is refused with the
+// reason; a key change within the cipher is applied and reported.
+func TestReloadReportsRunningValues(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	sock := filepath.Join(dir, "ringd.sock")
+	p := start(t, "-c", cfg, "--node", "n1")
+	testutil.WaitFor(t, 10*time.Second, "ringd answers status", func() bool {
+		st, err := status(sock)
+		return err == nil && st.Synced
+	})
+	orig, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+
+	// token 1000 -> 300: pending, not applied, and reported so.
+	reload(t, p, cfg, strings.Replace(string(orig), "token = 1000", "token = 300", 1), "configuration reloaded")
+	assert.Contains(t, p.log.String(), "takes effect only after a restart")
+	st, err := status(sock)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1000), st.TokenMS, "status reports the running token")
+	assert.Equal(t, int64(1000), st.Effective["token"])
+	assert.Equal(t, []string{"totem.token"}, st.PendingRestart)
+	assert.Equal(t, "1000", cmapGet(t, sock, "runtime.config.totem.token"))
+	assert.Equal(t, "1000", cmapGet(t, sock, "totem.token"))
+	assert.Equal(t, "totem.token", cmapGet(t, sock, "runtime.config.pending_restart"))
+
+	// Back to 1000: nothing pending any more.
+	reload(t, p, cfg, string(orig), "configuration reloaded")
+	st, err = status(sock)
+	require.NoError(t, err)
+	assert.Empty(t, st.PendingRestart)
+	assert.Equal(t, "", cmapGet(t, sock, "runtime.config.pending_restart"))
+
+	// aes256 -> chacha20 is refused with the reason, not "reloaded".
+	reload(t, p, cfg, strings.Replace(string(orig), `crypto_cipher = "aes256"`, `crypto_cipher = "chacha20"`, 1),
+		"totem.crypto_cipher cannot change by reload")
+	assert.Contains(t, p.log.String(), "reload rejected")
+	assert.Equal(t, "aes256", cmapGet(t, sock, "totem.crypto_cipher"))
+
+	// A new key in the same cipher is applied and cmap names it.
+	key2 := filepath.Join(dir, "authkey2")
+	require.NoError(t, os.WriteFile(key2, []byte("fedcba9876543210fedcba9876543210"), 0o400))
+	key1 := filepath.Join(dir, "authkey")
+	withKey2 := strings.Replace(string(orig), "keyfile = \""+key1+"\"", "keyfile = \""+key2+"\"\nprevious_keyfiles = [\""+key1+"\"]", 1)
+	require.NotEqual(t, string(orig), withKey2)
+	reload(t, p, cfg, withKey2, "configuration reloaded")
+	assert.Equal(t, key2, cmapGet(t, sock, "totem.keyfile"))
+	assert.Equal(t, key1, cmapGet(t, sock, "totem.previous_keyfiles"))
+	st, err = status(sock)
+	require.NoError(t, err)
+	assert.Empty(t, st.PendingRestart)
+	testutil.WaitFor(t, 10*time.Second, "ring still operational with the new key", func() bool {
+		st, err := status(sock)
+		return err == nil && st.State == "operational"
+	})
+}
+
+// TestReloadRefusesEnablingCrypto: none -> aes256 by reload would be
+// reported as reloaded while the datagrams stay unencrypted; it is refused.
+func TestReloadRefusesEnablingCrypto(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	orig, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	none := strings.Replace(string(orig), `crypto_cipher = "aes256"`, `crypto_cipher = "none"`, 1)
+	require.NoError(t, os.WriteFile(cfg, []byte(none), 0o644))
+	sock := filepath.Join(dir, "ringd.sock")
+	p := start(t, "-c", cfg, "--node", "n1")
+	testutil.WaitFor(t, 10*time.Second, "ringd answers status", func() bool {
+		st, err := status(sock)
+		return err == nil && st.Synced
+	})
+	reload(t, p, cfg, string(orig), "reload rejected")
+	assert.Contains(t, p.log.String(), `totem.crypto_cipher cannot change by reload (running "none", file "aes256")`)
+	assert.NotContains(t, p.log.String(), "configuration reloaded")
+	assert.Equal(t, "none", cmapGet(t, sock, "totem.crypto_cipher"))
+}
+
+// TestStartupCleansTempStateFiles: temporary state files a crash left in
+// state_dir are removed at startup; only ringd's own patterns.
+func TestStartupCleansTempStateFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "")
+	ours := []string{"ringseq.1.tmp123456", "votequorum.json.tmp98765"}
+	others := []string{"ringseq.2.tmp123456", "notes.tmp1", "votequorum.json.tmpx"}
+	for _, n := range append(append([]string{}, ours...), others...) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte("partial"), 0o600))
+	}
+	sock := filepath.Join(dir, "ringd.sock")
+	p := start(t, "-c", cfg, "--node", "n1")
+	testutil.WaitFor(t, 10*time.Second, "ringd answers status", func() bool {
+		_, err := status(sock)
+		return err == nil
+	})
+	for _, n := range ours {
+		_, err := os.Stat(filepath.Join(dir, n))
+		assert.True(t, os.IsNotExist(err), "%s removed", n)
+		assert.Contains(t, p.log.String(), n)
+	}
+	for _, n := range others {
+		_, err := os.Stat(filepath.Join(dir, n))
+		assert.NoError(t, err, "%s kept", n)
+	}
 }

@@ -14,11 +14,15 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
+	"ringmaster/confdb"
 	"ringmaster/config"
 	"ringmaster/cpg"
+	"ringmaster/internal/durable"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
+	"ringmaster/totem/ring"
+	"ringmaster/votequorum"
 )
 
 // Options configure a Daemon beyond the configuration file.
@@ -52,8 +56,14 @@ type Daemon struct {
 	log  *zap.Logger
 	node totem.NodeID
 
-	cfgMu sync.RWMutex
-	cfg   *config.Config
+	// cfg is the running configuration: only what is in effect (a
+	// reload applies some changes and leaves others pending, see
+	// reload.go). pending lists those others. Lock order: the
+	// executive's lock before cfgMu.
+	cfgMu   sync.RWMutex
+	cfg     *config.Config
+	pending []string
+	cmap    *confdb.Store
 
 	exec   *exec.Executive
 	ring   RingDriver
@@ -91,6 +101,15 @@ func New(opt Options) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.System.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
+	// Temporary files of our own state files that a crash left behind
+	// (internal/durable names them; nothing else is touched).
+	removed, err := durable.CleanTemps(cfg.System.StateDir, ring.SeqFileName(d.node), votequorum.StateFile)
+	for _, p := range removed {
+		d.log.Info("removed a temporary state file left by a crash", zap.String("file", p))
+	}
+	if err != nil {
+		d.log.Warn("state_dir", zap.Error(err))
+	}
 	// The ring delivers to the executive, and the executive sends on the
 	// ring: build the executive first, then give it the ring.
 	d.exec = exec.New(d.node, nil, d.log)
@@ -111,10 +130,13 @@ func New(opt Options) (*Daemon, error) {
 func (d *Daemon) registerServices() error {
 	q := d.newQuorum()
 	d.quorum = q
+	cm := d.newConfdb(q)
+	d.cmap = cm.Store()
+	publishPending(d.cmap, nil)
 	for _, s := range []exec.Service{
 		cpg.New(),
 		q,
-		d.newConfdb(q),
+		cm,
 		&statusService{d: d, start: time.Now()},
 	} {
 		if err := d.exec.Register(s); err != nil {
@@ -194,70 +216,4 @@ func (d *Daemon) Run(ctx context.Context) error {
 	_ = srv.Close()
 	d.log.Info("ringd stopped")
 	return runErr
-}
-
-// Reload re-reads the configuration file. A file that fails validation is
-// rejected (logged, returned) and the running configuration stays.
-func (d *Daemon) Reload() error {
-	cfg, err := config.Load(d.opt.ConfigPath)
-	if err != nil {
-		d.log.Error("reload rejected: the running configuration stays", zap.Error(err))
-		return err
-	}
-	old := d.Config()
-	if d.opt.Socket != "" {
-		cfg.IPC.Socket = d.opt.Socket
-	}
-	if n := cfg.NodeByID(int(d.node)); n == nil {
-		err := fmt.Errorf("reload rejected: node %d is no longer in the node list", d.node)
-		d.log.Error(err.Error())
-		return err
-	}
-	keys, err := loadKeys(cfg)
-	if err != nil {
-		d.log.Error("reload rejected: the running configuration stays", zap.Error(err))
-		return err
-	}
-	if err := d.ring.SetKeys(keys); err != nil {
-		d.log.Error("reload: new keys refused", zap.Error(err))
-		return err
-	}
-	if srv := d.ipcServer(); srv != nil {
-		srv.SetAllowed(cfg.IPC.AllowedUIDs, cfg.IPC.AllowedGIDs)
-	}
-	if d.opt.OnReloadLogging != nil {
-		d.opt.OnReloadLogging(cfg.Logging)
-	}
-	for _, w := range restartOnly(old, cfg) {
-		d.log.Warn("reload: this change takes effect only after a restart", zap.String("key", w))
-	}
-	d.cfgMu.Lock()
-	d.cfg = cfg
-	d.cfgMu.Unlock()
-	d.log.Info("configuration reloaded")
-	return nil
-}
-
-// restartOnly lists changed keys that a reload cannot apply.
-func restartOnly(a, b *config.Config) []string {
-	var out []string
-	if a.Totem.Transport != b.Totem.Transport {
-		out = append(out, "totem.transport")
-	}
-	if a.Totem.Port != b.Totem.Port {
-		out = append(out, "totem.port")
-	}
-	if a.Totem.ClusterName != b.Totem.ClusterName {
-		out = append(out, "totem.cluster_name")
-	}
-	if a.Effective() != b.Effective() {
-		out = append(out, "totem timings")
-	}
-	if a.IPC.Socket != b.IPC.Socket {
-		out = append(out, "ipc.socket")
-	}
-	if a.System.StateDir != b.System.StateDir {
-		out = append(out, "system.state_dir")
-	}
-	return out
 }

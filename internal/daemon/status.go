@@ -61,6 +61,7 @@ func (s *statusService) snapshot() *clients.Status {
 		Counters:    counterMap(rs.Counters),
 		UptimeS:     time.Since(s.start).Seconds(),
 	}
+	st.PendingRestart = d.PendingRestart()
 	if n := cfg.NodeByID(int(d.node)); n != nil {
 		st.Name = n.Name
 	}

@@ -1,0 +1,156 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"ringmaster/confdb"
+	"ringmaster/config"
+)
+
+// What a reload (SIGHUP) does with each change of the file:
+//
+//	change                              reload
+//	----------------------------------  ---------------------------------------
+//	file does not validate              rejected; the running configuration stays
+//	local node gone from the node list  rejected
+//	totem.crypto_cipher                 rejected: nodes on different ciphers
+//	                                    cannot talk; restart every node
+//	a keyfile unusable                  rejected (the checks of --check)
+//	totem.keyfile, previous_keyfiles    applied: the ring's SetKeys (the files
+//	                                    are re-read even when the names stay)
+//	ipc.allowed_uids, ipc.allowed_gids  applied: new connections are checked
+//	logging.debug                       applied: the log level
+//	anything else                       pending: logged, listed in `ringctl
+//	                                    status --json` (pending_restart) and
+//	                                    cmap runtime.config.pending_restart;
+//	                                    applied by the next start
+//
+// The running configuration (Daemon.Config) holds only what is in effect,
+// so `ringctl status` and cmap's totem.* and runtime.config.* keys, both
+// read from it, always report the running values and agree.
+
+// PendingRestartKey is the cmap key listing the changed settings (dotted
+// keys, space-separated, "" when none) that wait for a restart.
+const PendingRestartKey = "runtime.config.pending_restart"
+
+// ErrReload wraps the reasons a reload is refused.
+var ErrReload = errors.New("reload rejected")
+
+// applyReloadable returns the configuration that runs after reloading
+// file over running: running's settings, with those a reload can apply
+// taken from file.
+func applyReloadable(running, file *config.Config) *config.Config {
+	c := *running
+	c.Totem.Keyfile = file.Totem.Keyfile
+	c.Totem.PreviousKeyfiles = file.Totem.PreviousKeyfiles
+	c.IPC.AllowedUIDs = file.IPC.AllowedUIDs
+	c.IPC.AllowedGIDs = file.IPC.AllowedGIDs
+	c.Logging.Debug = file.Logging.Debug
+	return &c
+}
+
+// Reload re-reads the configuration file and applies what can change
+// while running (see the table above). A refused reload is logged and
+// returned, and changes nothing.
+func (d *Daemon) Reload() error {
+	reject := func(err error) error {
+		err = fmt.Errorf("%w: the running configuration stays: %w", ErrReload, err)
+		d.log.Error(err.Error())
+		return err
+	}
+	file, err := config.Load(d.opt.ConfigPath)
+	if err != nil {
+		return reject(err)
+	}
+	if d.opt.Socket != "" {
+		file.IPC.Socket = d.opt.Socket
+	}
+	running := d.Config()
+	if file.NodeByID(int(d.node)) == nil {
+		return reject(fmt.Errorf("node %d is no longer in the node list", d.node))
+	}
+	if a, b := running.Totem.CryptoCipher, file.Totem.CryptoCipher; a != b {
+		return reject(fmt.Errorf("totem.crypto_cipher cannot change by reload (running %q, file %q): "+
+			"nodes on different ciphers cannot talk to each other; restart every node to change it", a, b))
+	}
+	next := applyReloadable(running, file)
+	keys, err := next.LoadKeys()
+	if err != nil {
+		return reject(err)
+	}
+	if next.Totem.CryptoCipher != "none" {
+		if err := d.ring.SetKeys(keys); err != nil {
+			return reject(fmt.Errorf("new keys refused: %w", err))
+		}
+	}
+	if srv := d.ipcServer(); srv != nil {
+		srv.SetAllowed(next.IPC.AllowedUIDs, next.IPC.AllowedGIDs)
+	}
+	if d.opt.OnReloadLogging != nil {
+		d.opt.OnReloadLogging(next.Logging)
+	}
+	applied := config.Diff(running, next)
+	pending := config.Diff(next, file)
+	var pendingKeys []string
+	for _, c := range pending {
+		pendingKeys = append(pendingKeys, c.Key)
+		d.log.Warn("reload: this change takes effect only after a restart",
+			zap.String("key", c.Key), zap.String("running", c.Old), zap.String("file", c.New))
+	}
+	// Under the executive's lock, as status snapshots and cmap reads are:
+	// nobody sees the new configuration without the cmap keys that
+	// report it.
+	d.exec.Do(func() {
+		d.cfgMu.Lock()
+		d.cfg = next
+		d.pending = pendingKeys
+		d.cfgMu.Unlock()
+		if d.cmap != nil {
+			publishConfig(d.cmap, confdb.ConfigEntries(running, d.node), confdb.ConfigEntries(next, d.node))
+			publishPending(d.cmap, pendingKeys)
+		}
+	})
+	var appliedKeys []string
+	for _, c := range applied {
+		appliedKeys = append(appliedKeys, c.Key)
+	}
+	d.log.Info("configuration reloaded", zap.Strings("applied", appliedKeys), zap.Strings("pending_restart", pendingKeys))
+	return nil
+}
+
+// PendingRestart lists the settings changed in the file that take effect
+// only after a restart (dotted keys, in file order).
+func (d *Daemon) PendingRestart() []string {
+	d.cfgMu.RLock()
+	defer d.cfgMu.RUnlock()
+	return slices.Clone(d.pending)
+}
+
+// publishConfig brings cmap's configuration keys from old to new: changed
+// keys are set and keys that are gone deleted. Keys whose value stays are
+// left alone, so a value a client wrote (quorum.expected_votes, say) is
+// not overwritten by an unrelated reload.
+func publishConfig(s *confdb.Store, old, new []confdb.Entry) {
+	was := map[string]confdb.Value{}
+	for _, e := range old {
+		was[e.Key] = e.Value
+	}
+	for _, e := range new {
+		if v, ok := was[e.Key]; !ok || v != e.Value {
+			_ = s.Set(e.Key, e.Value)
+		}
+		delete(was, e.Key)
+	}
+	for k := range was {
+		_ = s.Delete(k)
+	}
+}
+
+func publishPending(s *confdb.Store, keys []string) {
+	_ = s.Set(PendingRestartKey, confdb.String(strings.Join(keys, " ")))
+}
