@@ -114,6 +114,16 @@ type Counters struct {
 	AuthFailures  uint64 `json:"auth_failures"`
 	Malformed     uint64 `json:"malformed"`
 	TokenRotation uint64 `json:"token_rotations"`
+	// Datagrams dropped before the protocol acted on them, by reason
+	// (with AuthFailures and Malformed): replayed (seen before, older
+	// than the sender's window or boot epoch, a unicast for another
+	// node), from a node ID outside the nodelist, from a source address
+	// that is not the sender's configured one, or carrying a sequence
+	// number or counter out of range.
+	Replayed    uint64 `json:"rejected_replay"`
+	UnknownNode uint64 `json:"rejected_unknown_node"`
+	BadAddress  uint64 `json:"rejected_bad_address"`
+	OutOfRange  uint64 `json:"rejected_out_of_range"`
 }
 
 // Status is a snapshot of the ring for operators.

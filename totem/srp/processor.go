@@ -250,8 +250,11 @@ func (p *Processor) Step(now time.Duration, data []byte) error {
 			err = fmt.Errorf("%s: %w", h.Type, wire.ErrType)
 		}
 	}
+	if err == nil {
+		err = p.inRange(h)
+	}
 	if err != nil {
-		p.counters.Malformed++
+		p.countRejected(err)
 		return fmt.Errorf("srp: node %d: datagram of %d bytes: %w", p.id, len(data), err)
 	}
 	if !p.fresh(h) {
