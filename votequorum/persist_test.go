@@ -8,10 +8,20 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"ringmaster/votequorum/calc"
 )
 
 // TestStateFileRejectsAbsurd: values no running cluster can produce are
 // refused, naming the file, instead of pinning the node.
+// sampleState is a state as a three-node cluster persists it.
+func sampleState() calc.Persisted {
+	var p calc.Persisted
+	_ = json.Unmarshal([]byte(`{"expected_votes_tracking":5,"lineage":{"ring":{"rep":1,"seq":40},"step":3,"expected_votes":5,
+		"voters":[{"nodeid":1,"votes":2},{"nodeid":2,"votes":1},{"nodeid":4,"votes":2}],"members":[1,2]}}`), &p)
+	return p
+}
+
 func TestStateFileRejectsAbsurd(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, StateFile)
@@ -37,8 +47,9 @@ func TestStateFileRejectsAbsurd(t *testing.T) {
 // stays behind.
 func TestSaveStateDurable(t *testing.T) {
 	dir := t.TempDir()
-	want := Persisted{ExpectedVotesTracking: 5, Lineage: sampleInfo().Lineage}
-	require.NoError(t, SaveState(dir, Persisted{ExpectedVotesTracking: 3}))
+	want := sampleState()
+	require.NotEmpty(t, want.Lineage.Voters)
+	require.NoError(t, SaveState(dir, calc.Persisted{ExpectedVotesTracking: 3}))
 	require.NoError(t, SaveState(dir, want))
 	ents, err := os.ReadDir(dir)
 	require.NoError(t, err)
@@ -53,7 +64,7 @@ func TestSaveStateDurable(t *testing.T) {
 // FuzzLoadState: the votequorum.json loader rejects, never panics on, any
 // content, and what it accepts saves and loads back equal.
 func FuzzLoadState(f *testing.F) {
-	b, _ := json.Marshal(stateFile{Version: 1, Persisted: Persisted{ExpectedVotesTracking: 5, Lineage: sampleInfo().Lineage}})
+	b, _ := json.Marshal(stateFile{Version: 1, calc.Persisted: sampleState()})
 	f.Add(b)
 	f.Add([]byte(`{"version":1,"lineage":{}}`))
 	f.Add([]byte(`{"version":1,"lineage":{"ring":{"rep":1,"seq":18446744073709551615}}}`))
@@ -72,4 +83,21 @@ func FuzzLoadState(f *testing.F) {
 		orig, _ := json.Marshal(p)
 		require.JSONEq(t, string(orig), string(again))
 	})
+}
+
+// TestStateFile: a missing file is the zero state; what is saved loads
+// back; a file that does not decode is an error naming it.
+func TestStateFile(t *testing.T) {
+	dir := t.TempDir()
+	p, err := LoadState(dir)
+	require.NoError(t, err)
+	assert.Equal(t, calc.Persisted{}, p)
+	want := calc.Persisted{ExpectedVotesTracking: 5, Lineage: sampleState().Lineage}
+	require.NoError(t, SaveState(dir, want))
+	got, err := LoadState(dir)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	require.NoError(t, os.WriteFile(dir+"/"+StateFile, []byte("{"), 0o600))
+	_, err = LoadState(dir)
+	assert.ErrorContains(t, err, "unreadable")
 }
