@@ -6,8 +6,13 @@
 //	ringd --version
 //
 // SIGTERM/SIGINT leave the ring gracefully and exit 0; SIGHUP reloads the
-// configuration (a file that fails validation is rejected and the running
-// configuration stays).
+// configuration: keys, IPC allowlists and the log level are applied, a
+// cipher change or a file that fails validation is rejected (the running
+// configuration stays), and every other change waits for a restart, listed
+// as pending in `ringctl status --json` and cmap (internal/daemon/reload.go).
+//
+// --check validates the file and reads the keyfiles as startup does, so it
+// fails exactly when ringd would refuse to start.
 //
 // RINGD_CPUPROFILE=FILE (a "%p" in FILE becomes the PID) writes a CPU profile
 // from start to a graceful exit, for `go tool pprof`.
