@@ -12,8 +12,6 @@ import (
 	"ringmaster/votequorum/calc"
 )
 
-// TestStateFileRejectsAbsurd: values no running cluster can produce are
-// refused, naming the file, instead of pinning the node.
 // sampleState is a state as a three-node cluster persists it.
 func sampleState() calc.Persisted {
 	var p calc.Persisted
@@ -22,6 +20,8 @@ func sampleState() calc.Persisted {
 	return p
 }
 
+// TestStateFileRejectsAbsurd: values no running cluster can produce are
+// refused, naming the file, instead of pinning the node.
 func TestStateFileRejectsAbsurd(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, StateFile)
@@ -64,7 +64,7 @@ func TestSaveStateDurable(t *testing.T) {
 // FuzzLoadState: the votequorum.json loader rejects, never panics on, any
 // content, and what it accepts saves and loads back equal.
 func FuzzLoadState(f *testing.F) {
-	b, _ := json.Marshal(stateFile{Version: 1, calc.Persisted: sampleState()})
+	b, _ := json.Marshal(stateFile{Version: 1, Persisted: sampleState()})
 	f.Add(b)
 	f.Add([]byte(`{"version":1,"lineage":{}}`))
 	f.Add([]byte(`{"version":1,"lineage":{"ring":{"rep":1,"seq":18446744073709551615}}}`))

@@ -1,3 +1,17 @@
+// Package votequorum is ringmaster's quorum service, corosync's votequorum
+// in behaviour (see votequorum/calc for the rules and the quorum lineage).
+// It has three layers:
+//
+//   - votequorum/calc, the pure calculator: options, membership changes,
+//     the nodes' state messages, reconfigurations and the time (as a value)
+//     in; quorum status, the node's own state message, the state to persist
+//     and the last_man_standing deadline out. No clocks, goroutines or I/O.
+//   - votequorum/wire, the messages: client requests and replies (shared
+//     with clients/quorum) and the service's ring messages.
+//   - Service (this package), the driver: an executive service that
+//     multicasts the node's state in the sync step after each membership
+//     change, feeds what the ring delivers to the calculator, persists its
+//     state in state_dir and answers clients.
 package votequorum
 
 import (
@@ -11,15 +25,24 @@ import (
 
 	"go.uber.org/zap"
 
-	"ringmaster/config"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
+	"ringmaster/votequorum/calc"
+	"ringmaster/votequorum/wire"
+)
+
+// Sentinel errors of the Service (errors.Is): the calculator's refusals of
+// a runtime change, and the wire format's "not quorate".
+var (
+	ErrInvalid    = calc.ErrInvalid
+	ErrNoSuchNode = calc.ErrNoSuchNode
+	ErrNotQuorate = wire.ErrNotQuorate
 )
 
 // Config configures a Service.
 type Config struct {
-	Options Options
+	Options calc.Options
 	Local   totem.NodeID
 	// Names maps node ids to names for the member list.
 	Names map[totem.NodeID]string
@@ -38,28 +61,14 @@ type Config struct {
 	Now func() time.Time
 }
 
-// ConfigFrom builds a Config from corosync.toml for node local.
-func ConfigFrom(c *config.Config, local totem.NodeID) (Config, error) {
-	opt, err := OptionsFromConfig(c)
-	if err != nil {
-		return Config{}, err
-	}
-	names := map[totem.NodeID]string{}
-	for _, n := range c.Nodes {
-		names[totem.NodeID(n.NodeID)] = n.Name
-	}
-	return Config{Options: opt, Local: local, Names: names, StateDir: c.System.StateDir}, nil
-}
-
 // Service is the votequorum executive service (exec.ServiceQuorum). Every
 // method of the exec interfaces runs under the executive's lock; Quorate may
 // be called from anywhere.
 type Service struct {
 	cfg     Config
-	initErr error
 	host    exec.Host
 	log     *zap.Logger
-	calc    *Calc
+	calc    *calc.Calc
 	quorate atomic.Bool
 
 	trackers map[*ipc.Conn]bool
@@ -67,7 +76,7 @@ type Service struct {
 	pending  map[uint64]*pendingReq
 	nonce    uint64
 	lastSent []byte
-	hooks    []func(Status)
+	hooks    []func(wire.Status)
 	stats    map[*ipc.Conn]*ClientStat
 
 	lmsStop func()
@@ -120,14 +129,6 @@ func New(cfg Config) *Service {
 	}
 }
 
-// NewFromConfig builds the service from corosync.toml.
-func NewFromConfig(c *config.Config, local totem.NodeID) *Service {
-	cfg, err := ConfigFrom(c, local)
-	s := New(cfg)
-	s.initErr = err
-	return s
-}
-
 // ID implements exec.Service.
 func (s *Service) ID() exec.ServiceID { return exec.ServiceQuorum }
 
@@ -137,17 +138,14 @@ func (s *Service) Name() string { return "votequorum" }
 // OnChange registers fn to be called with the status after every change
 // (and once from Init). Register before the executive starts; fn runs under
 // the executive's lock and must not block.
-func (s *Service) OnChange(fn func(Status)) { s.hooks = append(s.hooks, fn) }
+func (s *Service) OnChange(fn func(wire.Status)) { s.hooks = append(s.hooks, fn) }
 
 // Init implements exec.Service: it loads expected-votes tracking and
 // builds the calculator.
 func (s *Service) Init(h exec.Host) error {
 	s.host = h
 	s.log = h.Log()
-	if s.initErr != nil {
-		return s.initErr
-	}
-	var saved Persisted
+	var saved calc.Persisted
 	if s.cfg.StateDir != "" {
 		p, err := LoadState(s.cfg.StateDir)
 		if err != nil {
@@ -155,12 +153,12 @@ func (s *Service) Init(h exec.Host) error {
 		}
 		saved = p
 	}
-	calc, err := NewCalc(s.cfg.Options, s.cfg.Local, saved)
+	qc, err := calc.New(s.cfg.Options, s.cfg.Local, saved)
 	if err != nil {
 		return err
 	}
-	s.calc = calc
-	for _, w := range calc.Warnings() {
+	s.calc = qc
+	for _, w := range qc.Warnings() {
 		s.log.Warn(w)
 	}
 	s.changed(true)
@@ -173,7 +171,7 @@ func (s *Service) Quorate() bool { return s.quorate.Load() }
 
 // Status is the current status with node names. Call it under the
 // executive's lock (exec.Executive.Do) or from an OnChange hook.
-func (s *Service) Status() Status {
+func (s *Service) Status() wire.Status {
 	st := s.calc.Status()
 	for i := range st.Members {
 		st.Members[i].Name = s.cfg.Names[totem.NodeID(st.Members[i].NodeID)]
@@ -188,7 +186,7 @@ func (s *Service) ConfChange(totem.ConfChange) {}
 // SyncStart implements exec.Syncer: multicast this node's state.
 func (s *Service) SyncStart(c totem.ConfChange) {
 	info := s.calc.SyncStart(c.Ring, c.Members)
-	s.host.SendReliable(RingNodeInfo, totem.Agreed, EncodeNodeInfo(info))
+	s.host.SendReliable(wire.RingNodeInfo, totem.Agreed, wire.EncodeNodeInfo(info))
 }
 
 // SyncDone implements exec.Syncer: every member's state is in; decide.
@@ -197,7 +195,7 @@ func (s *Service) SyncDone() {
 	s.changed(true)
 	for _, w := range s.waiters {
 		w.stop()
-		s.reply(w.c, w.h, EncodePayload(s.Status()))
+		s.reply(w.c, w.h, wire.EncodePayload(s.Status()))
 	}
 	s.waiters = nil
 	for nonce, p := range s.pending {
@@ -210,8 +208,8 @@ func (s *Service) SyncDone() {
 // Deliver implements exec.Service.
 func (s *Service) Deliver(m totem.Message) {
 	switch m.ID {
-	case RingNodeInfo:
-		in, err := DecodeNodeInfo(m.Payload)
+	case wire.RingNodeInfo:
+		in, err := wire.DecodeNodeInfo(m.Payload)
 		if err != nil {
 			s.log.Warn("dropping a malformed node info", zap.Uint32("from", uint32(m.Sender)), zap.Error(err))
 			return
@@ -219,8 +217,8 @@ func (s *Service) Deliver(m totem.Message) {
 		if s.calc.NodeInfo(m.Sender, in) {
 			s.changed(false)
 		}
-	case RingReconfigure:
-		r, err := DecodeReconfigure(m.Payload)
+	case wire.RingReconfigure:
+		r, err := wire.DecodeReconfigure(m.Payload)
 		if err != nil {
 			s.log.Warn("dropping a malformed reconfiguration", zap.Uint32("from", uint32(m.Sender)), zap.Error(err))
 			return
@@ -237,8 +235,8 @@ func (s *Service) Deliver(m totem.Message) {
 				}
 			}
 		}
-	case RingLMSExpired:
-		ring, err := DecodeLMS(m.Payload)
+	case wire.RingLMSExpired:
+		ring, err := wire.DecodeLMS(m.Payload)
 		if err != nil {
 			s.log.Warn("dropping a malformed last_man_standing expiry", zap.Uint32("from", uint32(m.Sender)), zap.Error(err))
 			return
@@ -261,11 +259,11 @@ func (s *Service) changed(force bool) {
 	if was != st.Quorate && s.log != nil {
 		s.log.Info("quorum changed", zap.Bool("quorate", st.Quorate), zap.Uint32("total_votes", st.TotalVotes), zap.Uint32("quorum", st.Quorum), zap.Uint32("expected_votes", st.ExpectedVotes))
 	}
-	p := EncodePayload(st)
+	p := wire.EncodePayload(st)
 	if force || !bytes.Equal(p, s.lastSent) {
 		s.lastSent = p
 		for c := range s.trackers {
-			if err := c.Event(uint16(exec.ServiceQuorum), EventStatus, p); err != nil {
+			if err := c.Event(uint16(exec.ServiceQuorum), wire.EventStatus, p); err != nil {
 				delete(s.trackers, c)
 				continue
 			}
@@ -305,7 +303,7 @@ func (s *Service) scheduleLMS() {
 	s.lmsStop = s.host.AfterFunc(max(at.Sub(s.cfg.Now()), 0), func() {
 		s.lmsStop = nil
 		if s.calc.LMSDue(s.cfg.Now()) {
-			s.host.SendReliable(RingLMSExpired, totem.Agreed, EncodeLMS(s.calc.Ring()))
+			s.host.SendReliable(wire.RingLMSExpired, totem.Agreed, wire.EncodeLMS(s.calc.Ring()))
 			return
 		}
 		s.scheduleLMS()
@@ -320,7 +318,7 @@ func (s *Service) Leave() {
 		return
 	}
 	s.left = true
-	if err := s.host.Send(RingNodeInfo, totem.Agreed, EncodeNodeInfo(s.calc.Leave())); err != nil {
+	if err := s.host.Send(wire.RingNodeInfo, totem.Agreed, wire.EncodeNodeInfo(s.calc.Leave())); err != nil {
 		s.log.Warn("cannot announce the clean leave", zap.Error(err))
 	}
 }
@@ -332,7 +330,7 @@ func (s *Service) SetExpected(n uint32) error {
 	if err := s.calc.CheckExpected(n); err != nil {
 		return err
 	}
-	return s.host.Send(RingReconfigure, totem.Agreed, EncodeReconfigure(Reconfigure{Param: ParamExpected, Node: s.cfg.Local, Value: n}))
+	return s.host.Send(wire.RingReconfigure, totem.Agreed, wire.EncodeReconfigure(wire.Reconfigure{Param: wire.ParamExpected, Node: s.cfg.Local, Value: n}))
 }
 
 // SetVotes validates and multicasts a votes change (node 0: this node).
@@ -344,35 +342,35 @@ func (s *Service) SetVotes(node totem.NodeID, v uint32) error {
 	if err := s.calc.CheckVotes(node, v); err != nil {
 		return err
 	}
-	return s.host.Send(RingReconfigure, totem.Agreed, EncodeReconfigure(Reconfigure{Param: ParamVotes, Node: node, Value: v}))
+	return s.host.Send(wire.RingReconfigure, totem.Agreed, wire.EncodeReconfigure(wire.Reconfigure{Param: wire.ParamVotes, Node: node, Value: v}))
 }
 
 // CancelWaitForAll multicasts the end of wait_for_all (confdb's
 // quorum.cancel_wait_for_all). Call under the executive's lock.
 func (s *Service) CancelWaitForAll() error {
-	return s.host.Send(RingReconfigure, totem.Agreed, EncodeReconfigure(Reconfigure{Param: ParamCancelWFA, Node: s.cfg.Local}))
+	return s.host.Send(wire.RingReconfigure, totem.Agreed, wire.EncodeReconfigure(wire.Reconfigure{Param: wire.ParamCancelWFA, Node: s.cfg.Local}))
 }
 
 // Request implements exec.ClientHandler.
 func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 	s.stat(c).Requests++
 	switch h.Msg {
-	case MsgStatus:
+	case wire.MsgStatus:
 		if !s.calc.Syncing() {
-			s.reply(c, h, EncodePayload(s.Status()))
+			s.reply(c, h, wire.EncodePayload(s.Status()))
 			return
 		}
 		w := &waiter{c: c, h: h}
 		w.stop = s.host.AfterFunc(s.cfg.SyncWait, func() {
 			if i := slices.Index(s.waiters, w); i >= 0 {
 				s.waiters = slices.Delete(s.waiters, i, i+1)
-				s.reply(c, h, EncodePayload(s.Status()))
+				s.reply(c, h, wire.EncodePayload(s.Status()))
 			}
 		})
 		s.waiters = append(s.waiters, w)
-	case MsgSetExpected:
-		var req SetExpectedRequest
-		if err := DecodePayload(p, &req); err != nil {
+	case wire.MsgSetExpected:
+		var req wire.SetExpectedRequest
+		if err := wire.DecodePayload(p, &req); err != nil {
 			s.replyErr(c, h, err)
 			return
 		}
@@ -380,10 +378,10 @@ func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 			s.replyErr(c, h, err)
 			return
 		}
-		s.reconfigure(c, h, Reconfigure{Param: ParamExpected, Node: s.cfg.Local, Value: req.ExpectedVotes})
-	case MsgSetVotes:
-		var req SetVotesRequest
-		if err := DecodePayload(p, &req); err != nil {
+		s.reconfigure(c, h, wire.Reconfigure{Param: wire.ParamExpected, Node: s.cfg.Local, Value: req.ExpectedVotes})
+	case wire.MsgSetVotes:
+		var req wire.SetVotesRequest
+		if err := wire.DecodePayload(p, &req); err != nil {
 			s.replyErr(c, h, err)
 			return
 		}
@@ -395,13 +393,13 @@ func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 			s.replyErr(c, h, err)
 			return
 		}
-		s.reconfigure(c, h, Reconfigure{Param: ParamVotes, Node: node, Value: req.Votes})
-	case MsgCancelWaitForAll:
-		s.reconfigure(c, h, Reconfigure{Param: ParamCancelWFA, Node: s.cfg.Local})
-	case MsgTrackStart:
+		s.reconfigure(c, h, wire.Reconfigure{Param: wire.ParamVotes, Node: node, Value: req.Votes})
+	case wire.MsgCancelWaitForAll:
+		s.reconfigure(c, h, wire.Reconfigure{Param: wire.ParamCancelWFA, Node: s.cfg.Local})
+	case wire.MsgTrackStart:
 		s.trackers[c] = true
-		s.reply(c, h, EncodePayload(s.Status()))
-	case MsgTrackStop:
+		s.reply(c, h, wire.EncodePayload(s.Status()))
+	case wire.MsgTrackStop:
 		delete(s.trackers, c)
 		s.reply(c, h, nil)
 	default:
@@ -412,10 +410,10 @@ func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 // reconfigure multicasts r and answers the client once its own message is
 // delivered (and applied), so a `ringctl quorum expected` that returns has
 // taken effect on this node.
-func (s *Service) reconfigure(c *ipc.Conn, h ipc.Header, r Reconfigure) {
+func (s *Service) reconfigure(c *ipc.Conn, h ipc.Header, r wire.Reconfigure) {
 	s.nonce++
 	r.Nonce = s.nonce
-	if err := s.host.Send(RingReconfigure, totem.Agreed, EncodeReconfigure(r)); err != nil {
+	if err := s.host.Send(wire.RingReconfigure, totem.Agreed, wire.EncodeReconfigure(r)); err != nil {
 		s.replyErr(c, h, err)
 		return
 	}
@@ -438,7 +436,7 @@ func (s *Service) finish(nonce uint64, err error) {
 		s.replyErr(p.c, p.h, err)
 		return
 	}
-	s.reply(p.c, p.h, EncodePayload(s.Status()))
+	s.reply(p.c, p.h, wire.EncodePayload(s.Status()))
 }
 
 func (s *Service) reply(c *ipc.Conn, h ipc.Header, p []byte) {
@@ -452,7 +450,7 @@ func (s *Service) replyErr(c *ipc.Conn, h ipc.Header, err error) {
 	var e *ipc.Error
 	switch {
 	case errors.As(err, &e):
-	case errors.Is(err, ErrInvalid), errors.Is(err, ErrMalformed):
+	case errors.Is(err, ErrInvalid), errors.Is(err, wire.ErrMalformed):
 		e = ipc.Errorf(ipc.CodeInvalid, "%v", err)
 	case errors.Is(err, ErrNoSuchNode):
 		e = ipc.Errorf(ipc.CodeNotFound, "%v", err)

@@ -17,6 +17,8 @@ import (
 	"ringmaster/totem/exec"
 	"ringmaster/totem/exec/exectest"
 	"ringmaster/votequorum"
+	"ringmaster/votequorum/calc"
+	"ringmaster/votequorum/wire"
 )
 
 // shortDir is a temporary directory with a path short enough for Unix
@@ -29,17 +31,17 @@ func shortDir(t *testing.T) string {
 	return dir
 }
 
-func nodes(n int) []votequorum.NodeVotes {
-	var out []votequorum.NodeVotes
+func nodes(n int) []calc.NodeVotes {
+	var out []calc.NodeVotes
 	for i := 1; i <= n; i++ {
-		out = append(out, votequorum.NodeVotes{ID: totem.NodeID(i), Votes: 1})
+		out = append(out, calc.NodeVotes{ID: totem.NodeID(i), Votes: 1})
 	}
 	return out
 }
 
 // loopbackNode runs one executive with the votequorum service on a
 // loopback ring and serves it on a real Unix socket.
-func loopbackNode(t *testing.T, opt votequorum.Options) (*votequorum.Service, string) {
+func loopbackNode(t *testing.T, opt calc.Options) (*votequorum.Service, string) {
 	t.Helper()
 	dir := shortDir(t)
 	svc := votequorum.New(votequorum.Config{Options: opt, Local: 1, Names: map[totem.NodeID]string{1: "n1", 2: "n2", 3: "n3"}, StateDir: dir})
@@ -76,7 +78,7 @@ func nextStatus(t *testing.T, w *quorum.Watch, cond func(*quorum.Status) bool) q
 // One node of a 3-node cluster, on a loopback ring: inquorate; the client
 // library reads the status, watches it and changes it through the ring.
 func TestServiceLoopback(t *testing.T) {
-	svc, sock := loopbackNode(t, votequorum.Options{Nodes: nodes(3)})
+	svc, sock := loopbackNode(t, calc.Options{Nodes: nodes(3)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := quorum.Dial(ctx, sock)
@@ -93,7 +95,7 @@ func TestServiceLoopback(t *testing.T) {
 	assert.Equal(t, uint32(3), st.ExpectedVotes)
 	assert.Equal(t, uint32(1), st.TotalVotes)
 	assert.Equal(t, uint32(2), st.Quorum)
-	assert.Equal(t, []votequorum.Member{{NodeID: 1, Votes: 1, Name: "n1", Local: true}}, st.Members)
+	assert.Equal(t, []wire.Member{{NodeID: 1, Votes: 1, Name: "n1", Local: true}}, st.Members)
 	assert.False(t, svc.Quorate())
 	assert.ErrorIs(t, c.RequireQuorate(ctx), quorum.ErrNotQuorate)
 
@@ -141,7 +143,7 @@ func TestServiceLoopback(t *testing.T) {
 // wait_for_all: node 1 holds 2 of 3 votes, enough for quorum but not
 // "all"; it waits until the operator cancels the wait.
 func TestServiceWaitForAllCancel(t *testing.T) {
-	_, sock := loopbackNode(t, votequorum.Options{Nodes: []votequorum.NodeVotes{{ID: 1, Votes: 2}, {ID: 2, Votes: 1}}, WaitForAll: true})
+	_, sock := loopbackNode(t, calc.Options{Nodes: []calc.NodeVotes{{ID: 1, Votes: 2}, {ID: 2, Votes: 1}}, WaitForAll: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := quorum.Dial(ctx, sock)
@@ -155,7 +157,7 @@ func TestServiceWaitForAllCancel(t *testing.T) {
 	})
 	assert.True(t, st.WaitForAllStatus)
 	assert.False(t, st.Quorate)
-	assert.Contains(t, st.Flags, votequorum.FlagWaitForAll)
+	assert.Contains(t, st.Flags, wire.FlagWaitForAll)
 	st, err = c.CancelWaitForAll(ctx)
 	require.NoError(t, err)
 	assert.False(t, st.WaitForAllStatus)
@@ -170,7 +172,7 @@ type cluster struct {
 
 // newCluster runs n executives with votequorum on exectest's sequencer,
 // each served on a socket, each with its own state_dir.
-func newCluster(t *testing.T, n int, opt votequorum.Options) *cluster {
+func newCluster(t *testing.T, n int, opt calc.Options) *cluster {
 	t.Helper()
 	dir := shortDir(t)
 	cl := &cluster{socks: map[totem.NodeID]string{}, svcs: map[totem.NodeID]*votequorum.Service{}}
@@ -213,7 +215,7 @@ func (cl *cluster) status(t *testing.T, id totem.NodeID) *quorum.Status {
 // Three nodes on one ordered stream: all agree; the survivor of two
 // crashes is not quorate; a split leaves exactly the majority quorate.
 func TestServiceThreeNodes(t *testing.T) {
-	cl := newCluster(t, 3, votequorum.Options{Nodes: nodes(3)})
+	cl := newCluster(t, 3, calc.Options{Nodes: nodes(3)})
 	for id := totem.NodeID(1); id <= 3; id++ {
 		st := cl.status(t, id)
 		assert.True(t, st.Quorate, "node %d", id)
@@ -259,11 +261,11 @@ func TestServiceThreeNodes(t *testing.T) {
 
 // two_node: the survivor of a crash stays quorate.
 func TestServiceTwoNode(t *testing.T) {
-	cl := newCluster(t, 2, votequorum.Options{Nodes: nodes(2), TwoNode: true, WaitForAll: true})
+	cl := newCluster(t, 2, calc.Options{Nodes: nodes(2), TwoNode: true, WaitForAll: true})
 	st := cl.status(t, 1)
 	require.True(t, st.Quorate)
 	assert.Equal(t, uint32(1), st.Quorum)
-	assert.Contains(t, st.Flags, votequorum.FlagTwoNode)
+	assert.Contains(t, st.Flags, wire.FlagTwoNode)
 	cl.Crash(2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -276,7 +278,7 @@ func TestServiceTwoNode(t *testing.T) {
 // last_man_standing runs its window on the driver's clock and lowers
 // expected votes on every member at the same point of the stream.
 func TestServiceLastManStanding(t *testing.T) {
-	cl := newCluster(t, 4, votequorum.Options{Nodes: nodes(4), LastManStanding: true, LastManStandingWindow: 50 * time.Millisecond})
+	cl := newCluster(t, 4, calc.Options{Nodes: nodes(4), LastManStanding: true, LastManStandingWindow: 50 * time.Millisecond})
 	cl.Crash(4)
 	testutil.WaitFor(t, 10*time.Second, "expected votes to follow the 3 survivors", func() bool {
 		for id := totem.NodeID(1); id <= 3; id++ {
@@ -292,7 +294,7 @@ func TestServiceLastManStanding(t *testing.T) {
 // A status asked while a membership change is being synchronised is
 // answered once the sync is done, with the new quorum.
 func TestServiceStatusWaitsForSync(t *testing.T) {
-	cl := newCluster(t, 3, votequorum.Options{Nodes: nodes(3)})
+	cl := newCluster(t, 3, calc.Options{Nodes: nodes(3)})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := quorum.Dial(ctx, cl.socks[1])

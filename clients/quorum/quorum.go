@@ -19,18 +19,18 @@ import (
 	"ringmaster/clients"
 	"ringmaster/ipc"
 	"ringmaster/totem/exec"
-	"ringmaster/votequorum"
+	"ringmaster/votequorum/wire"
 )
 
 const service = uint16(exec.ServiceQuorum)
 
 // Status is the quorum status of the node's partition.
-type Status = votequorum.Status
+type Status = wire.Status
 
 // Sentinels (errors.Is).
 var (
 	// ErrNotQuorate: returned by RequireQuorate.
-	ErrNotQuorate = votequorum.ErrNotQuorate
+	ErrNotQuorate = wire.ErrNotQuorate
 	// ErrInvalid: a change ringd refused (e.g. expected votes that would
 	// make the cluster inquorate).
 	ErrInvalid = ipc.ErrInvalid
@@ -72,14 +72,14 @@ func (c *Client) Close() error {
 func (c *Client) call(ctx context.Context, msg uint16, req any) (*Status, error) {
 	var p []byte
 	if req != nil {
-		p = votequorum.EncodePayload(req)
+		p = wire.EncodePayload(req)
 	}
 	r, err := c.conn.Call(ctx, service, msg, p)
 	if err != nil {
 		return nil, err
 	}
 	var st Status
-	if err := votequorum.DecodePayload(r, &st); err != nil {
+	if err := wire.DecodePayload(r, &st); err != nil {
 		return nil, fmt.Errorf("quorum: bad reply: %w", err)
 	}
 	return &st, nil
@@ -88,7 +88,7 @@ func (c *Client) call(ctx context.Context, msg uint16, req any) (*Status, error)
 // Status returns the current status. Asked right after a membership
 // change, it waits (boundedly) until ringd has agreed on the new quorum.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	return c.call(ctx, votequorum.MsgStatus, nil)
+	return c.call(ctx, wire.MsgStatus, nil)
 }
 
 // RequireQuorate returns nil when the partition is quorate, else an error
@@ -105,19 +105,19 @@ func (c *Client) RequireQuorate(ctx context.Context) error {
 // it returns once every member applied it. ringd refuses values that
 // would make the partition inquorate at once.
 func (c *Client) SetExpected(ctx context.Context, n uint32) (*Status, error) {
-	return c.call(ctx, votequorum.MsgSetExpected, votequorum.SetExpectedRequest{ExpectedVotes: n})
+	return c.call(ctx, wire.MsgSetExpected, wire.SetExpectedRequest{ExpectedVotes: n})
 }
 
 // SetVotes sets a node's votes (node 0: this node), `corosync-quorumtool -v`.
 func (c *Client) SetVotes(ctx context.Context, node, votes uint32) (*Status, error) {
-	return c.call(ctx, votequorum.MsgSetVotes, votequorum.SetVotesRequest{NodeID: node, Votes: votes})
+	return c.call(ctx, wire.MsgSetVotes, wire.SetVotesRequest{NodeID: node, Votes: votes})
 }
 
 // CancelWaitForAll lifts wait_for_all on every member (corosync's
 // quorum.cancel_wait_for_all): the partition becomes quorate if its votes
 // reach quorum.
 func (c *Client) CancelWaitForAll(ctx context.Context) (*Status, error) {
-	return c.call(ctx, votequorum.MsgCancelWaitForAll, nil)
+	return c.call(ctx, wire.MsgCancelWaitForAll, nil)
 }
 
 // Watch is a stream of quorum changes.
@@ -140,7 +140,7 @@ func (c *Client) Watch(ctx context.Context) (*Watch, error) {
 	c.watching = true
 	c.mu.Unlock()
 	w := &Watch{c: c, ch: make(chan Status, 64), done: make(chan struct{})}
-	first, err := c.call(ctx, votequorum.MsgTrackStart, nil)
+	first, err := c.call(ctx, wire.MsgTrackStart, nil)
 	if err != nil {
 		c.mu.Lock()
 		c.watching = false
@@ -163,11 +163,11 @@ func (w *Watch) loop() {
 			if !ok {
 				return
 			}
-			if ev.Service != service || ev.Msg != votequorum.EventStatus {
+			if ev.Service != service || ev.Msg != wire.EventStatus {
 				continue // not ours: this connection belongs to the watch
 			}
 			var st Status
-			if err := votequorum.DecodePayload(ev.Payload, &st); err != nil {
+			if err := wire.DecodePayload(ev.Payload, &st); err != nil {
 				continue
 			}
 			select {
@@ -187,7 +187,7 @@ func (w *Watch) Stop(ctx context.Context) error {
 	var err error
 	w.once.Do(func() {
 		close(w.done)
-		_, err = w.c.conn.Call(ctx, service, votequorum.MsgTrackStop, nil)
+		_, err = w.c.conn.Call(ctx, service, wire.MsgTrackStop, nil)
 		w.c.mu.Lock()
 		w.c.watching = false
 		w.c.mu.Unlock()

@@ -15,12 +15,13 @@ import (
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
 	"ringmaster/votequorum"
+	"ringmaster/votequorum/calc"
 )
 
 // The watch stream ends when the connection does. (The service's behaviour
 // through this client is tested in votequorum's service tests.)
 func TestWatchEndsWithConnection(t *testing.T) {
-	svc := votequorum.New(votequorum.Config{Options: votequorum.Options{Nodes: []votequorum.NodeVotes{{ID: 1, Votes: 1}}}, Local: 1})
+	svc := votequorum.New(votequorum.Config{Options: calc.Options{Nodes: []calc.NodeVotes{{ID: 1, Votes: 1}}}, Local: 1})
 	lb := exec.NewLoopback(1, 64)
 	e := exec.New(1, lb, nil)
 	require.NoError(t, e.Register(svc))

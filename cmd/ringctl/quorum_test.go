@@ -12,6 +12,7 @@ import (
 
 	"ringmaster/confdb"
 	"ringmaster/config"
+	"ringmaster/internal/daemon"
 	"ringmaster/internal/testutil"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
@@ -54,7 +55,7 @@ func newQCluster(t *testing.T) *qcluster {
 	}
 	qc := &qcluster{confdb: map[totem.NodeID]*confdb.Service{}}
 	c, socks := exectest.Serve(t, exectest.Options{Nodes: 3, Seed: 1, Services: func(id totem.NodeID) []exec.Service {
-		vcfg, err := votequorum.ConfigFrom(cfg, id)
+		vcfg, err := daemon.QuorumConfig(cfg, id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,12 +9,18 @@ import (
 	"ringmaster/confdb"
 	"ringmaster/totem"
 	"ringmaster/votequorum"
+	vqwire "ringmaster/votequorum/wire"
 )
 
-// newQuorum builds the votequorum service from the running configuration;
-// configuration problems surface when the executive starts it.
-func (d *Daemon) newQuorum() *votequorum.Service {
-	return votequorum.NewFromConfig(d.Config(), d.node)
+// newQuorum builds the votequorum service from the running configuration
+// (QuorumConfig); option combinations votequorum refuses surface when the
+// executive starts it.
+func (d *Daemon) newQuorum() (*votequorum.Service, error) {
+	cfg, err := QuorumConfig(d.Config(), d.node)
+	if err != nil {
+		return nil, err
+	}
+	return votequorum.New(cfg), nil
 }
 
 // newConfdb builds confdb and ties it to the rest of the node:
@@ -44,7 +50,7 @@ func (d *Daemon) newConfdb(q *votequorum.Service) *confdb.Service {
 		},
 	})
 	store := c.Store()
-	q.OnChange(func(st votequorum.Status) { publishQuorum(store, st) })
+	q.OnChange(func(st vqwire.Status) { publishQuorum(store, st) })
 	c.OnWrite("quorum.cancel_wait_for_all", func(_ string, v confdb.Value) (bool, error) {
 		if n, ok := v.Integer(); ok && n == 0 {
 			return false, nil
@@ -91,7 +97,7 @@ func quorumErr(err error) error {
 
 // publishQuorum writes runtime.votequorum.* (corosync's names where it has
 // them).
-func publishQuorum(s *confdb.Store, st votequorum.Status) {
+func publishQuorum(s *confdb.Store, st vqwire.Status) {
 	set := func(k string, v confdb.Value) { _ = s.Set("runtime.votequorum."+k, v) }
 	atb := map[string]uint32{"": 0, "lowest": 1, "highest": 2, "list": 3}[st.TieBreaker]
 	set("this_node_id", confdb.U32(st.NodeID))
@@ -100,7 +106,7 @@ func publishQuorum(s *confdb.Store, st votequorum.Status) {
 	set("total_votes", confdb.U32(st.TotalVotes))
 	set("quorum", confdb.U32(st.Quorum))
 	set("wait_for_all_status", confdb.Bool(st.WaitForAllStatus))
-	set("two_node", confdb.Bool(st.HasFlag(votequorum.FlagTwoNode)))
+	set("two_node", confdb.Bool(st.HasFlag(vqwire.FlagTwoNode)))
 	set("atb_type", confdb.U32(atb))
 	set("lowest_node_id", confdb.U32(st.LowestNode))
 	set("highest_node_id", confdb.U32(st.HighestNode))

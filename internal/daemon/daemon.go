@@ -128,7 +128,10 @@ func New(opt Options) (*Daemon, error) {
 // registerServices adds every service of a node, in delivery order. Each
 // service is one line here; keep them in service-ID order.
 func (d *Daemon) registerServices() error {
-	q := d.newQuorum()
+	q, err := d.newQuorum()
+	if err != nil {
+		return err
+	}
 	d.quorum = q
 	cm := d.newConfdb(q)
 	d.cmap = cm.Store()

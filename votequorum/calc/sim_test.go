@@ -1,4 +1,4 @@
-package votequorum
+package calc
 
 import (
 	"flag"
@@ -13,6 +13,7 @@ import (
 
 	"ringmaster/internal/golden"
 	"ringmaster/totem"
+	"ringmaster/votequorum/wire"
 )
 
 // The partition simulator runs one Calc per node in process, like
@@ -91,7 +92,7 @@ func (s *sim) start(ids ...totem.NodeID) {
 		if n.calc != nil {
 			continue
 		}
-		c, err := NewCalc(s.opt, id, n.saved)
+		c, err := New(s.opt, id, n.saved)
 		if err != nil {
 			s.t.Fatalf("node %d: %v", id, err)
 		}
@@ -155,12 +156,12 @@ func (s *sim) settle() {
 		}
 		s.seq += 4
 		ring := totem.RingID{Rep: members[0], Seq: s.seq}
-		infos := make([]NodeInfo, len(members))
+		infos := make([]wire.NodeInfo, len(members))
 		for i, m := range members {
 			infos[i] = s.node(m).calc.SyncStart(ring, members)
 			// The wire is part of the path: encode and decode.
 			var err error
-			infos[i], err = DecodeNodeInfo(EncodeNodeInfo(infos[i]))
+			infos[i], err = wire.DecodeNodeInfo(wire.EncodeNodeInfo(infos[i]))
 			if err != nil {
 				s.t.Fatal(err)
 			}
@@ -186,8 +187,8 @@ func (s *sim) settle() {
 }
 
 // deliver hands a reconfiguration sent by node from to its partition.
-func (s *sim) deliver(from totem.NodeID, r Reconfigure) {
-	r, err := DecodeReconfigure(EncodeReconfigure(r))
+func (s *sim) deliver(from totem.NodeID, r wire.Reconfigure) {
+	r, err := wire.DecodeReconfigure(wire.EncodeReconfigure(r))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -244,7 +245,7 @@ func (s *sim) check() {
 		}
 		if first.Quorate {
 			quorate++
-			if first.TotalVotes < first.Quorum && !slices.Contains(first.Flags, FlagAutoTieBreaker) {
+			if first.TotalVotes < first.Quorum && !slices.Contains(first.Flags, wire.FlagAutoTieBreaker) {
 				s.fail("quorate with %d votes below quorum %d", first.TotalVotes, first.Quorum)
 			}
 		}
@@ -267,7 +268,7 @@ func (s *sim) check() {
 	}
 }
 
-func statusDiff(a, b Status) string {
+func statusDiff(a, b wire.Status) string {
 	a.NodeID, b.NodeID = 0, 0
 	for i := range a.Members {
 		a.Members[i].Local = false
@@ -282,7 +283,7 @@ func statusDiff(a, b Status) string {
 	return ""
 }
 
-func (s *sim) describe(p []totem.NodeID, st Status) string {
+func (s *sim) describe(p []totem.NodeID, st wire.Status) string {
 	var ms []string
 	for _, m := range st.Members {
 		x := strconv.Itoa(int(m.NodeID))
@@ -500,20 +501,20 @@ func (r *simScript) exec(pos, line string) {
 	case "expected", "votes", "cancel_wfa":
 		from := on()
 		c := s.node(from).calc
-		var r Reconfigure
+		var r wire.Reconfigure
 		var err error
 		switch f[0] {
 		case "expected":
 			v, _ := strconv.Atoi(f[1])
-			r = Reconfigure{Param: ParamExpected, Value: uint32(v)}
+			r = wire.Reconfigure{Param: wire.ParamExpected, Value: uint32(v)}
 			err = c.CheckExpected(uint32(v))
 		case "votes":
 			node, _ := strconv.Atoi(f[1])
 			v, _ := strconv.Atoi(f[2])
-			r = Reconfigure{Param: ParamVotes, Node: totem.NodeID(node), Value: uint32(v)}
+			r = wire.Reconfigure{Param: wire.ParamVotes, Node: totem.NodeID(node), Value: uint32(v)}
 			err = c.CheckVotes(totem.NodeID(node), uint32(v))
 		default:
-			r = Reconfigure{Param: ParamCancelWFA}
+			r = wire.Reconfigure{Param: wire.ParamCancelWFA}
 		}
 		if err != nil {
 			s.printf("  refused: %v\n", err)

@@ -1,4 +1,4 @@
-package votequorum
+package calc
 
 import (
 	"cmp"
@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"ringmaster/config"
 	"ringmaster/totem"
 )
 
@@ -46,8 +45,9 @@ type NodeVotes struct {
 }
 
 // Options is votequorum's configuration as the calculator sees it
-// (corosync's names and semantics, see votequorum(5)). Build it with
-// OptionsFromConfig; Normalize applies corosync's implied settings.
+// (corosync's names and semantics, see votequorum(5)). The daemon builds it
+// from corosync.toml (internal/daemon); Normalize applies corosync's
+// implied settings.
 type Options struct {
 	// Nodes is the node list with each node's votes (default 1).
 	Nodes []NodeVotes
@@ -78,31 +78,6 @@ type Options struct {
 
 // ErrConfig is wrapped by option combinations votequorum refuses.
 var ErrConfig = errors.New("votequorum: invalid configuration")
-
-// OptionsFromConfig translates [quorum] and the node list.
-func OptionsFromConfig(c *config.Config) (Options, error) {
-	q := &c.Quorum
-	o := Options{
-		ExpectedVotes:         uint32(max(q.ExpectedVotes, 0)),
-		TwoNode:               q.TwoNode,
-		WaitForAll:            q.WaitForAllEffective(),
-		LastManStanding:       q.LastManStanding,
-		LastManStandingWindow: time.Duration(q.LastManStandingWindow) * time.Millisecond,
-		AllowDownscale:        q.AllowDownscale,
-	}
-	for i := range c.Nodes {
-		n := &c.Nodes[i]
-		o.Nodes = append(o.Nodes, NodeVotes{ID: totem.NodeID(n.NodeID), Votes: uint32(n.Votes())})
-	}
-	if q.AutoTieBreaker {
-		mode, list, err := ParseTieBreaker(q.AutoTieBreakerNode)
-		if err != nil {
-			return Options{}, err
-		}
-		o.AutoTieBreaker, o.TieBreakerNodes = mode, list
-	}
-	return o, nil
-}
 
 // ParseTieBreaker parses auto_tie_breaker_node: "lowest" (also the empty
 // string), "highest", or a space-separated list of node ids.

@@ -1,7 +1,6 @@
-package votequorum
+package calc
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -9,8 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"ringmaster/config"
 	"ringmaster/totem"
+	"ringmaster/votequorum/wire"
 )
 
 // TestCalcTable drives the calculator through a short script per case
@@ -127,30 +126,7 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-func TestOptionsFromConfig(t *testing.T) {
-	cfg, err := config.Parse("q.toml", []byte(`
-[totem]
-crypto_cipher = "none"
-[[node]]
-nodeid = 1
-ring0_addr = "127.0.0.1"
-quorum_votes = 2
-[[node]]
-nodeid = 3
-ring0_addr = "127.0.0.3"
-[quorum]
-two_node = true
-last_man_standing_window = 2000
-`))
-	require.NoError(t, err)
-	o, err := OptionsFromConfig(cfg)
-	require.NoError(t, err)
-	assert.Equal(t, []NodeVotes{{1, 2}, {3, 1}}, o.Nodes)
-	assert.True(t, o.TwoNode)
-	assert.True(t, o.WaitForAll, "two_node implies wait_for_all")
-	assert.Equal(t, 2*time.Second, o.LastManStandingWindow)
-	assert.Equal(t, ATBNone, o.AutoTieBreaker)
-
+func TestParseTieBreaker(t *testing.T) {
 	for in, want := range map[string]ATBMode{"": ATBLowest, "lowest": ATBLowest, "highest": ATBHighest, "3 1": ATBList} {
 		m, _, err := ParseTieBreaker(in)
 		require.NoError(t, err)
@@ -158,7 +134,7 @@ last_man_standing_window = 2000
 	}
 	_, list, _ := ParseTieBreaker(" 3  1 ")
 	assert.Equal(t, []totem.NodeID{3, 1}, list)
-	_, _, err = ParseTieBreaker("first")
+	_, _, err := ParseTieBreaker("first")
 	assert.ErrorIs(t, err, ErrConfig)
 }
 
@@ -176,22 +152,12 @@ func TestCheckReconfigure(t *testing.T) {
 	assert.ErrorIs(t, c.CheckVotes(2, 256), ErrInvalid)
 }
 
-func TestStatusErr(t *testing.T) {
-	st := Status{Quorate: true}
-	assert.NoError(t, st.Err())
-	st = Status{TotalVotes: 1, Quorum: 2, ExpectedVotes: 3}
-	assert.True(t, errors.Is(st.Err(), ErrNotQuorate))
-	assert.Contains(t, st.Err().Error(), "1 votes present, quorum is 2 of 3")
-	st.WaitForAllStatus = true
-	assert.Contains(t, st.Err().Error(), "waiting for all nodes")
-}
-
 // A sync interrupted by a newer membership is restarted: state messages of
 // the old ring are stale and ignored, reconfigurations during a sync wait
 // for its end.
 func TestSyncRestartAndDeferred(t *testing.T) {
 	opt := Options{Nodes: []NodeVotes{{1, 1}, {2, 1}, {3, 1}}}
-	c, err := NewCalc(opt, 1, Persisted{})
+	c, err := New(opt, 1, Persisted{})
 	require.NoError(t, err)
 	r1 := totem.RingID{Rep: 1, Seq: 8}
 	r2 := totem.RingID{Rep: 1, Seq: 12}
@@ -199,36 +165,18 @@ func TestSyncRestartAndDeferred(t *testing.T) {
 	c.NodeInfo(1, info1)
 	info2 := c.SyncStart(r2, []totem.NodeID{2, 1})
 	assert.Equal(t, r2, info2.Ring)
-	c.NodeInfo(3, NodeInfo{Ring: r1, Votes: 1, Expected: 3}) // stale ring
-	c.NodeInfo(2, NodeInfo{Ring: r2, Votes: 1, Expected: 3})
-	c.Reconfigure(Reconfigure{Param: ParamVotes, Node: 2, Value: 2})
+	c.NodeInfo(3, wire.NodeInfo{Ring: r1, Votes: 1, Expected: 3}) // stale ring
+	c.NodeInfo(2, wire.NodeInfo{Ring: r2, Votes: 1, Expected: 3})
+	c.Reconfigure(wire.Reconfigure{Param: wire.ParamVotes, Node: 2, Value: 2})
 	assert.True(t, c.Syncing())
 	c.NodeInfo(1, info2)
 	c.SyncDone(time.Unix(0, 0))
 	st := c.Status()
 	assert.False(t, st.Syncing)
 	assert.Equal(t, r2, st.Ring)
-	assert.Equal(t, []Member{{NodeID: 1, Votes: 1, Local: true}, {NodeID: 2, Votes: 2}}, st.Members)
+	assert.Equal(t, []wire.Member{{NodeID: 1, Votes: 1, Local: true}, {NodeID: 2, Votes: 2}}, st.Members)
 	assert.Equal(t, uint32(3), st.TotalVotes)
 	assert.True(t, st.Quorate)
 	// Outside a sync a state message without the leaving flag is ignored.
-	assert.False(t, c.NodeInfo(2, NodeInfo{Ring: r2, Votes: 9}))
-}
-
-// corosync.toml refuses what corosync refuses to start with.
-func TestConfigRefusals(t *testing.T) {
-	base := "[totem]\ncrypto_cipher = \"none\"\n" +
-		"[[node]]\nnodeid = 1\nring0_addr = \"127.0.0.1\"\n[[node]]\nnodeid = 2\nring0_addr = \"127.0.0.2\"\n[[node]]\nnodeid = 3\nring0_addr = \"127.0.0.3\"\n"
-	_, err := config.Parse("q.toml", []byte(base+"[quorum]\nauto_tie_breaker = true\nlast_man_standing = true\n"))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "quorum.auto_tie_breaker: auto_tie_breaker with last_man_standing on an odd number of votes (3) needs wait_for_all")
-	cfg, err := config.Parse("q.toml", []byte(base+"[quorum]\nauto_tie_breaker = true\nlast_man_standing = true\nwait_for_all = true\n"))
-	require.NoError(t, err)
-	o, err := OptionsFromConfig(cfg)
-	require.NoError(t, err)
-	_, warn, err := o.Normalize()
-	require.NoError(t, err)
-	assert.Empty(t, warn)
-	_, err = config.Parse("q.toml", []byte(base+"[quorum]\ntwo_node = true\n"))
-	assert.ErrorContains(t, err, "two_node needs exactly 2 nodes")
+	assert.False(t, c.NodeInfo(2, wire.NodeInfo{Ring: r2, Votes: 9}))
 }

@@ -1,4 +1,14 @@
-package votequorum
+// Package wire is the votequorum wire format, shared by the votequorum
+// service in ringd and the clients/quorum library: the IPC message numbers
+// and payloads (requests, the Status reply and event), and the service's
+// messages on the ring (NodeInfo, Reconfigure, the last_man_standing
+// expiry). It has no logic beyond encoding and the ordering of lineages,
+// and every decoder rejects (never panics on) bad input; see the fuzz
+// tests.
+//
+// Client payloads are a version byte (ProtoVersion) followed by JSON. Ring
+// messages are a version byte followed by big-endian fields.
+package wire
 
 import (
 	"encoding/binary"
@@ -55,9 +65,9 @@ const ProtoVersion byte = 1
 // wireVersion is the first byte of every ring message.
 const wireVersion byte = 1
 
-// maxPrev bounds a NodeInfo's previous membership (corosync's
-// PROCESSOR_COUNT_MAX is 384).
-const maxPrev = 1024
+// MaxNodes bounds every node list of a NodeInfo (previous membership,
+// lineage voters and members); corosync's PROCESSOR_COUNT_MAX is 384.
+const MaxNodes = 1024
 
 // ErrMalformed is returned by the decoders for bad input.
 var ErrMalformed = errors.New("votequorum: malformed message")
@@ -171,7 +181,7 @@ func DecodeNodeInfo(b []byte) (NodeInfo, error) {
 	r := &reader{b: b[1:]}
 	in := NodeInfo{Ring: r.ring(), Votes: r.u32(), Expected: r.u32(), Flags: InfoFlags(r.u32())}
 	n := int(r.u16())
-	if n > maxPrev || len(r.b) < 4*n {
+	if n > MaxNodes || len(r.b) < 4*n {
 		return NodeInfo{}, fmt.Errorf("%w: node info with %d previous members", ErrMalformed, n)
 	}
 	for range n {
@@ -180,7 +190,7 @@ func DecodeNodeInfo(b []byte) (NodeInfo, error) {
 	l := &in.Lineage
 	l.Ring, l.Step, l.Expected = r.ring(), r.u32(), r.u32()
 	n = int(r.u16())
-	if n > maxPrev || len(r.b) < 8*n {
+	if n > MaxNodes || len(r.b) < 8*n {
 		return NodeInfo{}, fmt.Errorf("%w: lineage with %d voters", ErrMalformed, n)
 	}
 	for i := range n {
@@ -191,7 +201,7 @@ func DecodeNodeInfo(b []byte) (NodeInfo, error) {
 		l.Voters = append(l.Voters, v)
 	}
 	n = int(r.u16())
-	if n > maxPrev || len(r.b) < 4*n {
+	if n > MaxNodes || len(r.b) < 4*n {
 		return NodeInfo{}, fmt.Errorf("%w: lineage with %d members", ErrMalformed, n)
 	}
 	for i := range n {

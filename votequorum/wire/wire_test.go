@@ -1,7 +1,7 @@
-package votequorum
+package wire
 
 import (
-	"os"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -74,21 +74,6 @@ func TestWireRejects(t *testing.T) {
 	assert.ErrorIs(t, DecodePayload([]byte{1, '['}, &v), ErrMalformed)
 }
 
-func TestStateFile(t *testing.T) {
-	dir := t.TempDir()
-	p, err := LoadState(dir)
-	require.NoError(t, err)
-	assert.Equal(t, Persisted{}, p)
-	want := Persisted{ExpectedVotesTracking: 5, Lineage: sampleInfo().Lineage}
-	require.NoError(t, SaveState(dir, want))
-	got, err := LoadState(dir)
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
-	require.NoError(t, os.WriteFile(dir+"/"+StateFile, []byte("{"), 0o600))
-	_, err = LoadState(dir)
-	assert.ErrorContains(t, err, "unreadable")
-}
-
 // The decoders of ring messages and client payloads never panic, and what
 // they accept re-encodes to the same bytes.
 func FuzzDecodeNodeInfo(f *testing.F) {
@@ -121,4 +106,14 @@ func FuzzDecodeReconfigure(f *testing.F) {
 		var st Status
 		_ = DecodePayload(b, &st)
 	})
+}
+
+func TestStatusErr(t *testing.T) {
+	st := Status{Quorate: true}
+	assert.NoError(t, st.Err())
+	st = Status{TotalVotes: 1, Quorum: 2, ExpectedVotes: 3}
+	assert.True(t, errors.Is(st.Err(), ErrNotQuorate))
+	assert.Contains(t, st.Err().Error(), "1 votes present, quorum is 2 of 3")
+	st.WaitForAllStatus = true
+	assert.Contains(t, st.Err().Error(), "waiting for all nodes")
 }
