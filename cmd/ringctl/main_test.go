@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"ringmaster/config"
 )
 
 // run executes ringctl in-process with args and returns stdout and the error.
@@ -63,5 +65,31 @@ func TestJSONDoesNotEscapeArrows(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "n1 -> n2") {
 		t.Errorf("printJSON escaped the arrow: %s", b.String())
+	}
+}
+
+func TestImportCorosync(t *testing.T) {
+	out, err := run(t, "config", "import-corosync", "../../config/corosyncconf/testdata/pcs.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`cluster_name = "mycluster"`, `ring0_addr = "10.0.0.12"`, "two_node = true", "warning: pcs.conf"} {
+		if !strings.Contains(out, want) && !(strings.HasPrefix(want, "warning") && strings.Contains(out, "warning: ../../config")) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	dst := t.TempDir() + "/corosync.toml"
+	if _, err := run(t, "config", "import-corosync", "-o", dst, "../../config/corosyncconf/testdata/udp.conf"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(dst)
+	if err != nil {
+		t.Fatalf("written file does not load: %v", err)
+	}
+	if err := cfg.Validate(); err != nil || cfg.Totem.ClusterName != "legacy" || len(cfg.Nodes) != 3 {
+		t.Errorf("written file: %v, %+v", err, cfg.Totem)
+	}
+	if _, err := run(t, "config", "import-corosync", "/nonexistent/corosync.conf"); err == nil {
+		t.Error("a missing file is not an error")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"ringmaster/clients"
 	"ringmaster/config"
+	"ringmaster/config/corosyncconf"
 )
 
 // dial connects to the node's ringd with a bounded wait.
@@ -137,7 +139,7 @@ func newKeygenCmd(_ *globals) *cobra.Command {
 	return cmd
 }
 
-func newConfigCmd(_ *globals) *cobra.Command {
+func newConfigCmd(g *globals) *cobra.Command {
 	cfg := &cobra.Command{Use: "config", Short: "Configuration tools"}
 	cfg.AddCommand(&cobra.Command{
 		Use:   "check FILE",
@@ -150,5 +152,59 @@ func newConfigCmd(_ *globals) *cobra.Command {
 			return nil
 		},
 	})
+	cfg.AddCommand(newImportCorosyncCmd(g))
 	return cfg
+}
+
+// newImportCorosyncCmd converts a corosync.conf into corosync.toml.
+func newImportCorosyncCmd(g *globals) *cobra.Command {
+	var outFile string
+	cmd := &cobra.Command{
+		Use:   "import-corosync FILE",
+		Short: "Convert corosync's corosync.conf into corosync.toml (warns about every option it cannot carry over)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			root, err := corosyncconf.Parse(args[0], data)
+			if err != nil {
+				return err
+			}
+			res, err := corosyncconf.Convert(root, corosyncconf.Options{Name: args[0], Resolve: resolveHost})
+			if err != nil {
+				return err
+			}
+			if outFile != "" {
+				if err := os.WriteFile(outFile, []byte(res.TOML), 0o644); err != nil {
+					return err
+				}
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"toml": res.TOML, "warnings": res.Warnings, "written": outFile})
+			}
+			for _, w := range res.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
+			if outFile == "" {
+				_, err = io.WriteString(cmd.OutOrStdout(), res.TOML)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&outFile, "output", "o", "", "write corosync.toml to this file instead of printing it")
+	return cmd
+}
+
+// resolveHost turns a node's host name into its first address, as corosync
+// would when it starts.
+func resolveHost(host string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	return addrs[0], nil
 }
