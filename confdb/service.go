@@ -1,3 +1,19 @@
+// Package confdb is ringmaster's runtime key-value store, corosync's cmap
+// (openais confdb): a typed tree of dotted keys per node, loaded with the
+// configuration and the derived runtime values, updated from the ring
+// (members, quorum, statistics) and writable by clients within corosync's
+// rules, with change tracking.
+//
+// Like cmap it is local to each node and not replicated: the service has
+// no ring messages, it only reflects ring state. It has three layers:
+//
+//   - confdb/store, the state machine: the key tree with tracking and live
+//     sources, and the policy for client writes. Pure: no I/O, no
+//     goroutines.
+//   - confdb/wire, the values, entries and IPC payloads (shared with
+//     clients/confdb and ringctl).
+//   - Service (this package), the executive service that serves the store
+//     over IPC, keeps runtime.members.* and publishes stats.*.
 package confdb
 
 import (
@@ -5,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -13,7 +30,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"ringmaster/config"
+	"ringmaster/confdb/store"
+	"ringmaster/confdb/wire"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
@@ -49,7 +67,7 @@ type Sources struct {
 // the write (its error goes back to the client) and decides whether the
 // value is stored (triggers such as stats.clear.* are not). Hooks run
 // under the executive's lock.
-type Hook func(key string, v Value) (store bool, err error)
+type Hook func(key string, v wire.Value) (store bool, err error)
 
 type member struct {
 	joined    bool
@@ -65,17 +83,16 @@ type clientKey struct {
 // the store to clients and keeps runtime.members.* from the ring's
 // configuration changes; it sends nothing on the ring.
 type Service struct {
-	store  *Store
-	policy Policy
-	cfg    *config.Config
-	local  totem.NodeID
+	store  *store.Store
+	policy store.Policy
+	addrs  map[totem.NodeID]netip.Addr
 	src    Sources
 	host   exec.Host
 	log    *zap.Logger
 
 	hooks       map[string]Hook
 	prefixHooks []prefixHook
-	tracks      map[*ipc.Conn][]TrackID
+	tracks      map[*ipc.Conn][]store.TrackID
 	members     map[totem.NodeID]*member
 
 	mu         sync.Mutex // the counters below are read by the stats source
@@ -89,30 +106,36 @@ type prefixHook struct {
 	fn     Hook
 }
 
-// New builds the service with the store loaded from cfg (ConfigEntries).
-func New(cfg *config.Config, local totem.NodeID, src Sources) *Service {
+// Config configures the Service.
+type Config struct {
+	// Entries are the keys the node starts with: the configuration and
+	// the derived runtime values (internal/daemon builds them from
+	// corosync.toml). Keys outside runtime.* keep their type on client
+	// writes (store.NewPolicy).
+	Entries []wire.Entry
+	// Addrs are the nodes' ring addresses, shown in runtime.members.N.ip
+	// (a node without one shows "unknown").
+	Addrs map[totem.NodeID]netip.Addr
+	// Sources feed the live stats.* keys.
+	Sources Sources
+}
+
+// New builds the service with the store loaded from cfg.Entries.
+func New(cfg Config) *Service {
 	s := &Service{
-		store:      NewStore(),
-		policy:     Policy{LocalNodePos: -1, configTypes: map[string]Type{}},
-		cfg:        cfg,
-		local:      local,
-		src:        src,
+		store:      store.NewStore(),
+		policy:     store.NewPolicy(cfg.Entries),
+		addrs:      cfg.Addrs,
+		src:        cfg.Sources,
 		log:        zap.NewNop(),
 		hooks:      map[string]Hook{},
-		tracks:     map[*ipc.Conn][]TrackID{},
+		tracks:     map[*ipc.Conn][]store.TrackID{},
 		members:    map[totem.NodeID]*member{},
 		stats:      map[*ipc.Conn]*ClientStat{},
 		clientBase: map[clientKey]ClientStat{},
 	}
-	for _, e := range ConfigEntries(cfg, local) {
+	for _, e := range cfg.Entries {
 		_ = s.store.Set(e.Key, e.Value)
-		if !strings.HasPrefix(e.Key, "runtime.") {
-			s.policy.configTypes[e.Key] = e.Value.Type()
-		}
-		if e.Key == "nodelist.local_node_pos" {
-			n, _ := e.Value.Uint()
-			s.policy.LocalNodePos = int(n)
-		}
 	}
 	s.store.AddSource("stats.", s.statsEntries)
 	for _, k := range []string{"stats.clear.all", "stats.clear.totem", "stats.clear.ipc"} {
@@ -122,7 +145,7 @@ func New(cfg *config.Config, local totem.NodeID, src Sources) *Service {
 }
 
 // Store is the service's key-value store (for the daemon's own keys).
-func (s *Service) Store() *Store { return s.store }
+func (s *Service) Store() *store.Store { return s.store }
 
 // OnWrite registers h for client writes of key. Register before the
 // executive starts.
@@ -170,10 +193,10 @@ func (s *Service) ConfChange(c totem.ConfChange) {
 		mem.joined = true
 		mem.joinCount++
 		p := "runtime.members." + strconv.Itoa(int(m)) + "."
-		_ = s.store.Set(p+"ip", String(s.memberIP(m)))
-		_ = s.store.Set(p+"join_count", U32(mem.joinCount))
-		_ = s.store.Set(p+"config_version", U64(0))
-		_ = s.store.Set(p+"status", String("joined"))
+		_ = s.store.Set(p+"ip", wire.String(s.memberIP(m)))
+		_ = s.store.Set(p+"join_count", wire.U32(mem.joinCount))
+		_ = s.store.Set(p+"config_version", wire.U64(0))
+		_ = s.store.Set(p+"status", wire.String("joined"))
 	}
 	ids := make([]totem.NodeID, 0, len(s.members))
 	for id := range s.members {
@@ -183,16 +206,14 @@ func (s *Service) ConfChange(c totem.ConfChange) {
 	for _, id := range ids {
 		if mem := s.members[id]; mem.joined && !slices.Contains(c.Members, id) {
 			mem.joined = false
-			_ = s.store.Set("runtime.members."+strconv.Itoa(int(id))+".status", String("left"))
+			_ = s.store.Set("runtime.members."+strconv.Itoa(int(id))+".status", wire.String("left"))
 		}
 	}
 }
 
 func (s *Service) memberIP(id totem.NodeID) string {
-	if n := s.cfg.NodeByID(int(id)); n != nil {
-		if ap, err := s.cfg.NodeAddr(n); err == nil {
-			return "r(0) ip(" + ap.Addr().String() + ") "
-		}
+	if a, ok := s.addrs[id]; ok {
+		return "r(0) ip(" + a.String() + ") "
 	}
 	return "r(0) ip(unknown) "
 }
@@ -217,8 +238,8 @@ func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 
 func (s *Service) handle(c *ipc.Conn, h ipc.Header, p []byte) ([]byte, error) {
 	switch h.Msg {
-	case MsgGet:
-		key, err := DecodeKeyRequest(p)
+	case wire.MsgGet:
+		key, err := wire.DecodeKeyRequest(p)
 		if err != nil {
 			return nil, err
 		}
@@ -226,15 +247,15 @@ func (s *Service) handle(c *ipc.Conn, h ipc.Header, p []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return EncodePayload(Entry{key, v}), nil
-	case MsgSet:
-		e, err := DecodeSetRequest(p)
+		return wire.EncodePayload(wire.Entry{Key: key, Value: v}), nil
+	case wire.MsgSet:
+		e, err := wire.DecodeSetRequest(p)
 		if err != nil {
 			return nil, err
 		}
 		return nil, s.Set(e.Key, e.Value)
-	case MsgDelete:
-		key, err := DecodeKeyRequest(p)
+	case wire.MsgDelete:
+		key, err := wire.DecodeKeyRequest(p)
 		if err != nil {
 			return nil, err
 		}
@@ -242,42 +263,42 @@ func (s *Service) handle(c *ipc.Conn, h ipc.Header, p []byte) ([]byte, error) {
 			return nil, err
 		}
 		return nil, s.store.Delete(key)
-	case MsgList:
-		prefix, err := DecodeListRequest(p)
+	case wire.MsgList:
+		prefix, err := wire.DecodeListRequest(p)
 		if err != nil {
 			return nil, err
 		}
-		return EncodePayload(s.store.List(prefix)), nil
-	case MsgTrack:
-		key, prefix, kinds, err := DecodeTrackRequest(p)
+		return wire.EncodePayload(s.store.List(prefix)), nil
+	case wire.MsgTrack:
+		key, prefix, kinds, err := wire.DecodeTrackRequest(p)
 		if err != nil {
 			return nil, err
 		}
-		id := s.store.Track(key, prefix, kinds, func(id TrackID, ev Event) {
-			te := TrackEvent{TrackID: uint64(id), Event: ev.Kind.String(), Key: ev.Key}
+		id := s.store.Track(key, prefix, kinds, func(id store.TrackID, ev wire.Event) {
+			te := wire.TrackEvent{TrackID: uint64(id), Event: ev.Kind.String(), Key: ev.Key}
 			if !ev.New.IsZero() {
 				te.New = &ev.New
 			}
 			if !ev.Old.IsZero() {
 				te.Old = &ev.Old
 			}
-			if c.Event(uint16(exec.ServiceConfdb), EventTrack, EncodePayload(te)) == nil {
+			if c.Event(uint16(exec.ServiceConfdb), wire.EventTrack, wire.EncodePayload(te)) == nil {
 				s.count(c, func(st *ClientStat) { st.Dispatched++ })
 			}
 		})
 		s.tracks[c] = append(s.tracks[c], id)
-		return EncodePayload(TrackReply{TrackID: uint64(id)}), nil
-	case MsgUntrack:
-		var r UntrackRequest
-		if err := DecodePayload(p, &r); err != nil {
+		return wire.EncodePayload(wire.TrackReply{TrackID: uint64(id)}), nil
+	case wire.MsgUntrack:
+		var r wire.UntrackRequest
+		if err := wire.DecodePayload(p, &r); err != nil {
 			return nil, err
 		}
-		i := slices.Index(s.tracks[c], TrackID(r.TrackID))
+		i := slices.Index(s.tracks[c], store.TrackID(r.TrackID))
 		if i < 0 {
-			return nil, fmt.Errorf("%w: %d", ErrNoTrack, r.TrackID)
+			return nil, fmt.Errorf("%w: %d", wire.ErrNoTrack, r.TrackID)
 		}
 		s.tracks[c] = slices.Delete(s.tracks[c], i, i+1)
-		s.store.Untrack(TrackID(r.TrackID))
+		s.store.Untrack(store.TrackID(r.TrackID))
 		return nil, nil
 	}
 	return nil, ipc.Errorf(ipc.CodeUnknownMessage, "confdb message %d", h.Msg)
@@ -285,9 +306,9 @@ func (s *Service) handle(c *ipc.Conn, h ipc.Header, p []byte) ([]byte, error) {
 
 // Set is a write with the client rules (policy, hooks), as `ringctl cmap
 // set` does it. Call it under the executive's lock.
-func (s *Service) Set(key string, v Value) error {
+func (s *Service) Set(key string, v wire.Value) error {
 	old, err := s.store.Get(key)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, wire.ErrNotFound) {
 		return err
 	}
 	if err := s.policy.CheckWrite(key, old, v); err != nil {
@@ -357,7 +378,7 @@ func (s *Service) ClientStats() []ClientStat {
 // clearStats handles stats.clear.{all,totem,ipc}: like corosync it resets
 // what is shown (here by remembering a baseline; the ring's own counters
 // keep counting). The trigger value is not stored.
-func (s *Service) clearStats(key string, _ Value) (bool, error) {
+func (s *Service) clearStats(key string, _ wire.Value) (bool, error) {
 	what := strings.TrimPrefix(key, "stats.clear.")
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -391,14 +412,14 @@ func (s *Service) allClientsLocked() []ClientStat {
 
 // statsEntries computes stats.*: stats.srp.<counter> from the ring and
 // stats.ipcs.* per client (minus what stats.clear.* set aside).
-func (s *Service) statsEntries() []Entry {
+func (s *Service) statsEntries() []wire.Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []Entry
+	var out []wire.Entry
 	if s.src.Ring != nil {
 		cur, base := counterMap(s.src.Ring()), counterMap(s.ringBase)
 		for name, v := range cur {
-			out = append(out, Entry{"stats.srp." + name, U64(v - min(base[name], v))})
+			out = append(out, wire.Entry{Key: "stats.srp." + name, Value: wire.U64(v - min(base[name], v))})
 		}
 	}
 	clients := s.allClientsLocked()
@@ -408,17 +429,17 @@ func (s *Service) statsEntries() []Entry {
 		b := s.clientBase[clientKey{st.Service, st.ConnID}]
 		p := fmt.Sprintf("stats.ipcs.service%d.%d.%d.", st.Service, st.PID, st.ConnID)
 		out = append(out,
-			Entry{p + "requests", U64(st.Requests - min(b.Requests, st.Requests))},
-			Entry{p + "responses", U64(st.Responses - min(b.Responses, st.Responses))},
-			Entry{p + "dispatched", U64(st.Dispatched - min(b.Dispatched, st.Dispatched))},
-			Entry{p + "errors", U64(st.Errors - min(b.Errors, st.Errors))},
-			Entry{p + "uid", U32(st.UID)},
+			wire.Entry{Key: p + "requests", Value: wire.U64(st.Requests - min(b.Requests, st.Requests))},
+			wire.Entry{Key: p + "responses", Value: wire.U64(st.Responses - min(b.Responses, st.Responses))},
+			wire.Entry{Key: p + "dispatched", Value: wire.U64(st.Dispatched - min(b.Dispatched, st.Dispatched))},
+			wire.Entry{Key: p + "errors", Value: wire.U64(st.Errors - min(b.Errors, st.Errors))},
+			wire.Entry{Key: p + "uid", Value: wire.U32(st.UID)},
 		)
 		if comm, err := os.ReadFile("/proc/" + strconv.Itoa(int(st.PID)) + "/comm"); err == nil {
-			out = append(out, Entry{p + "procname", String(strings.TrimSpace(string(comm)))})
+			out = append(out, wire.Entry{Key: p + "procname", Value: wire.String(strings.TrimSpace(string(comm)))})
 		}
 	}
-	out = append(out, Entry{"stats.ipcs.global.active", U64(uint64(len(conns)))})
+	out = append(out, wire.Entry{Key: "stats.ipcs.global.active", Value: wire.U64(uint64(len(conns)))})
 	return out
 }
 

@@ -18,27 +18,27 @@ import (
 	"sync"
 
 	"ringmaster/clients"
-	"ringmaster/confdb"
+	"ringmaster/confdb/wire"
 	"ringmaster/ipc"
 	"ringmaster/totem/exec"
 )
 
 const service = uint16(exec.ServiceConfdb)
 
-// Types re-exported for callers.
+// Types of the wire format, named here for callers.
 type (
-	Entry     = confdb.Entry
-	Value     = confdb.Value
-	Type      = confdb.Type
-	Event     = confdb.Event
-	EventKind = confdb.EventKind
+	Entry     = wire.Entry
+	Value     = wire.Value
+	Type      = wire.Type
+	Event     = wire.Event
+	EventKind = wire.EventKind
 )
 
 // Sentinels (errors.Is) of confdb: a reply error matches the sentinel of
 // its class.
 var (
-	ErrNotFound = confdb.ErrNotFound
-	ErrReadOnly = confdb.ErrReadOnly
+	ErrNotFound = wire.ErrNotFound
+	ErrReadOnly = wire.ErrReadOnly
 	ErrInvalid  = ipc.ErrInvalid
 )
 
@@ -97,20 +97,20 @@ func mapErr(err error) error {
 	case errors.Is(err, ipc.ErrAccess):
 		return &remoteError{ie.Msg, ErrReadOnly, err}
 	case errors.Is(err, ipc.ErrInvalid):
-		return &remoteError{ie.Msg, confdb.ErrBadValue, err}
+		return &remoteError{ie.Msg, wire.ErrBadValue, err}
 	}
 	return err
 }
 
 func (c *Client) call(ctx context.Context, msg uint16, req, reply any) error {
-	r, err := c.conn.Call(ctx, service, msg, confdb.EncodePayload(req))
+	r, err := c.conn.Call(ctx, service, msg, wire.EncodePayload(req))
 	if err != nil {
 		return mapErr(err)
 	}
 	if reply == nil {
 		return nil
 	}
-	if err := confdb.DecodePayload(r, reply); err != nil {
+	if err := wire.DecodePayload(r, reply); err != nil {
 		return fmt.Errorf("confdb: bad reply: %w", err)
 	}
 	return nil
@@ -119,24 +119,24 @@ func (c *Client) call(ctx context.Context, msg uint16, req, reply any) error {
 // Get reads a key.
 func (c *Client) Get(ctx context.Context, key string) (Entry, error) {
 	var e Entry
-	err := c.call(ctx, confdb.MsgGet, confdb.KeyRequest{Key: key}, &e)
+	err := c.call(ctx, wire.MsgGet, wire.KeyRequest{Key: key}, &e)
 	return e, err
 }
 
 // Set writes a key (ErrReadOnly for keys ringd maintains).
 func (c *Client) Set(ctx context.Context, key string, v Value) error {
-	return c.call(ctx, confdb.MsgSet, Entry{Key: key, Value: v}, nil)
+	return c.call(ctx, wire.MsgSet, Entry{Key: key, Value: v}, nil)
 }
 
 // Delete removes a key.
 func (c *Client) Delete(ctx context.Context, key string) error {
-	return c.call(ctx, confdb.MsgDelete, confdb.KeyRequest{Key: key}, nil)
+	return c.call(ctx, wire.MsgDelete, wire.KeyRequest{Key: key}, nil)
 }
 
 // List returns the keys under prefix ("" for all), sorted.
 func (c *Client) List(ctx context.Context, prefix string) ([]Entry, error) {
 	var es []Entry
-	err := c.call(ctx, confdb.MsgList, confdb.ListRequest{Prefix: prefix}, &es)
+	err := c.call(ctx, wire.MsgList, wire.ListRequest{Prefix: prefix}, &es)
 	return es, err
 }
 
@@ -155,13 +155,13 @@ type Tracker struct {
 // Track follows every change of the keys under prefix (an empty prefix:
 // all keys).
 func (c *Client) Track(ctx context.Context, prefix string) (*Tracker, error) {
-	return c.track(ctx, confdb.TrackRequest{Key: prefix, Prefix: true})
+	return c.track(ctx, wire.TrackRequest{Key: prefix, Prefix: true})
 }
 
 // TrackKey follows the changes of one key, limited to kinds.
 func (c *Client) TrackKey(ctx context.Context, key string, kinds EventKind) (*Tracker, error) {
-	req := confdb.TrackRequest{Key: key}
-	for _, k := range []EventKind{confdb.EventAdd, confdb.EventModify, confdb.EventDelete} {
+	req := wire.TrackRequest{Key: key}
+	for _, k := range []EventKind{wire.EventAdd, wire.EventModify, wire.EventDelete} {
 		if kinds&k != 0 {
 			req.Events = append(req.Events, k.String())
 		}
@@ -169,10 +169,10 @@ func (c *Client) TrackKey(ctx context.Context, key string, kinds EventKind) (*Tr
 	return c.track(ctx, req)
 }
 
-func (c *Client) track(ctx context.Context, req confdb.TrackRequest) (*Tracker, error) {
+func (c *Client) track(ctx context.Context, req wire.TrackRequest) (*Tracker, error) {
 	c.startPump()
-	var r confdb.TrackReply
-	if err := c.call(ctx, confdb.MsgTrack, req, &r); err != nil {
+	var r wire.TrackReply
+	if err := c.call(ctx, wire.MsgTrack, req, &r); err != nil {
 		return nil, err
 	}
 	t := &Tracker{c: c, id: r.TrackID, ch: make(chan Event, earlyMax)}
@@ -196,15 +196,15 @@ func (c *Client) startPump() {
 	c.pumping = true
 	go func() {
 		for ev := range c.conn.Events() {
-			if ev.Service != service || ev.Msg != confdb.EventTrack {
+			if ev.Service != service || ev.Msg != wire.EventTrack {
 				continue
 			}
-			te, err := confdb.DecodeTrackEvent(ev.Payload)
+			te, err := wire.DecodeTrackEvent(ev.Payload)
 			if err != nil {
 				continue
 			}
 			e := Event{Key: te.Key}
-			e.Kind, _ = confdb.ParseEventKind(te.Event)
+			e.Kind, _ = wire.ParseEventKind(te.Event)
 			if te.New != nil {
 				e.New = *te.New
 			}
@@ -240,7 +240,7 @@ func (t *Tracker) C() <-chan Event { return t.ch }
 func (t *Tracker) Stop(ctx context.Context) error {
 	var err error
 	t.once.Do(func() {
-		err = t.c.call(ctx, confdb.MsgUntrack, confdb.UntrackRequest{TrackID: t.id}, nil)
+		err = t.c.call(ctx, wire.MsgUntrack, wire.UntrackRequest{TrackID: t.id}, nil)
 		t.c.mu.Lock()
 		delete(t.c.trackers, t.id)
 		t.c.mu.Unlock()

@@ -12,7 +12,9 @@ import (
 
 	cdbc "ringmaster/clients/confdb"
 	"ringmaster/confdb"
+	"ringmaster/confdb/wire"
 	"ringmaster/config"
+	"ringmaster/internal/daemon"
 	"ringmaster/internal/testutil"
 	"ringmaster/ipc"
 	"ringmaster/totem"
@@ -42,9 +44,9 @@ func node(t *testing.T) (*confdb.Service, string) {
 	cfg, err := config.Parse("c.toml", []byte(threeNodes))
 	require.NoError(t, err)
 	lb := exec.NewLoopback(1, 64)
-	svc := confdb.New(cfg, 1, confdb.Sources{
+	svc := confdb.New(daemon.ConfdbConfig(cfg, 1, confdb.Sources{
 		Ring: func() totem.Counters { return totem.Counters{MessagesIn: 42, TokenLosses: 1} },
-	})
+	}))
 	e := exec.New(1, lb, nil)
 	require.NoError(t, e.Register(svc))
 	require.NoError(t, e.Start())
@@ -85,11 +87,11 @@ func TestClient(t *testing.T) {
 	assert.Equal(t, "runtime.config.totem.token (u32) = 1650", e.String())
 
 	// Writes of ringd's keys are refused, naming the key.
-	err = c.Set(ctx, "runtime.config.totem.token", confdb.U32(1))
+	err = c.Set(ctx, "runtime.config.totem.token", wire.U32(1))
 	assert.ErrorIs(t, err, cdbc.ErrReadOnly)
 	assert.ErrorIs(t, err, ipc.ErrAccess)
 	assert.Contains(t, err.Error(), "runtime.config.totem.token")
-	assert.ErrorIs(t, c.Set(ctx, "totem.token", confdb.String("fast")), cdbc.ErrInvalid)
+	assert.ErrorIs(t, c.Set(ctx, "totem.token", wire.String("fast")), cdbc.ErrInvalid)
 	_, err = c.Get(ctx, "app.missing")
 	assert.ErrorIs(t, err, cdbc.ErrNotFound)
 	assert.ErrorIs(t, c.Delete(ctx, "app.missing"), cdbc.ErrNotFound)
@@ -100,12 +102,12 @@ func TestClient(t *testing.T) {
 	defer c2.Close()
 	tr, err := c2.Track(ctx, "app.")
 	require.NoError(t, err)
-	key, err := c2.TrackKey(ctx, "app.b", confdb.EventDelete)
+	key, err := c2.TrackKey(ctx, "app.b", wire.EventDelete)
 	require.NoError(t, err)
-	require.NoError(t, c.Set(ctx, "app.a", confdb.U64(1)))
-	require.NoError(t, c.Set(ctx, "app.a", confdb.U64(2)))
-	require.NoError(t, c.Set(ctx, "app.b", confdb.Binary([]byte{0xca, 0xfe})))
-	require.NoError(t, c.Set(ctx, "other.c", confdb.I8(-1)))
+	require.NoError(t, c.Set(ctx, "app.a", wire.U64(1)))
+	require.NoError(t, c.Set(ctx, "app.a", wire.U64(2)))
+	require.NoError(t, c.Set(ctx, "app.b", wire.Binary([]byte{0xca, 0xfe})))
+	require.NoError(t, c.Set(ctx, "other.c", wire.I8(-1)))
 	require.NoError(t, c.Delete(ctx, "app.b"))
 	want := []string{"add app.a =1", "modify app.a 1=2", "add app.b =cafe", "delete app.b cafe="}
 	for _, w := range want {
@@ -113,12 +115,12 @@ func TestClient(t *testing.T) {
 		assert.Equal(t, w, ev.Kind.String()+" "+ev.Key+" "+ev.Old.String()+"="+ev.New.String())
 	}
 	ev := next(t, key)
-	assert.Equal(t, confdb.EventDelete, ev.Kind)
-	assert.Equal(t, confdb.Binary([]byte{0xca, 0xfe}), ev.Old)
+	assert.Equal(t, wire.EventDelete, ev.Kind)
+	assert.Equal(t, wire.Binary([]byte{0xca, 0xfe}), ev.Old)
 
 	// After Stop no more events for that tracker.
 	require.NoError(t, tr.Stop(ctx))
-	require.NoError(t, c.Set(ctx, "app.b", confdb.U8(1)))
+	require.NoError(t, c.Set(ctx, "app.b", wire.U8(1)))
 	require.NoError(t, c.Delete(ctx, "app.b"))
 	ev = next(t, key)
 	assert.Equal(t, "app.b", ev.Key, "the key tracker still works")
@@ -130,7 +132,7 @@ func TestClient(t *testing.T) {
 
 	es, err := c.List(ctx, "app.")
 	require.NoError(t, err)
-	assert.Equal(t, []confdb.Entry{{Key: "app.a", Value: confdb.U64(2)}}, es)
+	assert.Equal(t, []wire.Entry{{Key: "app.a", Value: wire.U64(2)}}, es)
 	es, err = c.List(ctx, "runtime.members.1.")
 	require.NoError(t, err)
 	assert.Len(t, es, 4)
@@ -138,15 +140,15 @@ func TestClient(t *testing.T) {
 	// Live statistics, and the trigger that clears them.
 	e, err = c.Get(ctx, "stats.srp.messages_in")
 	require.NoError(t, err)
-	assert.Equal(t, confdb.U64(42), e.Value)
+	assert.Equal(t, wire.U64(42), e.Value)
 	es, err = c.List(ctx, "stats.ipcs.")
 	require.NoError(t, err)
 	assert.NotEmpty(t, es)
-	require.NoError(t, c.Set(ctx, "stats.clear.all", confdb.U8(1)))
+	require.NoError(t, c.Set(ctx, "stats.clear.all", wire.U8(1)))
 	e, err = c.Get(ctx, "stats.srp.messages_in")
 	require.NoError(t, err)
-	assert.Equal(t, confdb.U64(0), e.Value)
-	assert.ErrorIs(t, c.Set(ctx, "stats.srp.messages_in", confdb.U64(0)), cdbc.ErrReadOnly)
+	assert.Equal(t, wire.U64(0), e.Value)
+	assert.ErrorIs(t, c.Set(ctx, "stats.srp.messages_in", wire.U64(0)), cdbc.ErrReadOnly)
 }
 
 // A client disconnecting drops its trackers and counters.

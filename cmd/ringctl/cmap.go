@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	cdbc "ringmaster/clients/confdb"
-	"ringmaster/confdb"
+	"ringmaster/confdb/wire"
 )
 
 // newCmapCmd is `ringctl cmap` (corosync-cmapctl) for the node's confdb:
@@ -44,11 +44,11 @@ func newCmapCmd(g *globals) *cobra.Command {
 			Short: "Write a key (TYPE: u8 u16 u32 u64 i8 i16 i32 i64 flt dbl str bin; bin in hex)",
 			Args:  cobra.ExactArgs(3),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				t, err := confdb.ParseType(args[1])
+				t, err := wire.ParseType(args[1])
 				if err != nil {
 					return fmt.Errorf("cmap set %s: %w", args[0], err)
 				}
-				v, err := confdb.Parse(t, args[2])
+				v, err := wire.Parse(t, args[2])
 				if err != nil {
 					return fmt.Errorf("cmap set %s: %w", args[0], err)
 				}
@@ -103,7 +103,7 @@ func cmapList(cmd *cobra.Command, g *globals, prefix string) error {
 		w := cmd.OutOrStdout()
 		if g.json {
 			if es == nil {
-				es = []confdb.Entry{}
+				es = []wire.Entry{}
 			}
 			return printJSON(w, es)
 		}
@@ -114,7 +114,7 @@ func cmapList(cmd *cobra.Command, g *globals, prefix string) error {
 	})
 }
 
-func printEntry(w io.Writer, g *globals, e confdb.Entry) error {
+func printEntry(w io.Writer, g *globals, e wire.Entry) error {
 	if g.json {
 		return printJSON(w, e)
 	}
@@ -123,7 +123,7 @@ func printEntry(w io.Writer, g *globals, e confdb.Entry) error {
 }
 
 // trackLabels are corosync-cmapctl's prefixes for tracked changes.
-var trackLabels = map[confdb.EventKind]string{confdb.EventAdd: "create", confdb.EventModify: "modify", confdb.EventDelete: "delete"}
+var trackLabels = map[wire.EventKind]string{wire.EventAdd: "create", wire.EventModify: "modify", wire.EventDelete: "delete"}
 
 func newCmapTrackCmd(g *globals) *cobra.Command {
 	var count int
@@ -155,19 +155,19 @@ func newCmapTrackCmd(g *globals) *cobra.Command {
 						return fmt.Errorf("cmap track: connection to ringd lost: %v", conn.Err())
 					}
 					v := ev.New
-					if ev.Kind == confdb.EventDelete {
+					if ev.Kind == wire.EventDelete {
 						v = ev.Old
 					}
 					if g.json {
 						// {"event": ..., "key": ..., "type": ..., "value": ...}
-						b, err := json.Marshal(confdb.Entry{Key: ev.Key, Value: v})
+						b, err := json.Marshal(wire.Entry{Key: ev.Key, Value: v})
 						if err != nil {
 							return err
 						}
 						fmt.Fprintf(out, "{\"event\":%q,%s\n", ev.Kind.String(), b[1:])
 						continue
 					}
-					fmt.Fprintf(out, "%s> %s\n", trackLabels[ev.Kind], confdb.Entry{Key: ev.Key, Value: v})
+					fmt.Fprintf(out, "%s> %s\n", trackLabels[ev.Kind], wire.Entry{Key: ev.Key, Value: v})
 				}
 			}
 			return nil

@@ -60,7 +60,7 @@ func newQCluster(t *testing.T) *qcluster {
 			t.Fatal(err)
 		}
 		vcfg.StateDir = ""
-		cdb := confdb.New(cfg, id, confdb.Sources{})
+		cdb := confdb.New(daemon.ConfdbConfig(cfg, id, confdb.Sources{}))
 		qc.mu.Lock()
 		qc.confdb[id] = cdb
 		qc.mu.Unlock()

@@ -14,7 +14,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"go.uber.org/zap"
 
-	"ringmaster/confdb"
+	"ringmaster/confdb/store"
 	"ringmaster/config"
 	"ringmaster/cpg"
 	"ringmaster/internal/durable"
@@ -63,7 +63,7 @@ type Daemon struct {
 	cfgMu   sync.RWMutex
 	cfg     *config.Config
 	pending []string
-	cmap    *confdb.Store
+	cmap    *store.Store
 
 	exec   *exec.Executive
 	ring   RingDriver

@@ -8,7 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"ringmaster/confdb"
+	"ringmaster/confdb/store"
+	cdbwire "ringmaster/confdb/wire"
 	"ringmaster/config"
 )
 
@@ -111,7 +112,7 @@ func (d *Daemon) Reload() error {
 		d.pending = pendingKeys
 		d.cfgMu.Unlock()
 		if d.cmap != nil {
-			publishConfig(d.cmap, confdb.ConfigEntries(running, d.node), confdb.ConfigEntries(next, d.node))
+			publishConfig(d.cmap, ConfigEntries(running, d.node), ConfigEntries(next, d.node))
 			publishPending(d.cmap, pendingKeys)
 		}
 	})
@@ -135,8 +136,8 @@ func (d *Daemon) PendingRestart() []string {
 // keys are set and keys that are gone deleted. Keys whose value stays are
 // left alone, so a value a client wrote (quorum.expected_votes, say) is
 // not overwritten by an unrelated reload.
-func publishConfig(s *confdb.Store, old, new []confdb.Entry) {
-	was := map[string]confdb.Value{}
+func publishConfig(s *store.Store, old, new []cdbwire.Entry) {
+	was := map[string]cdbwire.Value{}
 	for _, e := range old {
 		was[e.Key] = e.Value
 	}
@@ -151,6 +152,6 @@ func publishConfig(s *confdb.Store, old, new []confdb.Entry) {
 	}
 }
 
-func publishPending(s *confdb.Store, keys []string) {
-	_ = s.Set(PendingRestartKey, confdb.String(strings.Join(keys, " ")))
+func publishPending(s *store.Store, keys []string) {
+	_ = s.Set(PendingRestartKey, cdbwire.String(strings.Join(keys, " ")))
 }

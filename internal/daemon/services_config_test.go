@@ -53,3 +53,65 @@ func TestQuorumConfigRefusals(t *testing.T) {
 	_, err = config.Parse("q.toml", []byte(base+"[quorum]\ntwo_node = true\n"))
 	assert.ErrorContains(t, err, "two_node needs exactly 2 nodes")
 }
+
+// TestConfigEntries: the keys a node starts with, named as corosync names
+// them in cmap.
+func TestConfigEntries(t *testing.T) {
+	cfg, err := config.Parse("c.toml", []byte(`
+[totem]
+token = 1000
+crypto_cipher = "none"
+[[node]]
+nodeid = 1
+name = "n1"
+ring0_addr = "127.0.0.1"
+[[node]]
+nodeid = 2
+ring0_addr = "127.0.0.2"
+quorum_votes = 2
+[[node]]
+nodeid = 3
+ring0_addr = "127.0.0.3"
+[quorum]
+expected_votes = 4
+auto_tie_breaker = true
+wait_for_all = true
+`))
+	require.NoError(t, err)
+	m := map[string]string{}
+	for _, e := range ConfigEntries(cfg, 2) {
+		m[e.Key] = e.String()
+	}
+	for _, want := range []string{
+		"runtime.config.totem.token (u32) = 1650",
+		"totem.token (u32) = 1000",
+		"totem.port (u16) = 5405",
+		"totem.cluster_name (str) = ringmaster",
+		"nodelist.node.0.nodeid (u32) = 1",
+		"nodelist.node.0.name (str) = n1",
+		"nodelist.node.1.ring0_addr (str) = 127.0.0.2",
+		"nodelist.node.1.quorum_votes (u32) = 2",
+		"nodelist.local_node_pos (u32) = 1",
+		"quorum.expected_votes (u32) = 4",
+		"quorum.wait_for_all (u8) = 1",
+		"quorum.auto_tie_breaker_node (str) = lowest",
+		"quorum.two_node (u8) = 0",
+		"logging.to_stderr (str) = yes",
+	} {
+		k := want[:len(want)-len(want[indexParen(want):])]
+		assert.Equal(t, want, m[k], k)
+	}
+	_, hasVotes := m["nodelist.node.0.quorum_votes"]
+	assert.False(t, hasVotes, "quorum_votes only where configured, as in corosync")
+	_, hasKey := m["totem.keyfile"]
+	assert.False(t, hasKey, "no keyfile without crypto")
+}
+
+func indexParen(s string) int {
+	for i := range s {
+		if s[i] == ' ' {
+			return i
+		}
+	}
+	return len(s)
+}

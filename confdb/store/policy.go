@@ -1,9 +1,11 @@
-package confdb
+package store
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"ringmaster/confdb/wire"
 )
 
 // Policy decides which client writes are allowed, following corosync's
@@ -28,7 +30,24 @@ type Policy struct {
 	LocalNodePos int
 	// configTypes are the types of the keys loaded from the
 	// configuration: a write must keep the type.
-	configTypes map[string]Type
+	configTypes map[string]wire.Type
+}
+
+// NewPolicy is the policy of a node that started with entries (the keys
+// loaded from the configuration): configuration keys keep their type, and
+// nodelist.local_node_pos names the node's own entry in the node list.
+func NewPolicy(entries []wire.Entry) Policy {
+	p := Policy{LocalNodePos: -1, configTypes: map[string]wire.Type{}}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Key, "runtime.") {
+			p.configTypes[e.Key] = e.Value.Type()
+		}
+		if e.Key == "nodelist.local_node_pos" {
+			n, _ := e.Value.Uint()
+			p.LocalNodePos = int(n)
+		}
+	}
+	return p
 }
 
 var roPrefixes = []string{"runtime.", "stats.", "internal_configuration.", "uidgid.config."}
@@ -76,18 +95,18 @@ var bounds = map[string][2]int64{
 
 // CheckWrite validates a client's write of v to key (old is the current
 // value, zero when the key does not exist).
-func (p *Policy) CheckWrite(key string, old Value, v Value) error {
-	if err := CheckKey(key); err != nil {
+func (p *Policy) CheckWrite(key string, old wire.Value, v wire.Value) error {
+	if err := wire.CheckKey(key); err != nil {
 		return err
 	}
 	if !v.Type().Valid() {
-		return fmt.Errorf("%w: %s: no type", ErrBadValue, key)
+		return fmt.Errorf("%w: %s: no type", wire.ErrBadValue, key)
 	}
 	if err := p.checkAccess(key); err != nil {
 		return err
 	}
 	if t, ok := p.configTypes[key]; ok && v.Type() != t {
-		return fmt.Errorf("%w: %s is a %s, not a %s", ErrBadValue, key, t, v.Type())
+		return fmt.Errorf("%w: %s is a %s, not a %s", wire.ErrBadValue, key, t, v.Type())
 	}
 	name := key
 	if rest, ok := strings.CutPrefix(key, "nodelist.node."); ok {
@@ -105,10 +124,10 @@ func (p *Policy) CheckWrite(key string, old Value, v Value) error {
 	if ok {
 		n, isInt := v.Integer()
 		if !isInt {
-			return fmt.Errorf("%w: %s must be an integer", ErrBadValue, key)
+			return fmt.Errorf("%w: %s must be an integer", wire.ErrBadValue, key)
 		}
 		if n < lim[0] || n > lim[1] {
-			return fmt.Errorf("%w: %s must be %d-%d, got %d", ErrBadValue, key, lim[0], lim[1], n)
+			return fmt.Errorf("%w: %s must be %d-%d, got %d", wire.ErrBadValue, key, lim[0], lim[1], n)
 		}
 	}
 	return nil
@@ -116,7 +135,7 @@ func (p *Policy) CheckWrite(key string, old Value, v Value) error {
 
 // CheckDelete validates a client's delete of key.
 func (p *Policy) CheckDelete(key string) error {
-	if err := CheckKey(key); err != nil {
+	if err := wire.CheckKey(key); err != nil {
 		return err
 	}
 	return p.checkAccess(key)
@@ -124,10 +143,10 @@ func (p *Policy) CheckDelete(key string) error {
 
 func (p *Policy) checkAccess(key string) error {
 	if roKeys[key] {
-		return fmt.Errorf("%w: %s cannot be changed on a running node", ErrReadOnly, key)
+		return fmt.Errorf("%w: %s cannot be changed on a running node", wire.ErrReadOnly, key)
 	}
 	if p.LocalNodePos >= 0 && key == "nodelist.node."+strconv.Itoa(p.LocalNodePos)+".ring0_addr" {
-		return fmt.Errorf("%w: %s is this node's own address", ErrReadOnly, key)
+		return fmt.Errorf("%w: %s is this node's own address", wire.ErrReadOnly, key)
 	}
 	for _, w := range writableExceptions {
 		if strings.HasPrefix(key, w) {
@@ -136,7 +155,7 @@ func (p *Policy) checkAccess(key string) error {
 	}
 	for _, ro := range roPrefixes {
 		if strings.HasPrefix(key, ro) {
-			return fmt.Errorf("%w: %s (%s* is maintained by ringd)", ErrReadOnly, key, ro)
+			return fmt.Errorf("%w: %s (%s* is maintained by ringd)", wire.ErrReadOnly, key, ro)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package confdb
+package wire
 
 import (
 	"math"

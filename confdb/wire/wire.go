@@ -1,4 +1,12 @@
-package confdb
+// Package wire is the confdb wire format, shared by the confdb service in
+// ringd, the clients/confdb library and ringctl: typed values and entries
+// (corosync's cmap types), key names, change events, the IPC message
+// numbers and payloads, and the error sentinels a reply maps to. It has no
+// logic beyond encoding and validation, and every decoder rejects (never
+// panics on) bad input; see the fuzz tests.
+//
+// Every payload, both ways, is ProtoVersion followed by JSON.
+package wire
 
 import (
 	"encoding/json"

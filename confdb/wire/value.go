@@ -1,4 +1,4 @@
-package confdb
+package wire
 
 import (
 	"bytes"
@@ -235,6 +235,12 @@ func Parse(t Type, s string) (Value, error) {
 		return checkSize(Binary(b))
 	}
 	return Value{}, fmt.Errorf("%w: unknown type %d", ErrBadValue, uint8(t))
+}
+
+// CheckSize refuses a string or binary value longer than MaxValueSize.
+func CheckSize(v Value) error {
+	_, err := checkSize(v)
+	return err
 }
 
 func checkSize(v Value) (Value, error) {
