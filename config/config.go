@@ -27,6 +27,7 @@ type Config struct {
 	Logging Logging `toml:"logging"`
 	IPC     IPC     `toml:"ipc"`
 	System  System  `toml:"system"`
+	Metrics Metrics `toml:"metrics"`
 
 	// Path is the file the configuration was loaded from ("" when built in
 	// code); errors name it.
@@ -103,6 +104,22 @@ type Logging struct {
 	ToStderr bool   `toml:"to_stderr"`
 	Logfile  string `toml:"logfile"`
 	Debug    bool   `toml:"debug"`
+	// Format of stderr and logfile lines: "console" (human-readable,
+	// tab-separated) or "json" (one object a line).
+	Format string `toml:"format"`
+	// ToSyslog sends every line to the local syslog (/dev/log, facility
+	// daemon, tag ringd), as corosync's to_syslog.
+	ToSyslog bool `toml:"to_syslog"`
+	// ToJournald sends every line to the systemd journal with its fields
+	// as journal fields (RINGMASTER_*), for journalctl -o verbose.
+	ToJournald bool `toml:"to_journald"`
+}
+
+// Metrics configures ringd's HTTP listener: OpenMetrics at /metrics and
+// the read-only status page at /.
+type Metrics struct {
+	// Listen is the TCP address (host:port); "" turns the listener off.
+	Listen string `toml:"listen"`
 }
 
 // IPC configures the local Unix socket.
@@ -151,7 +168,11 @@ func Default() *Config {
 			LastManStandingWindow: 10000, // corosync default: 10 s between downscale steps
 			AutoTieBreakerNode:    "lowest",
 		},
-		Logging: Logging{ToStderr: true},
+		Logging: Logging{ToStderr: true, Format: "console"}, // console: what a person at a terminal reads
+		// Prometheus' ha_cluster_exporter port, on loopback only: the
+		// status page and metrics show the cluster's layout to anyone
+		// who can connect, so exposing them is the operator's choice.
+		Metrics: Metrics{Listen: "127.0.0.1:9664"},
 		IPC:     IPC{Socket: "/run/ringmaster/ringd.sock"},
 		System:  System{StateDir: "/var/lib/ringmaster"},
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -99,6 +100,18 @@ func (c *Config) Validate() error {
 	}
 	if c.System.StateDir == "" {
 		bad("system.state_dir", "must not be empty")
+	}
+	switch c.Logging.Format {
+	case "console", "json":
+	default:
+		bad("logging.format", `must be "console" or "json", got %q`, c.Logging.Format)
+	}
+	if l := c.Metrics.Listen; l != "" {
+		if _, port, err := net.SplitHostPort(l); err != nil {
+			bad("metrics.listen", `must be HOST:PORT (e.g. "127.0.0.1:9664") or "" to turn it off: %v`, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("metrics.listen", "port must be 0-65535, got %q", port)
+		}
 	}
 	if len(errs) == 0 {
 		return nil

@@ -88,6 +88,9 @@ type Node struct {
 	Socket string
 	Addr   string
 	NS     string // network namespace ("" on the host)
+	// Metrics is the node's [metrics] listen address (HTTP: /metrics
+	// and the status page): its own ring address, the cluster's port.
+	Metrics string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -131,6 +134,7 @@ func New(t testing.TB, o Options) *Cluster {
 			n.Addr = c.net.addr(i)
 			n.NS = c.net.ns(i)
 		}
+		n.Metrics = fmt.Sprintf("%s:%d", n.Addr, c.Port)
 		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -157,6 +161,7 @@ func (c *Cluster) config(n *Node, key string) string {
 	fmt.Fprintf(&b, "\n[quorum]\nprovider = \"votequorum\"\n%s\n", c.Opt.Quorum)
 	fmt.Fprintf(&b, "\n[logging]\nto_stderr = true\ndebug = %v\n", c.Opt.Debug)
 	fmt.Fprintf(&b, "\n[ipc]\nsocket = %q\n\n[system]\nstate_dir = %q\n", n.Socket, n.Dir)
+	fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\n", n.Metrics)
 	return b.String()
 }
 
