@@ -33,7 +33,7 @@ const (
 	// maxStateSize is far above any real file (a few KiB at 1024 nodes).
 	maxStateSize = 1 << 20
 	// maxStateSeq is the highest ring sequence a lineage may carry, the
-	// bound totem/ring puts on persisted ring sequences (MaxPersistedSeq).
+	// protocol's bound on ring sequence numbers (totem/wire.MaxRingSeq).
 	maxStateSeq = 1 << 48
 	// maxStateNodes bounds the voters and members of a lineage, as the
 	// wire's node info bounds its lists.

@@ -23,18 +23,11 @@ func seqFile(dir string, node totem.NodeID) string {
 	return filepath.Join(dir, SeqFileName(node))
 }
 
-// MaxPersistedSeq bounds the ring sequence numbers a node persists and
-// loads. Each new ring adds 4, so 2^48 lasts two thousand years at a
-// thousand ring changes per second; a value above it was forged or
-// corrupted, and persisting it would stick the cluster across restarts
-// (every later ring must number above it, and uint64 arithmetic overflows
-// near 2^64). Sequence numbers taken from the wire are meant to be bounded
-// by the same value (issue 11, item 3).
-const MaxPersistedSeq = 1 << 48
-
-// loadSeq reads the persisted ring sequence number (0 when none yet). A
-// file that does not hold one decimal number in [0, MaxPersistedSeq] is an
-// error naming the file: the operator deletes it to start over.
+// loadSeq reads a number file of state_dir (0 when it does not exist yet):
+// the ring sequence number, and the envelope epoch. A file that does not
+// hold one decimal number is an error naming the file, to be deleted to
+// start over. The ring's range for its sequence number (wire.MaxRingSeq)
+// is checked by the caller that knows which number it reads.
 func loadSeq(path string) (uint64, error) {
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -46,28 +39,21 @@ func loadSeq(path string) (uint64, error) {
 	return parseSeq(path, b)
 }
 
-// parseSeq decodes the content of a ringseq file named path.
+// parseSeq decodes the content of a number file named path.
 func parseSeq(path string, b []byte) (uint64, error) {
 	if len(b) > 64 {
-		return 0, fmt.Errorf("%w: %s: %d bytes, not a sequence number (delete it to start over)", ErrPersist, path, len(b))
+		return 0, fmt.Errorf("%w: %s: %d bytes, not a number (delete it to start over)", ErrPersist, path, len(b))
 	}
 	seq, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %s: %w (delete it to start over)", ErrPersist, path, err)
 	}
-	if seq > MaxPersistedSeq {
-		return 0, fmt.Errorf("%w: %s: ring sequence %d is above the valid range (at most %d; delete it to start over)", ErrPersist, path, seq, uint64(MaxPersistedSeq))
-	}
 	return seq, nil
 }
 
-// storeSeq writes seq durably (internal/durable: a crash leaves either the
-// old or the new value, never a torn file). A value above MaxPersistedSeq
-// is refused, not persisted.
+// storeSeq writes a number file durably (internal/durable: a crash leaves
+// either the old or the new value, never a torn file).
 func storeSeq(path string, seq uint64) error {
-	if seq > MaxPersistedSeq {
-		return fmt.Errorf("%w: ring sequence %d is above the valid range (at most %d)", ErrPersist, seq, uint64(MaxPersistedSeq))
-	}
 	if err := durable.WriteFile(path, []byte(strconv.FormatUint(seq, 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("%w: %w", ErrPersist, err)
 	}
