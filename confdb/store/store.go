@@ -83,7 +83,7 @@ func (s *Store) Get(key string) (wire.Value, error) {
 }
 
 // Set stores a value without access checks (the daemon's own writes; the
-// Service applies the client rules first). Setting an unchanged value is
+// confdb Service checks a client's write with Policy first). Setting an unchanged value is
 // not a change and notifies nobody, as in corosync.
 func (s *Store) Set(key string, v wire.Value) error {
 	if err := wire.CheckKey(key); err != nil {

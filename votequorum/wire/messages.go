@@ -28,7 +28,8 @@ type Voter struct {
 
 // Lineage is the record of the last quorate decision a node took part in
 // (or learnt of): the expected votes and the voters they stand for, and
-// the tie-breaker nodes of that partition. See the package doc.
+// the tie-breaker nodes of that partition. See votequorum/calc ("Safety:
+// the quorum lineage").
 type Lineage struct {
 	// Ring and Step version the lineage: newer rings win, and changes in
 	// one ring (reconfiguration, last_man_standing) count up Step.
