@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Cred is the peer's identity as the kernel reports it (SO_PEERCRED).
@@ -192,9 +194,13 @@ type Conn struct {
 
 	srv  *Server
 	nc   *net.UnixConn
-	out  *outQueue
+	out  *blockQueue
 	once sync.Once
 	gone chan struct{}
+
+	// lastService is the service of the last event queued, to name
+	// the service a slow consumer falls behind on.
+	lastService atomic.Uint32
 
 	stats [statServices]serviceCounters
 }
@@ -272,8 +278,22 @@ func (c *Conn) Event(service, msg uint16, payload []byte) error {
 }
 
 func (c *Conn) send(h Header, p []byte, urgent bool) error {
-	ok, overflow := c.out.push(h, p, urgent)
-	if ok {
+	if h.Kind == KindEvent {
+		c.lastService.Store(uint32(h.Service))
+	}
+	res := c.out.push(h, p, urgent)
+	for tries := 0; res == overGlobal && tries < 8; tries++ {
+		// The server's bound on queued output is reached: the slowest
+		// consumer (largest backlog) goes, which may be this one.
+		victim := c.srv.largest()
+		if victim == nil || victim == c {
+			break
+		}
+		victim.evict()
+		res = c.out.push(h, p, urgent)
+	}
+	switch res {
+	case pushed:
 		sc := c.counters(h.Service)
 		switch h.Kind {
 		case KindReply:
@@ -284,13 +304,43 @@ func (c *Conn) send(h Header, p []byte, urgent bool) error {
 			sc.events.Add(1)
 		}
 		return nil
-	}
-	if overflow {
-		c.srv.log.Warn("client does not read its events: disconnecting", connFields(c)...)
+	case overConn:
+		c.srv.log.Warn("client does not read its events: disconnecting (per-connection output budget)",
+			append(connFields(c), zap.Uint16("service", uint16(c.lastService.Load())), zap.Int("backlog", c.out.backlog()))...)
 		c.closeWithMode(&Error{Code: CodeSlowClient, Msg: "output queue over budget"}, true)
+		return ErrSlowClient
+	case overGlobal:
+		c.evict()
 		return ErrSlowClient
 	}
 	return ErrClosed
+}
+
+// evict disconnects a slowest consumer when the server's bound on queued
+// output is reached.
+func (c *Conn) evict() {
+	c.srv.log.Warn("IPC output memory at its bound (ipc.max_queued_bytes): disconnecting the slowest consumer",
+		append(connFields(c), zap.Uint16("service", uint16(c.lastService.Load())), zap.Int("backlog", c.out.backlog()),
+			zap.Int64("queued", c.srv.pool.used.Load()), zap.Int64("bound", c.srv.pool.max))...)
+	c.closeWithMode(&Error{Code: CodeSlowClient, Msg: "ringd's IPC output memory is at its bound and this client has the largest backlog"}, true)
+}
+
+// Backlog is how many bytes of replies and events wait to be written to
+// the client.
+func (c *Conn) Backlog() int { return c.out.backlog() }
+
+// Congested reports whether the client should get TRY_AGAIN for requests
+// that make more output (a CPG multicast delivers to its sender too): its
+// backlog is over half its own budget, or the server's queued output is
+// over three quarters of its bound and this client holds an eighth of
+// it. A client that reads its events is never congested for long.
+func (c *Conn) Congested() bool {
+	b := int64(c.out.backlog())
+	if c.srv.opt.MaxPending > 0 && 2*b >= int64(c.srv.opt.MaxPending) {
+		return true
+	}
+	p := c.srv.pool
+	return p.max > 0 && 4*p.used.Load() >= 3*p.max && 8*b >= p.max
 }
 
 // Close disconnects the client.
@@ -309,9 +359,6 @@ func (c *Conn) closeWith(e *Error) { c.closeWithMode(e, false) }
 // the caller is then often a service under the executive's lock.
 func (c *Conn) closeWithMode(e *Error, async bool) {
 	c.once.Do(func() {
-		c.out.mu.Lock()
-		c.out.buf, c.out.urgent = nil, nil
-		c.out.mu.Unlock()
 		c.out.close()
 		finish := func() {
 			if e != nil {

@@ -134,6 +134,9 @@ func readFrameDirect(br *bufio.Reader, raw io.Reader, hdr []byte) (Header, []byt
 	}, hdr)
 }
 
+// growFrom is the most a frame reader allocates before the bytes arrive.
+const growFrom = 64 << 10
+
 // directRead is the payload size above which readFrameDirect may bypass
 // the buffer.
 const directRead = 64 << 10
@@ -149,17 +152,29 @@ func readFrame(r io.Reader, readPayload func([]byte) error, hdr []byte) (Header,
 	if err != nil {
 		return Header{}, nil, err
 	}
-	p := make([]byte, h.Length)
-	if readPayload != nil {
-		err = readPayload(p)
-	} else {
-		_, err = io.ReadFull(r, p)
-	}
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return Header{}, nil, ErrTruncated
+	// The buffer grows as the payload arrives (doubling from growFrom
+	// bytes) rather than taking the announced length at once: a peer
+	// that announces MaxPayload and sends a little holds a little.
+	p := make([]byte, min(int(h.Length), growFrom))
+	for n := 0; ; {
+		if readPayload != nil {
+			err = readPayload(p[n:])
+		} else {
+			_, err = io.ReadFull(r, p[n:])
 		}
-		return Header{}, nil, err
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return Header{}, nil, ErrTruncated
+			}
+			return Header{}, nil, err
+		}
+		n = len(p)
+		if n == int(h.Length) {
+			break
+		}
+		q := make([]byte, min(2*n, int(h.Length)))
+		copy(q, p)
+		p = q
 	}
 	return h, p, nil
 }

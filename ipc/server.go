@@ -38,6 +38,15 @@ type Options struct {
 	// MaxPending is the output budget per connection in bytes before a
 	// client that does not read is disconnected (default 64 MiB).
 	MaxPending int
+	// MaxQueued bounds the output queued for all connections together,
+	// in bytes (default DefaultMaxQueued; negative: unbounded). When it
+	// is reached the connection with the largest backlog is
+	// disconnected, with a log line naming it.
+	MaxQueued int64
+	// MaxConns bounds the connections served at once; more are refused
+	// at accept with a log line (default DefaultMaxConns(); negative:
+	// unbounded). It keeps descriptors for the ring and for files.
+	MaxConns int
 	// Hello is the payload of the answer to the handshake request
 	// (service 0, message 0) every client sends first.
 	Hello func() []byte
@@ -56,10 +65,35 @@ type Server struct {
 	uids    []int
 	gids    []int
 
+	pool      *pool
+	logs      rateLog
+	active    atomic.Int64 // connections admitted and not yet gone
+	closing   chan struct{}
+	closeOnce sync.Once
+
 	nextID atomic.Uint64
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[*Conn]struct{}
+}
+
+// DefaultMaxQueued is the default bound on the output queued for all
+// clients: four never-reading clients at their own budget (64 MiB), a
+// small fraction of a cluster node's memory.
+const DefaultMaxQueued = 256 << 20
+
+// DefaultMaxConns is the default connection limit: the descriptor limit
+// (RLIMIT_NOFILE) less a reserve for the ring's sockets, the log, state
+// files and the resource manager's children (a quarter, at least 64), and
+// at most 4096, which no deployment of corosync clients comes near.
+func DefaultMaxConns() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 4096
+	}
+	n := int(rl.Cur)
+	n -= max(64, n/4)
+	return min(max(n, 8), 4096)
 }
 
 // Listen creates the socket (its directory too, replacing a stale socket
@@ -70,6 +104,12 @@ func Listen(path string, h Handler, opt Options) (*Server, error) {
 	}
 	if opt.MaxPending == 0 {
 		opt.MaxPending = 64 << 20
+	}
+	if opt.MaxQueued == 0 {
+		opt.MaxQueued = DefaultMaxQueued
+	}
+	if opt.MaxConns == 0 {
+		opt.MaxConns = DefaultMaxConns()
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("ipc: socket directory: %w", err)
@@ -89,7 +129,8 @@ func Listen(path string, h Handler, opt Options) (*Server, error) {
 	}
 	// Everyone may connect; who is served is decided by SO_PEERCRED.
 	_ = os.Chmod(path, 0o666)
-	s := &Server{path: path, ln: ln, h: h, log: opt.Log, opt: opt, conns: map[*Conn]struct{}{}}
+	s := &Server{path: path, ln: ln, h: h, log: opt.Log, opt: opt, conns: map[*Conn]struct{}{},
+		pool: &pool{max: max(opt.MaxQueued, 0)}, closing: make(chan struct{})}
 	s.SetAllowed(opt.AllowedUIDs, opt.AllowedGIDs)
 	return s, nil
 }
@@ -105,32 +146,149 @@ func (s *Server) SetAllowed(uids, gids []int) {
 	s.allowMu.Unlock()
 }
 
-// Serve accepts connections until Close.
+// Serve accepts connections until Close. Accept errors (out of
+// descriptors, out of memory, a connection aborted before it was taken)
+// do not end it: it backs off, 5 ms doubling to 1 s as net/http does, and
+// carries on, so a flood of connections cannot take the node out of the
+// ring.
 func (s *Server) Serve() error {
+	var delay time.Duration
 	for {
 		nc, err := s.ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.logs.warn(s.log, "accept", "cannot accept a client connection; retrying", zap.Error(err), zap.Duration("retry_in", delay))
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.closing:
+				t.Stop()
+				return nil
 			}
-			return fmt.Errorf("ipc: accept: %w", err)
+			continue
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.serveConn(nc)
-		}()
+		delay = 0
+		s.admit(nc)
 	}
+}
+
+// admit decides on a new connection before anything is read from it: the
+// peer's credentials (SO_PEERCRED, known at accept) and the connection
+// limit. A refused peer gets one error frame, written only if the socket
+// takes it at once, and is closed; nothing is allocated for it.
+func (s *Server) admit(nc *net.UnixConn) {
+	cred, err := peerCred(nc)
+	if err != nil {
+		s.logs.warn(s.log, "cred", "cannot read peer credentials: closing the connection", zap.Error(err))
+		refuse(nc, &Error{Code: CodeAccess, Msg: "cannot read peer credentials"})
+		return
+	}
+	if !s.allowed(cred) {
+		s.logs.warn(s.log, "access", "refused client: uid/gid not allowed (ipc.allowed_uids, ipc.allowed_gids)",
+			zap.Int32("pid", cred.PID), zap.Uint32("uid", cred.UID), zap.Uint32("gid", cred.GID))
+		refuse(nc, &Error{Code: CodeAccess, Msg: fmt.Sprintf("uid %d gid %d is not allowed by ipc.allowed_uids/allowed_gids", cred.UID, cred.GID)})
+		return
+	}
+	if s.opt.MaxConns > 0 && s.active.Load() >= int64(s.opt.MaxConns) {
+		s.logs.warn(s.log, "limit", "refused client: too many connections (ipc.max_connections)",
+			zap.Int32("pid", cred.PID), zap.Uint32("uid", cred.UID), zap.Int("max_connections", s.opt.MaxConns))
+		refuse(nc, &Error{Code: CodeTryAgain, Msg: fmt.Sprintf("ringd serves at most %d connections (ipc.max_connections)", s.opt.MaxConns)})
+		return
+	}
+	s.active.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.active.Add(-1)
+		s.serveConn(nc, cred)
+	}()
+}
+
+// refuse writes e as a connection-level error frame if the socket takes it
+// without waiting (a new socket's buffer is empty) and closes nc. The
+// kernel hands the frame to the peer before it reports the reset.
+func refuse(nc *net.UnixConn, e *Error) {
+	frame := AppendFrame(nil, Header{Kind: KindError}, encodeError(e))
+	if raw, err := nc.SyscallConn(); err == nil {
+		_ = raw.Write(func(fd uintptr) bool {
+			_, _ = unix.Write(int(fd), frame)
+			return true
+		})
+	}
+	_ = nc.Close()
+}
+
+// largest is the connection with the largest backlog among those still
+// open (nil when there is none). Ties go to the lower connection ID, so
+// the choice does not depend on map order.
+func (s *Server) largest() *Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best *Conn
+	bestN := -1
+	for c := range s.conns {
+		c.out.mu.Lock()
+		n, closed := c.out.size+len(c.out.urgent), c.out.closed
+		c.out.mu.Unlock()
+		if closed {
+			continue
+		}
+		if n > bestN || n == bestN && c.ID < best.ID {
+			best, bestN = c, n
+		}
+	}
+	return best
+}
+
+// QueuedBytes is the output memory held for all connections now.
+func (s *Server) QueuedBytes() int64 { return s.pool.used.Load() }
+
+// rateLog logs at most one line per key per second; the next line says how
+// many were suppressed. A flood of refused connections must not become a
+// flood of log lines.
+type rateLog struct {
+	mu   sync.Mutex
+	keys map[string]*rateKey
+}
+
+type rateKey struct {
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLog) warn(log *zap.Logger, key, msg string, fields ...zap.Field) {
+	r.mu.Lock()
+	if r.keys == nil {
+		r.keys = map[string]*rateKey{}
+	}
+	k := r.keys[key]
+	if k == nil {
+		k = &rateKey{}
+		r.keys[key] = k
+	}
+	now := time.Now()
+	if !k.last.IsZero() && now.Sub(k.last) < time.Second {
+		k.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := k.suppressed
+	k.last, k.suppressed = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		fields = append(fields, zap.Int("suppressed_since_last", n))
+	}
+	log.Warn(msg, fields...)
 }
 
 // Close stops accepting, disconnects every client, waits for their
 // goroutines and removes the socket file.
 func (s *Server) Close() error {
 	err := s.ln.Close()
+	s.closeOnce.Do(func() { close(s.closing) })
 	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()
@@ -208,31 +366,15 @@ func connFields(c *Conn) []zap.Field {
 	return []zap.Field{zap.Uint64("conn", c.ID), zap.Int32("pid", c.Cred.PID), zap.Uint32("uid", c.Cred.UID)}
 }
 
-func (s *Server) serveConn(nc *net.UnixConn) {
-	cred, err := peerCred(nc)
-	c := &Conn{ID: s.nextID.Add(1), Cred: cred, srv: s, nc: nc, out: newOutQueue(s.opt.MaxPending), gone: make(chan struct{})}
-	if err != nil {
-		s.log.Warn("cannot read peer credentials", zap.Error(err))
-		c.closeWith(&Error{Code: CodeAccess, Msg: "cannot read peer credentials"})
-		return
-	}
-	if !s.allowed(cred) {
-		s.log.Warn("refused client: uid/gid not allowed (ipc.allowed_uids, ipc.allowed_gids)", connFields(c)...)
-		// Read the client's handshake first: closing a Unix socket with
-		// unread data resets the peer, which would then see "connection
-		// reset" instead of the reason below.
-		_ = nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		_, _, _ = ReadFrame(nc, make([]byte, HeaderSize))
-		c.closeWith(&Error{Code: CodeAccess, Msg: fmt.Sprintf("uid %d gid %d is not allowed by ipc.allowed_uids/allowed_gids", cred.UID, cred.GID)})
-		return
-	}
+func (s *Server) serveConn(nc *net.UnixConn, cred Cred) {
+	c := &Conn{ID: s.nextID.Add(1), Cred: cred, srv: s, nc: nc, out: newBlockQueue(s.pool, s.opt.MaxPending), gone: make(chan struct{})}
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	wdone := make(chan struct{})
 	go func() {
 		defer close(wdone)
-		if err := writeLoop(nc, c.out); err != nil {
+		if err := c.out.writeTo(nc); err != nil {
 			c.Close()
 		}
 	}()
