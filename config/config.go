@@ -128,6 +128,13 @@ type IPC struct {
 	// AllowedUIDs/AllowedGIDs may connect besides root and ringd's own uid.
 	AllowedUIDs []int `toml:"allowed_uids"`
 	AllowedGIDs []int `toml:"allowed_gids"`
+	// MaxQueuedBytes bounds the replies and events queued for all
+	// clients together; at the bound the client with the largest
+	// backlog is disconnected.
+	MaxQueuedBytes int64 `toml:"max_queued_bytes"`
+	// MaxConnections bounds the clients served at once (0: derived from
+	// the descriptor limit, see ipc.DefaultMaxConns).
+	MaxConnections int `toml:"max_connections"`
 }
 
 // System holds paths of the node.
@@ -173,8 +180,11 @@ func Default() *Config {
 		// status page and metrics show the cluster's layout to anyone
 		// who can connect, so exposing them is the operator's choice.
 		Metrics: Metrics{Listen: "127.0.0.1:9664"},
-		IPC:     IPC{Socket: "/run/ringmaster/ringd.sock"},
-		System:  System{StateDir: "/var/lib/ringmaster"},
+		IPC: IPC{Socket: "/run/ringmaster/ringd.sock",
+			MaxQueuedBytes: 256 << 20, // four never-reading clients at their own 64 MiB budget
+			MaxConnections: 0,         // derived: RLIMIT_NOFILE less a reserve for the ring and files, at most 4096
+		},
+		System: System{StateDir: "/var/lib/ringmaster"},
 	}
 }
 

@@ -98,6 +98,14 @@ func (c *Config) Validate() error {
 			bad("ipc.allowed_gids", "entry %d: gid must not be negative, got %d", i, g)
 		}
 	}
+	if c.IPC.MaxQueuedBytes < 4<<20 {
+		// A bound below a few of the largest frames (1 MiB) would
+		// disconnect clients for one big event.
+		bad("ipc.max_queued_bytes", "must be at least 4194304 (4 MiB), got %d", c.IPC.MaxQueuedBytes)
+	}
+	if c.IPC.MaxConnections < 0 {
+		bad("ipc.max_connections", "must be 0 (derived from the descriptor limit) or positive, got %d", c.IPC.MaxConnections)
+	}
 	if c.System.StateDir == "" {
 		bad("system.state_dir", "must not be empty")
 	}

@@ -176,6 +176,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	srv, err := ipc.Listen(cfg.IPC.Socket, d.exec, ipc.Options{
 		AllowedUIDs: cfg.IPC.AllowedUIDs,
 		AllowedGIDs: cfg.IPC.AllowedGIDs,
+		MaxQueued:   cfg.IPC.MaxQueuedBytes,
+		MaxConns:    cfg.IPC.MaxConnections,
 		Log:         d.log.Named("ipc"),
 		Hello:       func() []byte { return fmt.Appendf(nil, `{"node_id":%d,"version":%q}`, d.node, d.opt.Version) },
 	})
