@@ -94,6 +94,7 @@ import (
 	"go.uber.org/zap"
 
 	"ringmaster/cpg/wire"
+	"ringmaster/internal/events"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
@@ -160,6 +161,8 @@ type Stats struct {
 	Held       uint64 // messages held during sync
 	Malformed  uint64 // ring messages that did not decode
 	SlowClient uint64 // clients cut off because they did not read
+	Mcasts     uint64 // group messages delivered by the ring (local members or not)
+	TryAgain   uint64 // client requests answered TRY_AGAIN (ring busy, sync in progress)
 }
 
 // Service is the cpg service. Create it with New and register it with the
@@ -302,6 +305,7 @@ func (s *Service) deliverMcast(m totem.Message) {
 		s.malformed(m, errors.New("record names another sender node"))
 		return
 	}
+	s.stats.Mcasts++
 	g := s.groups[string(r.Name)]
 	if g == nil {
 		return
@@ -324,8 +328,17 @@ func (s *Service) event(c *client, id uint16, p []byte) {
 	}
 }
 
-// confchg tells the group's local receivers about a change.
+// confchg tells the group's local receivers about a change, and records
+// it in the node's event log (every node records every group's changes).
 func (s *Service) confchg(g *group, left, joinedList []wire.Address) {
+	for _, a := range joinedList {
+		s.host.Events().Record(events.CPGJoin, "cpg group joined", events.Fields{
+			"group": g.name, "member_node": uint32(a.NodeID), "pid": a.PID, "reason": a.Reason.String()})
+	}
+	for _, a := range left {
+		s.host.Events().Record(events.CPGLeave, "cpg group left", events.Fields{
+			"group": g.name, "member_node": uint32(a.NodeID), "pid": a.PID, "reason": a.Reason.String()})
+	}
 	var buf []byte
 	for _, c := range g.local {
 		if !c.receives() {
@@ -565,6 +578,7 @@ func (s *Service) Request(conn *ipc.Conn, h ipc.Header, p []byte) {
 		// this client: a sender is never held behind its backlog
 		// (ipc.Conn.ReplyUrgent), so it can keep the ring busy.
 		if err := s.mcast(c, p); err != nil {
+			s.countErr(err)
 			_ = conn.ReplyErrorUrgent(h, err)
 		} else {
 			_ = conn.ReplyUrgent(h, nil)
@@ -593,10 +607,18 @@ func (s *Service) Request(conn *ipc.Conn, h ipc.Header, p []byte) {
 		err = ipc.Errorf(ipc.CodeUnknownMessage, "cpg message %d", h.Msg)
 	}
 	if err != nil {
+		s.countErr(err)
 		_ = conn.ReplyError(h, err)
 		return
 	}
 	_ = conn.Reply(h, reply)
+}
+
+// countErr counts the TRY_AGAIN answers (metrics: ringd_cpg_try_again_total).
+func (s *Service) countErr(err error) {
+	if ipc.ToError(err).Code == ipc.CodeTryAgain {
+		s.stats.TryAgain++
+	}
 }
 
 // ready refuses ring-changing requests until CPG agrees on the groups.
@@ -683,9 +705,22 @@ func (s *Service) checkMcast(c *client, rec []byte) (totem.Guarantee, error) {
 	return r.Guarantee, nil
 }
 
+// congested is corosync's CPG flow control: a sender whose own
+// deliveries pile up unread (ipc.Conn.Congested) gets TRY_AGAIN rather
+// than adding more output that ringd would have to hold for it.
+func congested(c *client) error {
+	if c.conn != nil && c.conn.Congested() {
+		return ipc.Errorf(ipc.CodeTryAgain, "cpg mcast: %d bytes of events wait unread on this connection; read them first", c.conn.Backlog())
+	}
+	return nil
+}
+
 func (s *Service) mcast(c *client, p []byte) error {
 	g, err := s.checkMcast(c, p)
 	if err != nil {
+		return err
+	}
+	if err := congested(c); err != nil {
 		return err
 	}
 	if err := s.ready(); err != nil {
@@ -704,10 +739,14 @@ func (s *Service) mcastBatch(c *client, p []byte) []byte {
 	}
 	sent := 0
 	fail := func(err error) []byte {
+		s.countErr(err)
 		e := ipc.ToError(err)
 		return wire.AppendBatchReply(nil, wire.BatchReply{Sent: sent, Code: uint16(e.Code), Msg: e.Msg})
 	}
 	if err := s.ready(); err != nil {
+		return fail(err)
+	}
+	if err := congested(c); err != nil {
 		return fail(err)
 	}
 	for {
