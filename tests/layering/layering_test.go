@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -60,19 +61,28 @@ var impure = []string{"os", "net", "go.uber.org/zap", "ringmaster/ipc", "ringmas
 
 type pkg struct {
 	ImportPath string
+	Dir        string
+	GoFiles    []string
 	Imports    []string
 	Deps       []string
+	DepOnly    bool
 	Error      *struct{ Err string }
 }
 
-// goList runs `go list -e -json` on the patterns and returns the packages.
+// goList runs `go list -deps` on the patterns and returns the packages the
+// patterns match (with their Imports and Deps).
+//
+// The test also reads the directory and source files of every ringmaster
+// package in the graph: go test caches a result by the files the test
+// process opened, and go list's reads are another process's, so without
+// this a changed import would be answered from the cache.
 func goList(t *testing.T, patterns ...string) map[string]*pkg {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(goBin, append([]string{"list", "-e", "-json=ImportPath,Imports,Deps,Error"}, patterns...)...)
+	cmd := exec.Command(goBin, append([]string{"list", "-e", "-deps", "-json=ImportPath,Dir,GoFiles,Imports,Deps,DepOnly,Error"}, patterns...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -91,12 +101,31 @@ func goList(t *testing.T, patterns ...string) map[string]*pkg {
 		if p.Error != nil {
 			t.Fatalf("go list: %s: %s", p.ImportPath, p.Error.Err)
 		}
-		pkgs[p.ImportPath] = p
+		if under(p.ImportPath, "ringmaster") {
+			readSources(t, p)
+		}
+		if !p.DepOnly {
+			pkgs[p.ImportPath] = p
+		}
 	}
 	if len(pkgs) == 0 {
 		t.Fatalf("go list %v: no packages", patterns)
 	}
 	return pkgs
+}
+
+// readSources opens a package's directory and source files, so that the
+// test cache knows the result depends on them (see goList).
+func readSources(t *testing.T, p *pkg) {
+	t.Helper()
+	if _, err := os.ReadDir(p.Dir); err != nil {
+		t.Fatalf("%s: %v", p.ImportPath, err)
+	}
+	for _, f := range p.GoFiles {
+		if _, err := os.ReadFile(filepath.Join(p.Dir, f)); err != nil {
+			t.Fatalf("%s: %v", p.ImportPath, err)
+		}
+	}
 }
 
 func under(path, prefix string) bool {
