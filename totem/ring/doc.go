@@ -46,10 +46,11 @@
 //
 // One Totem message must fit one Ethernet frame, so pg frames are at most
 //
-//	NetMTU − 28 (IPv4 + UDP headers) − crypto overhead (34 with an AEAD,
-//	6 with none) − wire.McastOverhead (52: srp header incl. recovery fields)
+//	NetMTU − 28 (IPv4 + UDP headers) − crypto overhead (46 with an AEAD:
+//	30-byte header and 16-byte tag; 30 with none) − wire.McastOverhead
+//	(52: srp header incl. recovery fields)
 //
-// which is 1386 bytes with netmtu 1500 and aes256. FrameBudget computes it;
+// which is 1374 bytes with netmtu 1500 and aes256. FrameBudget computes it;
 // it is passed to srp as MaxPayload and to the packer. With netmtu 0 (the
 // default) the datagram size is the MTU of the interface holding the ring
 // address — 1500 on Ethernet, so no IP fragmentation, and 65535 on
@@ -85,7 +86,20 @@
 // Counters combines the Processor's (retransmits, token losses, gathers,
 // rotations, malformed) with the driver's: DatagramsIn/Out count datagrams
 // received from and handed to the network (a udpu broadcast to n nodes is n
-// datagrams), AuthFailures comes from the envelope, MessagesIn/Out count
-// application messages (after reassembly / before packing), and Malformed
-// adds pg frames that did not decode.
+// datagrams), MessagesIn/Out count application messages (after reassembly
+// / before packing), and Malformed adds pg frames that did not decode.
+// Datagrams dropped before the Processor saw them are counted by reason:
+// AuthFailures, Replayed, UnknownNode, BadAddress, OutOfRange (plus srp's)
+// and Malformed (plus srp's and pg's); see filter.go for the checks and
+// their order.
+//
+// # Receive filter and epochs
+//
+// Every datagram passes the receive filter in its reader goroutine
+// (filter.go): nodelist, source address, envelope authentication and
+// replay window, sender consistency; then srp's range checks in Run.
+// Rejections are logged at most once per reason every 10 s, with a count.
+// The envelope's epoch (crypto.NewEpoch) is stored in StateDir/epoch.<node>
+// (like the ring seq: write, fsync, rename, fsync) by New, before anything
+// is sealed.
 package ring

@@ -111,12 +111,12 @@ func TestDriverWithFake(t *testing.T) {
 	}()
 
 	// The first datagram: the sequence number must already be durable.
-	env, _ := crypto.New(crypto.CipherNone, "fake", nil)
+	env, _ := crypto.New(crypto.CipherNone, "fake", 99, 1, nil)
 	msgs := []transport.Msg{{Buf: make([]byte, 2048)}}
 	if _, err := observer.Recv(msgs); err != nil {
 		t.Fatal(err)
 	}
-	pt, err := env.Open(nil, msgs[0].Buf[:msgs[0].N])
+	pt, _, err := env.Open(nil, msgs[0].Buf[:msgs[0].N])
 	if err != nil || string(pt) != "hello" {
 		t.Fatalf("datagram %q, %v", pt, err)
 	}

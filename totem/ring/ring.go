@@ -28,7 +28,7 @@ type Config struct {
 	ClusterName string
 	Transport   string                          // "udp" | "udpu" | "mem" (tests)
 	Bind        netip.AddrPort                  // local ring0 address:port
-	Peers       map[totem.NodeID]netip.AddrPort // every configured node (udpu destinations), incl. self
+	Peers       map[totem.NodeID]netip.AddrPort // the nodelist, incl. self: udpu destinations; datagrams from other node IDs or addresses are dropped (filter.go)
 	Mcast       netip.AddrPort                  // udp only
 	TTL         int
 	Timings     srp.Timings
@@ -74,11 +74,7 @@ const ipUDPHeaders = 20 + 8
 // FrameBudget is the largest pg frame (srp payload) that keeps a sealed
 // Totem message within netMTU: see the package documentation.
 func FrameBudget(netMTU int, c crypto.Cipher) int {
-	env := 6
-	if c != crypto.CipherNone {
-		env = 6 + 12 + 16
-	}
-	return netMTU - ipUDPHeaders - env - wire.McastOverhead
+	return netMTU - ipUDPHeaders - crypto.Overhead(c) - wire.McastOverhead
 }
 
 // Tunables of the driver, with the reason for each.
@@ -143,6 +139,8 @@ type Ring struct {
 	ev        totem.Events
 	log       *zap.Logger
 	env       *crypto.Envelope
+	srcs      map[totem.NodeID]netip.AddrPort // nodelist → expected source (filter.go); nil: unchecked
+	rej       rejects
 	tr        transport.Transport
 	mtu       int
 	budget    int
@@ -215,7 +213,11 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	env, err := crypto.New(c, cfg.ClusterName, cfg.Keys)
+	epoch, err := newEpoch(cfg.StateDir, cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	env, err := crypto.New(c, cfg.ClusterName, uint32(cfg.Node), epoch, cfg.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -228,6 +230,9 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 	seqPath := seqFile(cfg.StateDir, cfg.Node)
 	seq, err := loadSeq(seqPath)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPersistedSeq(seqPath, seq); err != nil {
 		return nil, err
 	}
 	tr, err := openTransport(cfg)
@@ -249,6 +254,7 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		ev:      ev,
 		log:     log.With(zap.Uint32("node", uint32(cfg.Node))),
 		env:     env,
+		srcs:    sources(cfg),
 		tr:      tr,
 		mtu:     mtu,
 		budget:  budget,
@@ -260,6 +266,7 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	r.rej.log = r.log
 	r.deliver = func(m totem.Message) {
 		r.msgsIn.Add(1)
 		r.ev.Deliver(m)
@@ -349,7 +356,7 @@ const maxFlowScale = 8
 // for srp and its FlowScale. window_size and max_messages count frames
 // (corosync's defaults, 50 and 17, date from 1500-byte frames), but most
 // of the cost of a token rotation does not depend on what it carries: the
-// wake-ups of every node and the hops. With 1386-byte frames (netmtu
+// wake-ups of every node and the hops. With 1374-byte frames (netmtu
 // 1500) the ring spends its time passing the token around, with 64 KiB
 // frames (loopback) it does not. So the counts are taken as frames of up
 // to flowFrame (8 KiB): the window and the per-visit limit may grow by
@@ -453,7 +460,12 @@ func (r *Ring) Counters() totem.Counters {
 	c := r.status.Load().Counters
 	c.DatagramsIn = r.dgIn.Load()
 	c.DatagramsOut = r.dgOut.Load()
-	c.AuthFailures = r.env.AuthFailures()
+	c.AuthFailures = r.rej.get(rejectAuth)
+	c.Replayed = r.rej.get(rejectReplay)
+	c.UnknownNode = r.rej.get(rejectUnknownNode)
+	c.BadAddress = r.rej.get(rejectBadAddress)
+	c.OutOfRange += r.rej.get(rejectOutOfRange)
+	c.Malformed += r.rej.get(rejectMalformed)
 	c.MessagesIn = r.msgsIn.Load()
 	c.MessagesOut = r.msgsOut.Load()
 	c.Malformed += r.pgMalformed.Load()
@@ -675,7 +687,7 @@ func (r *Ring) read(rc transport.Receiver, busy *atomic.Int32) error {
 					k = m.Seg
 				}
 				dgs++
-				if pt, err := r.env.OpenInPlace(d[:k:k]); err == nil {
+				if pt, ok := r.open(d[:k:k], m.From); ok {
 					b.pts = append(b.pts, pt)
 				}
 				if d = d[k:]; len(d) == 0 {
@@ -707,9 +719,9 @@ func (r *Ring) step(b *rxBuf) {
 		if r.group != nil && !r.flushing && len(pt) > 1 && wire.Type(pt[1]) == wire.TypeToken && (r.groupBusy.Load() > 0 || r.group.GroupBacklog()) {
 			r.flushGroup()
 		}
-		// srp does not retain data; a malformed datagram is counted
-		// by the Processor and otherwise harmless.
-		_ = r.proc.Step(r.now(), pt)
+		// srp does not retain data; a malformed or out-of-range
+		// datagram is counted by the Processor and otherwise harmless.
+		r.stepErr(r.proc.Step(r.now(), pt))
 	}
 	r.free <- b
 }
@@ -849,7 +861,7 @@ func (r *Ring) send(dgs []srp.Datagram) {
 	pkts := r.pkts[:0]
 	for _, d := range dgs {
 		start := len(buf)
-		buf = r.env.Seal(buf, d.Data)
+		buf = r.env.Seal(buf, uint32(d.To), d.Data)
 		pkts = append(pkts, transport.Packet{To: d.To, Data: buf[start:len(buf):len(buf)]})
 	}
 	n, err := r.tr.Send(pkts)

@@ -432,12 +432,12 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestFrameBudget(t *testing.T) {
-	// netmtu 1500 − 28 (IP+UDP) − 34 (AEAD) − 52 (srp header).
-	if got := FrameBudget(1500, 1); got != 1386 {
-		t.Fatalf("FrameBudget(1500, aes256) = %d, want 1386", got)
+	// netmtu 1500 − 28 (IP+UDP) − 46 (envelope: 30-byte header, 16-byte tag) − 52 (srp header).
+	if got := FrameBudget(1500, 1); got != 1374 {
+		t.Fatalf("FrameBudget(1500, aes256) = %d, want 1374", got)
 	}
 	// The largest datagram: a sealed frame is a 65507-byte UDP payload.
-	if got := FrameBudget(maxDatagram, 1) + wire.McastOverhead + 34 + 28; got != 65535 {
+	if got := FrameBudget(maxDatagram, 1) + wire.McastOverhead + 46 + 28; got != 65535 {
 		t.Fatalf("largest sealed frame makes a %d-byte datagram", got)
 	}
 }

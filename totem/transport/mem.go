@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -149,6 +150,7 @@ func (m *Mem) fill(msg *Msg, d []byte) {
 	msg.N = copy(msg.Buf, d)
 	msg.Truncated = len(d) > len(msg.Buf)
 	msg.Seg = 0
+	msg.From = netip.AddrPort{}
 }
 
 // Backlog reports whether datagrams are queued for Recv.

@@ -26,6 +26,16 @@ func sockaddr4(ap netip.AddrPort) unix.RawSockaddrInet4 {
 	return sa
 }
 
+// addrPort4 decodes a sockaddr the kernel wrote (AF_INET; anything else,
+// which an IPv4 socket never reports, gives the zero AddrPort).
+func addrPort4(sa *unix.RawSockaddrInet4) netip.AddrPort {
+	if sa.Family != unix.AF_INET {
+		return netip.AddrPort{}
+	}
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+}
+
 // UDP generic segmentation offload (UDP_SEGMENT, Linux 4.18): one
 // message carries several datagrams of one size (the last may be shorter)
 // for one destination, and the kernel cuts them apart as late as it can —
@@ -349,6 +359,7 @@ func (r *udpReceiver) Recv(msgs []Msg) (int, error) {
 			msgs[k].N = int(r.hdrs[i].Len)
 			msgs[k].Truncated = r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0
 			msgs[k].Seg = r.groSize(i)
+			msgs[k].From = addrPort4(&r.names[i])
 			k++
 		}
 		if k > 0 {

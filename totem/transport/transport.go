@@ -24,6 +24,7 @@ package transport
 
 import (
 	"errors"
+	"net/netip"
 
 	"ringmaster/totem"
 )
@@ -55,6 +56,10 @@ type Msg struct {
 	// first Recv holds a whole UDP payload (65507 bytes); a caller keeps
 	// its slot sizes from then on.
 	Seg int
+	// From is the source address of the datagram (UDP transports; the
+	// zero AddrPort for Mem). The driver drops datagrams whose source is
+	// not the configured address of the node they claim to come from.
+	From netip.AddrPort
 }
 
 // Datagrams calls f with each datagram the slot holds, in order.
