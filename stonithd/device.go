@@ -200,7 +200,8 @@ func newDevice(id, agent string, params, meta map[string]string, md *Metadata, o
 		return nil, fmt.Errorf("%w: device needs an id and an agent", ErrBadDevice)
 	}
 	bad := func(attr string, err error) error {
-		return fmt.Errorf("%w: %s: %s: %v", ErrBadDevice, id, attr, err)
+		msg := strings.TrimPrefix(err.Error(), ErrBadDevice.Error()+": ")
+		return fmt.Errorf("%w: %s: %s: %s", ErrBadDevice, id, attr, msg)
 	}
 	d := &Device{
 		ID:        id,

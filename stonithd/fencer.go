@@ -500,8 +500,10 @@ func (f *Fencer) nextStep(o *op, now time.Time) {
 	for {
 		o.si++
 		if o.si >= len(o.steps) {
+			// Earlier failures (a failed level, a failed on of a
+			// remapped reboot) stay visible in the entry's reason.
 			l := o.levels[o.li]
-			f.finish(o, now, nil, strings.Join(l.devices, ","), "")
+			f.finish(o, now, nil, strings.Join(l.devices, ","), strings.Join(o.reasons, "; "))
 			return
 		}
 		s := o.steps[o.si]
@@ -574,10 +576,13 @@ func (f *Fencer) Result(id CmdID, r CommandResult, now time.Time) {
 	if !r.TimedOut && d != nil && o.attempt <= d.Retries(s.action) && now.Before(o.deadline) {
 		// Retry within what is left of the action's timeout.
 		o.attempt++
-		f.issue(o, d, KindFence, s.action, o.req.Target, now, o.deadline.Sub(now), 0)
+		f.issue(o, d, KindFence, s.action, o.req.Target, now, min(o.deadline.Sub(now), d.Timeout(s.action)), 0)
 		return
 	}
-	reason := fmt.Sprintf("%s: %s %s: %s", o.levels[o.li].name, s.device, s.action, r)
+	reason := fmt.Sprintf("%s %s: %s", s.device, s.action, r)
+	if name := o.levels[o.li].name; name != s.device {
+		reason = name + ": " + reason
+	}
 	if o.attempt > 1 {
 		reason += fmt.Sprintf(" (after %d attempts)", o.attempt)
 	}

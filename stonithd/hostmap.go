@@ -131,12 +131,13 @@ func ParseHostList(s string) []string {
 // usually "port,alias" (fence_virsh: "name,uuid"; fence_xvm: "name uuid
 // state"); every word of a line is a name the device answers to. Lines
 // that are an agent's complaint about its parameters ("invalid",
-// "variable", "failed") are skipped rather than read as host names.
+// "variable", "Failed: ...", "Parse error: ...") are skipped rather than
+// read as host names.
 func ParseListOutput(out string) []string {
 	var words []string
 	for _, line := range strings.Split(out, "\n") {
 		l := strings.ToLower(line)
-		if strings.Contains(l, "invalid") || strings.Contains(l, "variable") || strings.Contains(l, "failed") {
+		if complaint(l) {
 			continue
 		}
 		words = append(words, splitWords(line, maxHostEntries-len(words))...)
@@ -223,4 +224,15 @@ func ParseTimeout(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: bad time unit in %q", ErrBadDevice, s)
 	}
 	return time.Duration(v * float64(mult)), nil
+}
+
+// complaint reports whether a (lower-cased) line of list output is an
+// agent's error message rather than outlets.
+func complaint(l string) bool {
+	for _, w := range []string{"invalid", "variable", "error:", "warning:", "failed:"} {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
 }
