@@ -1,0 +1,450 @@
+package controld
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"ringmaster/crm/cib"
+	"ringmaster/crm/graph"
+	"ringmaster/crm/pengine"
+	"ringmaster/totem"
+)
+
+// dcState is the coordinator's scheduler and transition engine.
+//
+//	state \ event      | change (membership, quorum, config,       | result of a running action
+//	                   | unexpected result, attribute, timer)      |
+//	-------------------+-------------------------------------------+------------------------------
+//	idle               | schedule → running (or idle: empty graph) | (unsolicited: a change)
+//	running            | abort → aborted                           | done/failed; fire what is ready;
+//	                   |                                           | failed → aborted; all done → idle
+//	aborted            | (stays aborted)                           | when nothing runs → schedule
+type dcState struct {
+	tr          *transition
+	dirty       bool
+	reason      string
+	nextID      int
+	uuid        string
+	holdUntil   time.Time // after a failed fencing: no re-plan before
+	recheckAt   time.Time
+	addingNodes bool
+	nextFence   uint64
+	lastActions int
+}
+
+type actState uint8
+
+const (
+	actWaiting actState = iota
+	actRunning
+	actDone
+	actFailed
+)
+
+// transition is an incremental execution of one graph: the controller's
+// event-driven counterpart of graph.Executor, with the same firing rule
+// (every input completed successfully; after an abort only pseudo
+// actions) and the same scan order.
+type transition struct {
+	id      int
+	g       *graph.Graph
+	state   map[int]actState
+	running int
+	aborted bool
+	fences  map[uint64]int // fence request → action
+	targets map[int]totem.NodeID
+}
+
+func newDC(c *Controller, now time.Time) *dcState {
+	return &dcState{uuid: fmt.Sprintf("dc%d-%d", c.self, c.ring.Ring.Seq), recheckAt: now.Add(c.cfg.Recheck)}
+}
+
+func (d *dcState) markDirty(reason string) {
+	if !d.dirty {
+		d.reason = reason
+	}
+	d.dirty = true
+	if d.tr != nil {
+		d.tr.aborted = true
+	}
+}
+
+func (d *dcState) deadline() time.Time {
+	t := d.recheckAt
+	if !d.holdUntil.IsZero() && (t.IsZero() || d.holdUntil.Before(t)) {
+		t = d.holdUntil
+	}
+	return t
+}
+
+// membershipChanged: actions on nodes that left will never report; a
+// fencing of a node that came back is abandoned (the new schedule decides
+// whether it is still needed). The transition is aborted.
+func (d *dcState) membershipChanged(c *Controller, now time.Time) {
+	if c.coordinator() != c.self {
+		return // SyncDone hands over
+	}
+	d.markDirty("membership")
+	tr := d.tr
+	if tr == nil {
+		return
+	}
+	for id, st := range tr.state {
+		if st != actRunning {
+			continue
+		}
+		t := tr.targets[id]
+		a := tr.g.Lookup(id)
+		if a.Kind == graph.KindFence {
+			if c.isMember(t) {
+				d.finish(c, id, false)
+			}
+			continue
+		}
+		// A target that left, or came back through a restart (it is
+		// among the joined members), will never report.
+		if t != 0 && (!c.isMember(t) || slices.Contains(c.ring.Joined, t)) {
+			d.finish(c, id, false)
+		}
+	}
+	for fid, aid := range tr.fences {
+		if tr.state[aid] != actRunning {
+			delete(tr.fences, fid)
+		}
+	}
+}
+
+// drive runs the DC's loop: re-plan when something changed and nothing
+// runs, fire ready actions.
+func (c *Controller) drive(now time.Time) {
+	d := c.dc
+	if d == nil || c.syncing || c.coordinator() != c.self {
+		return
+	}
+	if !d.recheckAt.IsZero() && !now.Before(d.recheckAt) {
+		d.recheckAt = now.Add(c.cfg.Recheck)
+		d.markDirty("recheck")
+	}
+	for {
+		if d.tr != nil {
+			d.fire(c, now)
+			if d.tr.running > 0 || (!d.tr.aborted && d.tr.runnable()) {
+				return
+			}
+			c.rd.Events = append(c.rd.Events, Event{Kind: EventTransition, Text: fmt.Sprintf("transition %d complete (aborted=%v)", d.tr.id, d.tr.aborted)})
+			if d.tr.aborted {
+				d.dirty = true
+			}
+			d.tr = nil
+		}
+		if !d.dirty {
+			return
+		}
+		if !d.holdUntil.IsZero() && now.Before(d.holdUntil) {
+			return
+		}
+		d.holdUntil = time.Time{}
+		d.dirty = false
+		if !d.schedule(c, now) {
+			return
+		}
+	}
+}
+
+// schedule runs the scheduler on the current CIB; it reports whether a
+// transition was started.
+func (d *dcState) schedule(c *Controller, now time.Time) bool {
+	in := c.SchedulerInput(now)
+	c.rd.PEInputs = append(c.rd.PEInputs, PEInput{Seq: c.peSeq, CIB: in})
+	c.peSeq++
+	res, err := pengine.Schedule(in, now, pengine.Options{})
+	if err != nil {
+		d.lastActions = -1
+		c.rd.Events = append(c.rd.Events, Event{Kind: EventSchedulerError, Err: err})
+		return false
+	}
+	d.lastActions = len(res.Graph.Actions)
+	if len(res.Graph.Actions) == 0 {
+		return false
+	}
+	d.nextID++
+	tr := &transition{id: d.nextID, g: res.Graph, state: map[int]actState{}, fences: map[uint64]int{}, targets: map[int]totem.NodeID{}}
+	for _, a := range res.Graph.Actions {
+		tr.state[a.ID] = actWaiting
+		if a.NodeID != "" {
+			if id, ok := parseNodeID(a.NodeID); ok {
+				tr.targets[a.ID] = id
+			} else if id, ok := c.nodeByUname(a.Node); ok {
+				tr.targets[a.ID] = id
+			}
+		}
+	}
+	d.tr = tr
+	c.rd.Events = append(c.rd.Events, Event{Kind: EventTransition, Text: fmt.Sprintf("transition %d started (%s)", tr.id, d.reason), Actions: len(res.Graph.Actions)})
+	return true
+}
+
+// SchedulerInput is the CIB the scheduler runs on at now: the current CIB
+// with the quorum, the DC and the execution date on its root (what a saved
+// pe-input holds).
+func (c *Controller) SchedulerInput(now time.Time) *cib.CIB {
+	in := shallow(c.cur)
+	q := "0"
+	if c.quorate {
+		q = "1"
+	}
+	in.Attrs.Set("have-quorum", q)
+	in.Attrs.Set("dc-uuid", nodeIDString(c.self))
+	in.Attrs.Set("execution-date", strconv.FormatInt(now.Unix(), 10))
+	return in
+}
+
+func (t *transition) canStart(a *graph.Action) bool {
+	if t.state[a.ID] != actWaiting {
+		return false
+	}
+	for _, in := range a.Inputs {
+		if t.state[in] != actDone {
+			return false
+		}
+	}
+	return !t.aborted || a.Kind == graph.KindPseudo
+}
+
+func (t *transition) runnable() bool {
+	for _, a := range t.g.Actions {
+		if t.canStart(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *dcState) key(a *graph.Action) string {
+	return fmt.Sprintf("%d:%d:%d:%s", a.ID, d.tr.id, a.TargetRC(), d.uuid)
+}
+
+// parseKey splits a transition key into action, transition and uuid.
+func parseKey(k string) (action, transition int, uuid string, ok bool) {
+	p := strings.SplitN(k, ":", 4)
+	if len(p) != 4 {
+		return 0, 0, "", false
+	}
+	a, err1 := strconv.Atoi(p[0])
+	t, err2 := strconv.Atoi(p[1])
+	return a, t, p[3], err1 == nil && err2 == nil
+}
+
+// fire starts every ready action, in graph order, until nothing more can
+// start (pseudo and cluster actions complete at once).
+func (d *dcState) fire(c *Controller, now time.Time) {
+	tr := d.tr
+	for progress := true; progress; {
+		progress = false
+		for _, a := range tr.g.Actions {
+			if !tr.canStart(a) {
+				continue
+			}
+			progress = true
+			tr.state[a.ID] = actRunning
+			tr.running++
+			d.start(c, now, a)
+		}
+	}
+}
+
+func (d *dcState) start(c *Controller, now time.Time, a *graph.Action) {
+	target := d.tr.targets[a.ID]
+	switch a.Kind {
+	case graph.KindPseudo:
+		d.finish(c, a.ID, true)
+	case graph.KindFence:
+		d.nextFence++
+		id := d.nextFence
+		d.tr.fences[id] = a.ID
+		act := a.Meta["stonith_action"]
+		if act == "" {
+			act = "reboot"
+		}
+		c.rd.Fences = append(c.rd.Fences, FenceRequest{ID: id, Target: target, Uname: a.Node, Action: act})
+	case graph.KindCluster:
+		switch a.Task {
+		case "clear_failcount":
+			c.send(MsgCleanup, totem.Agreed, (&cleanupMsg{Resource: a.Resource, Node: target, FailcountOnly: true}).encode(), false)
+		case "lrm_delete":
+			c.send(MsgCleanup, totem.Agreed, (&cleanupMsg{Resource: a.Resource, Node: target}).encode(), false)
+		case "do_shutdown":
+			if target != 0 && c.isMember(target) {
+				c.send(MsgAction, totem.Safe, d.actionMsg(c, a, target).encode(), false)
+			}
+		}
+		// Later actions are sent after these messages, so every node
+		// applies them first: they are complete now.
+		d.finish(c, a.ID, true)
+	default:
+		if target == 0 || !c.isMember(target) {
+			d.finish(c, a.ID, false)
+			return
+		}
+		switch a.Task {
+		case "delete", "meta-data":
+			d.finish(c, a.ID, true)
+			return
+		}
+		c.send(MsgAction, totem.Safe, d.actionMsg(c, a, target).encode(), false)
+	}
+}
+
+func (d *dcState) actionMsg(c *Controller, a *graph.Action, target totem.NodeID) *actionMsg {
+	return &actionMsg{Ring: c.ring.Ring, Key: d.key(a), Target: target, Task: a.Task, OpKey: a.Key, Resource: a.Resource,
+		Class: a.Class, Provider: a.Provider, Type: a.Type, Node: a.Node, IntervalMS: a.IntervalMS, Meta: a.Meta, Params: a.Params}
+}
+
+func (d *dcState) finish(c *Controller, id int, ok bool) {
+	tr := d.tr
+	if tr == nil || tr.state[id] != actRunning {
+		return
+	}
+	tr.running--
+	if ok {
+		tr.state[id] = actDone
+		return
+	}
+	tr.state[id] = actFailed
+	tr.aborted = true
+	d.dirty = true
+	if d.reason == "" {
+		d.reason = "action failed"
+	}
+}
+
+// result matches an operation result with the running transition. A
+// result of anything else (a recurring monitor's later failure, an
+// action of an earlier DC) is a change that needs a new plan.
+func (d *dcState) result(c *Controller, now time.Time, sender totem.NodeID, r *resultMsg) {
+	aid, tid, uuid, ok := parseKey(r.Key)
+	tr := d.tr
+	if ok && tr != nil && uuid == d.uuid && tid == tr.id && tr.state[aid] == actRunning && tr.targets[aid] == sender {
+		a := tr.g.Lookup(aid)
+		if r.IntervalMS > 0 && a.IntervalMS == 0 {
+			return
+		}
+		success := r.Cancelled || (r.OpStatus == 0 && r.RC == a.TargetRC())
+		d.finish(c, aid, success)
+		if !success {
+			d.markDirty(fmt.Sprintf("%s_%s_%d on %s returned %d", r.Resource, r.Task, r.IntervalMS, c.uname(sender), r.RC))
+		}
+		return
+	}
+	if r.Cancelled {
+		return
+	}
+	if r.OpStatus == 0 && r.RC == r.TargetRC && r.IntervalMS == 0 && uuid == d.uuid {
+		// A late result of one of our own earlier transitions that
+		// went as expected.
+		return
+	}
+	d.markDirty(fmt.Sprintf("%s_%s_%d on %s returned %d", r.Resource, r.Task, r.IntervalMS, c.uname(sender), r.RC))
+}
+
+// lost: our own action message reached the ring only after the ring it
+// was meant for had gone, so every node dropped it.
+func (d *dcState) lost(c *Controller, key string) {
+	aid, tid, uuid, ok := parseKey(key)
+	if ok && d.tr != nil && uuid == d.uuid && tid == d.tr.id {
+		d.finish(c, aid, false)
+	}
+}
+
+// fenceDone: the fencer answered; the result goes to every node first,
+// and the action completes when it is delivered (so the node is recorded
+// as fenced before anything ordered after the fencing starts).
+func (d *dcState) fenceDone(c *Controller, now time.Time, res FenceResult) {
+	tr := d.tr
+	if tr == nil {
+		return
+	}
+	aid, ok := tr.fences[res.ID]
+	if !ok || tr.state[aid] != actRunning {
+		return
+	}
+	a := tr.g.Lookup(aid)
+	act := a.Meta["stonith_action"]
+	if act == "" {
+		act = "reboot"
+	}
+	m := &fenceMsg{Key: d.key(a), Target: tr.targets[aid], Uname: a.Node, Action: act, OK: res.OK, Reason: res.Reason, Time: now.Unix()}
+	c.send(MsgFenceResult, totem.Agreed, m.encode(), false)
+}
+
+func (d *dcState) fenceResult(c *Controller, now time.Time, sender totem.NodeID, f *fenceMsg) {
+	if sender != c.self {
+		d.markDirty("fencing by another node")
+		return
+	}
+	aid, tid, uuid, ok := parseKey(f.Key)
+	tr := d.tr
+	if !ok || tr == nil || uuid != d.uuid || tid != tr.id || tr.state[aid] != actRunning {
+		d.markDirty("fencing result")
+		return
+	}
+	for fid, a := range tr.fences {
+		if a == aid {
+			delete(tr.fences, fid)
+		}
+	}
+	d.finish(c, aid, f.OK)
+	if !f.OK {
+		d.markDirty("fencing of " + f.Uname + " failed")
+		// Retry, but not in a tight loop against a broken device.
+		d.holdUntil = now.Add(c.cfg.FenceRetry)
+	}
+}
+
+// addMissingNodes adds a <node> entry for members the configuration does
+// not list yet (Pacemaker adds nodes as they join), as a configuration
+// change ordered like any other.
+func (d *dcState) addMissingNodes(c *Controller) {
+	if d.addingNodes {
+		return
+	}
+	have := map[string]bool{}
+	for _, n := range c.cur.Config.Nodes {
+		have[n.ID] = true
+	}
+	var missing []totem.NodeID
+	for _, id := range c.ring.Members {
+		if !have[nodeIDString(id)] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	slices.Sort(missing)
+	cfg := c.cur.ConfigElement()
+	if cfg == nil {
+		return
+	}
+	nodes := cfg.Child("nodes")
+	if nodes == nil {
+		nodes = &cib.Element{Name: "nodes"}
+		cfg.Children = append(cfg.Children, nodes)
+	}
+	for _, id := range missing {
+		nodes.Children = append(nodes.Children, &cib.Element{Name: "node", Attrs: cib.Attrs{
+			{Name: "id", Value: nodeIDString(id)}, {Name: "uname", Value: c.uname(id)}, {Name: "type", Value: "member"}}})
+	}
+	root := &cib.Element{Name: "cib", Attrs: c.cur.Attrs.Clone(), Children: []*cib.Element{cfg}}
+	var b strings.Builder
+	if err := root.Write(&b, 0); err != nil {
+		return
+	}
+	v := c.Version()
+	m := &configMsg{Base: v, CIB: []byte(b.String())}
+	d.addingNodes = true
+	c.send(MsgConfig, totem.Agreed, m.encode(), false)
+}

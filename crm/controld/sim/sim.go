@@ -1,0 +1,901 @@
+// Package sim runs the controller core (crm/controld) on N simulated nodes
+// in one goroutine, from one seed: an ordered-delivery ring with virtual
+// synchrony, a simulated lrmd and a simulated fence device, a virtual
+// clock, and faults (crashes, restarts, partitions and heals, operation
+// failures, resources dying, fencing failures). Invariants are checked
+// after every step.
+//
+// The ring model. Each partition of live nodes has one ring; a message
+// sent on a ring is delivered to every member, in one total order, after
+// a latency. A fault freezes the rings it touches (the token is lost: no
+// delivery) and, after the token timeout, the membership changes: every
+// message still queued on an old ring is delivered to all of its live
+// members (a legal virtual-synchrony outcome: the partition happened after
+// the messages had spread), then each member gets its transitional
+// configuration (the members of its old ring that move on with it) and
+// the regular one. Messages a node sends while its ring is frozen go out
+// first on its next ring, as Totem does. After the regular configuration
+// the sim runs the executive's sync barrier: each member's sync messages,
+// then a barrier per member; SyncDone when all barriers were delivered.
+//
+// Invariants:
+//  1. safety (stonith-enabled, and no-quorum-policy other than ignore,
+//     which by definition lets every partition run everything): no resource is active (in the simulated
+//     lrmd) on two nodes that are in different network partitions (fence
+//     devices excepted: each side needs one to fence the other);
+//  2. convergence: once the faults stop and the network heals, within a
+//     bounded virtual time: one ring of all nodes, synchronised, every
+//     node holds the same CIB, the DC is idle, the scheduler has nothing
+//     left to do, and every resource runs exactly where the CIB says it
+//     does (at most one node).
+package sim
+
+import (
+	"crypto/sha256"
+	"os"
+	"bytes"
+	"container/heap"
+	"fmt"
+	"math/rand"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"ringmaster/crm/cib"
+	"ringmaster/crm/controld"
+	"ringmaster/crm/pengine"
+	"ringmaster/totem"
+)
+
+// Options describe one run.
+type Options struct {
+	Seed  int64
+	Nodes int
+	// Stonith enables fencing (stonith-enabled) and the safety check.
+	Stonith bool
+	// NoQuorumPolicy: stop, freeze, ignore or suicide.
+	NoQuorumPolicy string
+	Primitives     int // standalone primitives
+	Groups         int // groups of three
+	Stickiness     int
+	// Chaos is how long faults are injected; Settle bounds convergence.
+	Chaos, Settle time.Duration
+	// Faults per second of chaos (on average).
+	FaultRate float64
+	// OpFail is the probability that a start fails; FenceFail that a
+	// fencing attempt fails.
+	OpFail, FenceFail float64
+	Token             time.Duration
+	Trace             int // events kept for the failure report
+}
+
+// RandomOptions picks a run's shape from its seed.
+func RandomOptions(seed int64) Options {
+	r := rand.New(rand.NewSource(seed))
+	pol := []string{"stop", "stop", "stop", "freeze", "ignore", "suicide"}[r.Intn(6)]
+	return Options{
+		Seed:           seed,
+		Nodes:          2 + r.Intn(4),
+		Stonith:        r.Intn(5) != 0,
+		NoQuorumPolicy: pol,
+		Primitives:     1 + r.Intn(5),
+		Groups:         r.Intn(3),
+		Stickiness:     []int{0, 0, 100, 1000000}[r.Intn(4)],
+		Chaos:          time.Duration(2+r.Intn(8)) * time.Second,
+		Settle:         60 * time.Second,
+		FaultRate:      0.5 + 2*r.Float64(),
+		OpFail:         []float64{0, 0.02, 0.1}[r.Intn(3)],
+		FenceFail:      []float64{0, 0.1, 0.5}[r.Intn(3)],
+		Token:          []time.Duration{200 * time.Millisecond, 1000 * time.Millisecond}[r.Intn(2)],
+		Trace:          400,
+	}
+}
+
+// Failure is a violated invariant with the events that led to it.
+type Failure struct {
+	Seed  int64
+	What  string
+	Trace []string
+	Opts  Options
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("seed %d: %s\n  options: %+v\n  last events:\n    %s", f.Seed, f.What, f.Opts, strings.Join(f.Trace, "\n    "))
+}
+
+type evKind int
+
+const (
+	evRing evKind = iota
+	evReconfigure
+	evTick
+	evOpDone
+	evFence
+	evFault
+	evRestart
+	evMonitorFail
+)
+
+type event struct {
+	at   time.Time
+	seq  uint64
+	kind evKind
+	node *node
+	ring *ring
+	op   uint64
+	gen  uint64 // node incarnation the event belongs to
+	fr   controld.FenceRequest
+}
+
+type eventQ []*event
+
+func (q eventQ) Len() int { return len(q) }
+func (q eventQ) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQ) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQ) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQ) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+type msg struct {
+	from  totem.NodeID
+	m     controld.Outgoing
+	bar   bool // an executive sync barrier
+	ringB totem.RingID
+}
+
+type ring struct {
+	id      totem.RingID
+	members []totem.NodeID
+	queue   []msg
+	frozen  bool
+	dead    bool
+	sched   bool
+}
+
+type simOp struct {
+	op    controld.Op
+	gen   uint64
+	first bool
+}
+
+type node struct {
+	id        totem.NodeID
+	up        bool
+	gen       uint64 // incarnation
+	ctl       *controld.Controller
+	persisted *cib.CIB
+	ring      *ring
+	outbox    []msg
+	label     int // network partition
+	running   map[string]bool
+	recurring map[uint64]*simOp
+	barriers  map[totem.NodeID]bool
+	syncing   bool
+	timerAt   time.Time
+}
+
+// Cluster is one simulation.
+type Cluster struct {
+	o       Options
+	rng     *rand.Rand
+	now     time.Time
+	q       eventQ
+	seq     uint64
+	nodes   []*node
+	ringSeq uint64
+	trace   []string
+	fail    *Failure
+	reconf  bool // a reconfiguration is scheduled
+	chaos   bool
+	rscs    []string
+	ops     map[opKey]controld.Op
+	// Stats.
+	Fencings, Transitions, Faults, ConfChanges int
+}
+
+// New builds a cluster with all nodes up in one ring.
+func New(o Options) *Cluster {
+	if o.Trace == 0 {
+		o.Trace = 400
+	}
+	c := &Cluster{o: o, rng: rand.New(rand.NewSource(o.Seed)), now: time.Unix(1_700_000_000, 0)}
+	cfg := c.config()
+	for i := 1; i <= o.Nodes; i++ {
+		n := &node{id: totem.NodeID(i), persisted: cfg}
+		c.nodes = append(c.nodes, n)
+	}
+	for _, n := range c.nodes {
+		c.boot(n)
+	}
+	c.reconfigure()
+	return c
+}
+
+func (c *Cluster) node(id totem.NodeID) *node { return c.nodes[id-1] }
+
+func (c *Cluster) config() *cib.CIB {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.7" admin_epoch="0" epoch="1" num_updates="0"><configuration><crm_config><cluster_property_set id="opts">`)
+	fmt.Fprintf(&b, `<nvpair id="o1" name="stonith-enabled" value="%v"/><nvpair id="o2" name="no-quorum-policy" value="%s"/>`, c.o.Stonith, c.o.NoQuorumPolicy)
+	b.WriteString(`</cluster_property_set></crm_config><nodes>`)
+	for i := 1; i <= c.o.Nodes; i++ {
+		fmt.Fprintf(&b, `<node id="%d" uname="node%d"/>`, i, i)
+	}
+	b.WriteString(`</nodes><resources>`)
+	prim := func(id string) {
+		c.rscs = append(c.rscs, id)
+		fmt.Fprintf(&b, `<primitive id="%s" class="ocf" provider="heartbeat" type="Dummy"><operations><op id="%s-mon" name="monitor" interval="10s"/></operations></primitive>`, id, id)
+	}
+	if c.o.Stonith {
+		c.rscs = append(c.rscs, "fence")
+		b.WriteString(`<primitive id="fence" class="stonith" type="fence_sim"><operations><op id="fence-mon" name="monitor" interval="60s"/></operations></primitive>`)
+	}
+	for i := 0; i < c.o.Primitives; i++ {
+		prim(fmt.Sprintf("r%d", i))
+	}
+	for g := 0; g < c.o.Groups; g++ {
+		fmt.Fprintf(&b, `<group id="g%d">`, g)
+		for m := 0; m < 3; m++ {
+			prim(fmt.Sprintf("g%d-m%d", g, m))
+		}
+		b.WriteString(`</group>`)
+	}
+	b.WriteString(`</resources><constraints/>`)
+	fmt.Fprintf(&b, `<rsc_defaults><meta_attributes id="rd"><nvpair id="rd1" name="resource-stickiness" value="%d"/><nvpair id="rd2" name="migration-threshold" value="3"/></meta_attributes></rsc_defaults>`, c.o.Stickiness)
+	b.WriteString(`</configuration><status/></cib>`)
+	x, err := cib.Parse(strings.NewReader(b.String()))
+	if err != nil {
+		panic(err)
+	}
+	return x
+}
+
+func (c *Cluster) tracef(format string, args ...any) {
+	line := fmt.Sprintf("%8.3f ", c.now.Sub(time.Unix(1_700_000_000, 0)).Seconds()) + fmt.Sprintf(format, args...)
+	c.trace = append(c.trace, line)
+	if len(c.trace) > c.o.Trace {
+		c.trace = c.trace[len(c.trace)-c.o.Trace:]
+	}
+}
+
+func (c *Cluster) failf(format string, args ...any) {
+	if c.fail == nil {
+		c.fail = &Failure{Seed: c.o.Seed, What: fmt.Sprintf(format, args...), Trace: slices.Clone(c.trace), Opts: c.o}
+	}
+}
+
+func (c *Cluster) push(e *event) {
+	c.seq++
+	e.seq = c.seq
+	heap.Push(&c.q, e)
+}
+
+func (c *Cluster) boot(n *node) {
+	n.gen++
+	n.up = true
+	n.running = map[string]bool{}
+	n.recurring = map[uint64]*simOp{}
+	n.ring = nil
+	n.outbox = nil
+	n.syncing = false
+	n.timerAt = time.Time{}
+	ctl, err := controld.New(controld.Config{Node: n.id, CIB: n.persisted, MaxPEInputs: 10}, c.now)
+	if err != nil {
+		panic(err)
+	}
+	n.ctl = ctl
+	c.process(n)
+}
+
+// process hands a node's Ready to the simulated environment.
+func (c *Cluster) process(n *node) {
+	for n.up && n.ctl.HasReady() {
+		rd := n.ctl.Ready()
+		if rd.CIB != nil {
+			n.persisted = rd.CIB
+		}
+		for _, m := range rd.Messages {
+			c.send(n, msg{from: n.id, m: m})
+		}
+		for _, op := range rd.Ops {
+			c.lrmd(n, op)
+		}
+		for _, f := range rd.Fences {
+			c.tracef("node%d requests fencing of node%d (%s)", n.id, f.Target, f.Action)
+			c.push(&event{at: c.now.Add(time.Duration(10+c.rng.Intn(90)) * time.Millisecond), kind: evFence, node: n, gen: n.gen, fr: f})
+		}
+		for _, e := range rd.Events {
+			switch e.Kind {
+			case controld.EventTransition:
+				if e.Actions > 0 {
+					c.Transitions++
+				}
+				c.tracef("node%d %s", n.id, e.Text)
+			case controld.EventSchedulerError:
+				c.tracef("node%d scheduler error: %v", n.id, e.Err)
+			default:
+				c.tracef("node%d event %d node%d %s %v", n.id, e.Kind, e.Node, e.Text, e.Err)
+			}
+		}
+	}
+	if !n.up {
+		return
+	}
+	if d := n.ctl.Deadline(); !d.IsZero() && (n.timerAt.IsZero() || d.Before(n.timerAt) || !n.timerAt.After(c.now)) {
+		if d.Before(c.now) {
+			d = c.now
+		}
+		n.timerAt = d
+		c.push(&event{at: d, kind: evTick, node: n, gen: n.gen})
+	}
+}
+
+func (c *Cluster) send(n *node, m msg) {
+	r := n.ring
+	if r == nil || r.dead || r.frozen {
+		n.outbox = append(n.outbox, m)
+		return
+	}
+	r.queue = append(r.queue, m)
+	c.schedRing(r)
+}
+
+func (c *Cluster) schedRing(r *ring) {
+	if r.sched || r.frozen || r.dead || len(r.queue) == 0 {
+		return
+	}
+	r.sched = true
+	c.push(&event{at: c.now.Add(time.Duration(200+c.rng.Intn(800)) * time.Microsecond), kind: evRing, ring: r})
+}
+
+// deliverHead delivers the first queued message of r to its live members.
+func (c *Cluster) deliverHead(r *ring) {
+	m := r.queue[0]
+	r.queue = r.queue[1:]
+	for _, id := range r.members {
+		n := c.node(id)
+		if !n.up || n.ring != r {
+			continue
+		}
+		if m.bar {
+			c.barrier(n, m)
+			continue
+		}
+		n.ctl.Deliver(c.now, controld.Message{Sender: m.from, ID: m.m.ID, Payload: m.m.Payload})
+		c.process(n)
+		c.check()
+	}
+}
+
+func (c *Cluster) barrier(n *node, m msg) {
+	if !n.syncing || m.ringB != n.ring.id {
+		return
+	}
+	n.barriers[m.from] = true
+	for _, id := range n.ring.members {
+		if !n.barriers[id] {
+			return
+		}
+	}
+	n.syncing = false
+	before := n.ctl.Version().String() + " " + cibHash(n.ctl.CIB())
+	n.ctl.SyncDone(c.now)
+	c.tracef("node%d sync done %v -> %v %s", n.id, before, n.ctl.Version(), cibHash(n.ctl.CIB()))
+	c.process(n)
+	c.check()
+}
+
+// scheduleReconfigure freezes the rings (the token is lost) and installs
+// the new membership after the token timeout.
+func (c *Cluster) scheduleReconfigure(after time.Duration) {
+	for _, n := range c.nodes {
+		if n.ring != nil {
+			n.ring.frozen = true
+		}
+	}
+	if c.reconf {
+		return
+	}
+	c.reconf = true
+	c.push(&event{at: c.now.Add(after), kind: evReconfigure})
+}
+
+// reconfigure flushes the old rings and installs one ring per partition of
+// live nodes.
+func (c *Cluster) reconfigure() {
+	c.reconf = false
+	c.ConfChanges++
+	old := map[*ring]bool{}
+	for _, n := range c.nodes {
+		if n.ring != nil && !n.ring.dead {
+			old[n.ring] = true
+		}
+	}
+	rings := make([]*ring, 0, len(old))
+	for r := range old {
+		rings = append(rings, r)
+	}
+	sort.Slice(rings, func(i, j int) bool { return rings[i].id.Less(rings[j].id) })
+	for _, r := range rings {
+		r.frozen = false
+		for guard := 0; len(r.queue) > 0 && guard < 100000; guard++ {
+			c.deliverHead(r)
+		}
+		r.dead = true
+	}
+	groups := map[int][]totem.NodeID{}
+	for _, n := range c.nodes {
+		if n.up {
+			groups[n.label] = append(groups[n.label], n.id)
+		}
+	}
+	labels := make([]int, 0, len(groups))
+	for l := range groups {
+		labels = append(labels, l)
+	}
+	sort.Ints(labels)
+	for _, l := range labels {
+		members := groups[l]
+		c.ringSeq += 4
+		r := &ring{id: totem.RingID{Rep: members[0], Seq: c.ringSeq}, members: members}
+		c.tracef("ring %v members %v", r.id, members)
+		quorate := 2*len(members) > c.o.Nodes
+		oldRing := map[totem.NodeID]*ring{}
+		for _, id := range members {
+			oldRing[id] = c.node(id).ring
+		}
+		for _, id := range members {
+			n := c.node(id)
+			var trans []totem.NodeID
+			var oldMembers []totem.NodeID
+			if or := oldRing[id]; or != nil {
+				oldMembers = or.members
+				for _, m := range or.members {
+					if slices.Contains(members, m) && oldRing[m] == or {
+						trans = append(trans, m)
+					}
+				}
+			}
+			n.ring = r
+			var left, joined []totem.NodeID
+			for _, m := range oldMembers {
+				if !slices.Contains(members, m) {
+					left = append(left, m)
+				}
+			}
+			for _, m := range members {
+				if !slices.Contains(trans, m) {
+					joined = append(joined, m)
+				}
+			}
+			if trans != nil {
+				n.ctl.ConfChange(c.now, totem.ConfChange{Kind: totem.Transitional, Ring: r.id, Members: trans, Left: left})
+			}
+			n.ctl.ConfChange(c.now, totem.ConfChange{Kind: totem.Regular, Ring: r.id, Members: members, Left: left, Joined: joined})
+			n.ctl.SetQuorum(c.now, quorate)
+			n.syncing = true
+			n.barriers = map[totem.NodeID]bool{}
+			out := n.outbox
+			n.outbox = nil
+			for _, m := range out {
+				c.send(n, m)
+			}
+			c.process(n)
+			c.send(n, msg{from: n.id, bar: true, ringB: r.id})
+		}
+	}
+}
+
+// ---- simulated lrmd ----
+
+func (c *Cluster) lrmd(n *node, op controld.Op) {
+	if op.Kind == controld.OpCancel {
+		delete(n.recurring, op.ID)
+		return
+	}
+	if op.Task == "stop" {
+		for id, so := range n.recurring {
+			if so.op.Rsc == op.Rsc {
+				delete(n.recurring, id)
+			}
+		}
+	}
+	d := time.Duration(1+c.rng.Intn(50)) * time.Millisecond
+	if op.IntervalMS > 0 {
+		n.recurring[op.ID] = &simOp{op: op, gen: n.gen, first: true}
+	}
+	c.push(&event{at: c.now.Add(d), kind: evOpDone, node: n, gen: n.gen, op: op.ID})
+	// Remember the op for its completion.
+	c.pendingOps()[opKey{n.id, n.gen, op.ID}] = op
+}
+
+type opKey struct {
+	node totem.NodeID
+	gen  uint64
+	id   uint64
+}
+
+func (c *Cluster) pendingOps() map[opKey]controld.Op {
+	if c.ops == nil {
+		c.ops = map[opKey]controld.Op{}
+	}
+	return c.ops
+}
+
+func (c *Cluster) opDone(n *node, id uint64) {
+	k := opKey{n.id, n.gen, id}
+	op, ok := c.ops[k]
+	if !ok {
+		return
+	}
+	delete(c.ops, k)
+	if op.IntervalMS > 0 && n.recurring[id] == nil {
+		return // cancelled
+	}
+	rc := 0
+	switch op.Task {
+	case "start":
+		n.running[op.Rsc] = true
+		if c.chaos && c.rng.Float64() < c.o.OpFail {
+			rc = 1
+		}
+	case "stop":
+		n.running[op.Rsc] = false
+	case "monitor":
+		if !n.running[op.Rsc] {
+			rc = 7
+		}
+	}
+	c.tracef("node%d lrmd %s_%s_%d rc=%d", n.id, op.Rsc, op.Task, op.IntervalMS, rc)
+	n.ctl.OpDone(c.now, controld.OpResult{ID: id, RC: rc})
+	c.process(n)
+	c.check()
+}
+
+// ---- faults ----
+
+func (c *Cluster) crash(n *node, why string) {
+	if !n.up {
+		return
+	}
+	c.tracef("node%d crashes (%s)", n.id, why)
+	n.up = false
+	n.running = map[string]bool{}
+	n.recurring = map[uint64]*simOp{}
+	n.ctl = nil
+	c.scheduleReconfigure(c.o.Token)
+}
+
+func (c *Cluster) fault() {
+	c.Faults++
+	up := []*node{}
+	for _, n := range c.nodes {
+		if n.up {
+			up = append(up, n)
+		}
+	}
+	switch k := c.rng.Intn(10); {
+	case k < 2 && len(up) > 0:
+		n := up[c.rng.Intn(len(up))]
+		c.crash(n, "fault")
+		c.push(&event{at: c.now.Add(time.Duration(500+c.rng.Intn(3000)) * time.Millisecond), kind: evRestart, node: n, gen: n.gen})
+	case k < 4:
+		for _, n := range c.nodes {
+			n.label = c.rng.Intn(3)
+		}
+		c.tracef("partition %v", c.labels())
+		c.scheduleReconfigure(c.o.Token)
+	case k < 6:
+		for _, n := range c.nodes {
+			n.label = 0
+		}
+		c.tracef("heal")
+		c.scheduleReconfigure(c.o.Token / 2)
+	default:
+		// A resource dies where it runs; its monitor notices.
+		var cands []struct {
+			n *node
+			r string
+		}
+		for _, n := range up {
+			for _, so := range n.recurring {
+				if r := so.op.Rsc; n.running[r] {
+					cands = append(cands, struct {
+						n *node
+						r string
+					}{n, r})
+				}
+			}
+		}
+		if len(cands) == 0 {
+			return
+		}
+		x := cands[c.rng.Intn(len(cands))]
+		c.tracef("%s dies on node%d", x.r, x.n.id)
+		x.n.running[x.r] = false
+		for id, so := range x.n.recurring {
+			if so.op.Rsc == x.r {
+				c.push(&event{at: c.now.Add(time.Duration(c.rng.Intn(so.op.IntervalMS+1)) * time.Millisecond), kind: evMonitorFail, node: x.n, gen: x.n.gen, op: id})
+			}
+		}
+	}
+}
+
+func (c *Cluster) labels() []int {
+	var l []int
+	for _, n := range c.nodes {
+		l = append(l, n.label)
+	}
+	return l
+}
+
+// ---- the loop ----
+
+func (c *Cluster) step() bool {
+	if c.q.Len() == 0 {
+		return false
+	}
+	e := heap.Pop(&c.q).(*event)
+	if e.at.After(c.now) {
+		c.now = e.at
+	}
+	switch e.kind {
+	case evRing:
+		e.ring.sched = false
+		if e.ring.dead || e.ring.frozen || len(e.ring.queue) == 0 {
+			return true
+		}
+		c.deliverHead(e.ring)
+		c.schedRing(e.ring)
+	case evReconfigure:
+		c.reconfigure()
+	case evTick:
+		if e.node.up && e.node.gen == e.gen {
+			e.node.timerAt = time.Time{}
+			e.node.ctl.Tick(c.now)
+			c.process(e.node)
+		}
+	case evOpDone:
+		if e.node.up && e.node.gen == e.gen {
+			c.opDone(e.node, e.op)
+		}
+	case evMonitorFail:
+		n := e.node
+		if n.up && n.gen == e.gen && n.recurring[e.op] != nil && !n.running[n.recurring[e.op].op.Rsc] {
+			c.tracef("node%d lrmd monitor of %s fails", n.id, n.recurring[e.op].op.Rsc)
+			n.ctl.OpDone(c.now, controld.OpResult{ID: e.op, RC: 7})
+			c.process(n)
+		}
+	case evFence:
+		n := e.node
+		if !n.up || n.gen != e.gen {
+			return true // the requester died: nobody fences
+		}
+		ok := !(c.chaos && c.rng.Float64() < c.o.FenceFail)
+		if ok {
+			c.Fencings++
+			t := c.node(e.fr.Target)
+			c.tracef("fence device: node%d fenced", t.id)
+			if t.up {
+				c.crash(t, "fenced")
+				c.push(&event{at: c.now.Add(time.Duration(1000+c.rng.Intn(2000)) * time.Millisecond), kind: evRestart, node: t, gen: t.gen})
+			}
+		} else {
+			c.tracef("fence device: fencing node%d failed", e.fr.Target)
+		}
+		if n.up {
+			n.ctl.FenceDone(c.now, controld.FenceResult{ID: e.fr.ID, OK: ok})
+			c.process(n)
+		}
+	case evFault:
+		if c.chaos {
+			c.fault()
+		}
+	case evRestart:
+		n := e.node
+		if !n.up && n.gen == e.gen {
+			c.tracef("node%d restarts", n.id)
+			c.boot(n)
+			c.scheduleReconfigure(50 * time.Millisecond)
+		}
+	}
+	c.check()
+	return true
+}
+
+// Run runs the simulation and returns the first violated invariant.
+func (c *Cluster) Run() *Failure {
+	end := c.now.Add(c.o.Chaos)
+	c.chaos = true
+	for t := c.now; t.Before(end); {
+		t = t.Add(time.Duration(c.rng.ExpFloat64() / c.o.FaultRate * float64(time.Second)))
+		if t.Before(end) {
+			c.push(&event{at: t, kind: evFault})
+		}
+	}
+	for c.fail == nil && c.q.Len() > 0 && c.q[0].at.Before(end) {
+		c.step()
+	}
+	if c.fail != nil {
+		return c.fail
+	}
+	// Heal: everything up, one partition, no more injected failures.
+	c.chaos = false
+	c.tracef("--- faults stop; heal and restart everything ---")
+	for _, n := range c.nodes {
+		n.label = 0
+	}
+	for _, n := range c.nodes {
+		if !n.up {
+			c.boot(n)
+		}
+	}
+	c.scheduleReconfigure(c.o.Token)
+	deadline := c.now.Add(c.o.Settle)
+	for c.fail == nil && c.now.Before(deadline) {
+		if c.converged() == "" {
+			return nil
+		}
+		if !c.step() {
+			break
+		}
+	}
+	if c.fail != nil {
+		return c.fail
+	}
+	if why := c.converged(); why != "" {
+		c.failf("no convergence within %v of the last fault: %s", c.o.Settle, why)
+	}
+	return c.fail
+}
+
+// check verifies the safety invariant.
+func (c *Cluster) check() {
+	if !c.o.Stonith || c.o.NoQuorumPolicy == "ignore" || c.fail != nil {
+		return
+	}
+	for _, r := range c.rscs {
+		if r == "fence" {
+			// A fence device must run where fencing is requested:
+			// Pacemaker does not order its start after the fencing of the
+			// node it ran on, and running it twice harms nobody.
+			continue
+		}
+		label := -1
+		var where []totem.NodeID
+		for _, n := range c.nodes {
+			if !n.up || !n.running[r] {
+				continue
+			}
+			where = append(where, n.id)
+			if label >= 0 && n.label != label {
+				c.failf("%s is active on nodes %v in different partitions %v", r, where, c.labels())
+				return
+			}
+			label = n.label
+		}
+	}
+}
+
+// converged returns why the cluster has not converged ("" when it has).
+func (c *Cluster) converged() string {
+	var dc *node
+	var ref []byte
+	for _, n := range c.nodes {
+		if !n.up {
+			return fmt.Sprintf("node%d is down", n.id)
+		}
+		if n.ring == nil || len(n.ring.members) != len(c.nodes) || n.syncing || n.ring.frozen {
+			return fmt.Sprintf("node%d is not in a synced ring of all nodes", n.id)
+		}
+		st := n.ctl.Status()
+		if st.DC == n.id {
+			dc = n
+		}
+		var b bytes.Buffer
+		if _, err := n.ctl.CIB().WriteTo(&b); err != nil {
+			return err.Error()
+		}
+		if ref == nil {
+			ref = b.Bytes()
+		} else if !bytes.Equal(ref, b.Bytes()) {
+			return fmt.Sprintf("node%d holds a different CIB (%s vs %s)", n.id, n.ctl.Version(), c.nodes[0].ctl.Version())
+		}
+	}
+	if dc == nil {
+		return "no DC"
+	}
+	if len(c.ops) > 0 {
+		for k, op := range c.ops {
+			if op.IntervalMS == 0 && c.node(k.node).gen == k.gen {
+				return "operations in flight"
+			}
+		}
+	}
+	for _, r := range dc.ring.queue {
+		_ = r
+		return "messages in flight"
+	}
+	if !dc.ctl.Idle() {
+		return "the DC is not idle"
+	}
+	res, err := pengine.Schedule(dc.ctl.SchedulerInput(c.now), c.now, pengine.Options{})
+	if err != nil {
+		return err.Error()
+	}
+	for _, a := range res.Graph.Actions {
+		if a.Kind != 0 || a.Task != "monitor" || a.IntervalMS == 0 {
+			return fmt.Sprintf("the scheduler still wants %s on %s", a.Key, a.Node)
+		}
+	}
+	// The lrmd agrees with the CIB.
+	active := activeFromCIB(dc.ctl.CIB())
+	for _, r := range c.rscs {
+		var sim []string
+		for _, n := range c.nodes {
+			if n.running[r] {
+				sim = append(sim, fmt.Sprintf("node%d", n.id))
+			}
+		}
+		if len(sim) > 1 {
+			return fmt.Sprintf("%s active on %v", r, sim)
+		}
+		if strings.Join(sim, ",") != strings.Join(active[r], ",") {
+			return fmt.Sprintf("%s active on %v but the CIB says %v", r, sim, active[r])
+		}
+	}
+	return ""
+}
+
+// activeFromCIB derives where each resource runs from the last completed
+// operation of each history.
+func activeFromCIB(x *cib.CIB) map[string][]string {
+	out := map[string][]string{}
+	for _, ns := range x.Status.Nodes {
+		for _, lr := range ns.Resources {
+			var last *cib.LRMOp
+			for _, op := range lr.Ops {
+				if op.CallID() < 0 {
+					continue
+				}
+				if last == nil || op.CallID() > last.CallID() {
+					last = op
+				}
+			}
+			if last == nil {
+				continue
+			}
+			running := last.RC() == 0 || last.RC() == 8
+			if last.Task() == "stop" {
+				running = last.RC() != 0
+			}
+			if running {
+				out[lr.ID()] = append(out[lr.ID()], ns.Uname())
+			}
+		}
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
+
+func cibHash(x *cib.CIB) string {
+	var b bytes.Buffer
+	x.WriteTo(&b)
+	h := sha256.Sum256(b.Bytes())
+	if d := os.Getenv("SIMDUMP"); d != "" {
+		os.WriteFile(fmt.Sprintf("%s/%x.xml", d, h[:4]), b.Bytes(), 0o644)
+	}
+	return fmt.Sprintf("%x", h[:4])
+}
