@@ -329,7 +329,7 @@ func TestReloadRefusesEnablingCrypto(t *testing.T) {
 func TestStartupCleansTempStateFiles(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "")
-	ours := []string{"ringseq.1.tmp123456", "votequorum.json.tmp98765"}
+	ours := []string{"ringseq.1.tmp123456", "epoch.1.tmp42", "votequorum.json.tmp98765"}
 	others := []string{"ringseq.2.tmp123456", "notes.tmp1", "votequorum.json.tmpx"}
 	for _, n := range append(append([]string{}, ours...), others...) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte("partial"), 0o600))

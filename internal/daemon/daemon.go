@@ -103,7 +103,7 @@ func New(opt Options) (*Daemon, error) {
 	}
 	// Temporary files of our own state files that a crash left behind
 	// (internal/durable names them; nothing else is touched).
-	removed, err := durable.CleanTemps(cfg.System.StateDir, ring.SeqFileName(d.node), votequorum.StateFile)
+	removed, err := durable.CleanTemps(cfg.System.StateDir, append(ring.StateFileNames(d.node), votequorum.StateFile)...)
 	for _, p := range removed {
 		d.log.Info("removed a temporary state file left by a crash", zap.String("file", p))
 	}

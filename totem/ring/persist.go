@@ -17,6 +17,13 @@ func SeqFileName(node totem.NodeID) string {
 	return "ringseq." + strconv.FormatUint(uint64(node), 10)
 }
 
+// StateFileNames are the base names of the files in state_dir that the
+// ring of node keeps (its sequence number and its envelope epoch); ringd's
+// startup removes the temporary files a crash left of them.
+func StateFileNames(node totem.NodeID) []string {
+	return []string{SeqFileName(node), filepath.Base(epochFile("", node))}
+}
+
 // seqFile is where a node keeps its highest ring sequence number, one file
 // per node ID so several nodes may share a state directory in tests.
 func seqFile(dir string, node totem.NodeID) string {
