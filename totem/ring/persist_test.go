@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"ringmaster/totem/wire"
 )
 
 func TestSeqFileRoundTrip(t *testing.T) {
@@ -46,6 +48,22 @@ func TestSeqFileRejectsGarbage(t *testing.T) {
 	assert.Equal(t, "ringseq.7", SeqFileName(7))
 }
 
+// TestRingSeqAboveRangeRefused: a persisted ring sequence above the
+// protocol's range (a forged join's 2^64-1, written before seqs were
+// range-checked) is refused at load, naming the file.
+func TestRingSeqAboveRangeRefused(t *testing.T) {
+	p := seqFile(t.TempDir(), 1)
+	for _, seq := range []uint64{wire.MaxRingSeq + 1, 1<<64 - 1} {
+		require.NoError(t, storeSeq(p, seq))
+		got, err := loadSeq(p)
+		require.NoError(t, err)
+		err = checkPersistedSeq(p, got)
+		require.ErrorIs(t, err, ErrPersist)
+		assert.Contains(t, err.Error(), p)
+	}
+	require.NoError(t, checkPersistedSeq(p, wire.MaxRingSeq))
+}
+
 // FuzzLoadSeq: the ringseq loader rejects, never panics on, any content,
 // and what it accepts survives a store and load.
 func FuzzLoadSeq(f *testing.F) {
@@ -65,5 +83,8 @@ func FuzzLoadSeq(f *testing.F) {
 		got, err := loadSeq(p)
 		require.NoError(t, err)
 		require.Equal(t, seq, got)
+		if err := checkPersistedSeq(p, got); (err == nil) != (got <= wire.MaxRingSeq) {
+			t.Fatalf("ring seq %d: range check says %v", got, err)
+		}
 	})
 }
