@@ -33,6 +33,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"ringmaster/internal/events"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 )
@@ -89,6 +90,10 @@ type Host interface {
 	AfterFunc(d time.Duration, f func()) (stop func())
 	// Log is the service's logger.
 	Log() *zap.Logger
+	// Events records what operators should see in `ringctl events` and
+	// the status page (membership, group joins, transitions, ...); it
+	// never blocks and is safe from anywhere.
+	Events() events.Recorder
 }
 
 // Service is a plugin of the executive. All methods are called under the
@@ -141,6 +146,8 @@ type Executive struct {
 	reliable []pending // SendReliable backlog, FIFO across services
 	retry    *time.Timer
 	started  bool
+
+	events events.Recorder
 }
 
 type slot struct {
@@ -164,8 +171,12 @@ func New(local totem.NodeID, ring Ring, log *zap.Logger) *Executive {
 	}
 	// Not synced until the first configuration has been synced: services
 	// refuse client traffic until they know the membership.
-	return &Executive{local: local, ring: ring, log: log, services: map[ServiceID]*slot{}, syncing: true, barriers: map[totem.NodeID]bool{}}
+	return &Executive{local: local, ring: ring, log: log, services: map[ServiceID]*slot{}, syncing: true, barriers: map[totem.NodeID]bool{}, events: events.Discard}
 }
+
+// SetEvents sets the event recorder services get from Host.Events (by
+// default events.Discard); call it before Start.
+func (e *Executive) SetEvents(r events.Recorder) { e.events = r }
 
 // SetRing sets the ring (for wiring where the ring needs the executive as
 // its Events first).
@@ -252,18 +263,39 @@ func (e *Executive) startSync() {
 			sy.SyncStart(e.conf)
 		}
 	}
-	b := binary.BigEndian.AppendUint32(nil, uint32(e.conf.Ring.Rep))
-	b = binary.BigEndian.AppendUint64(b, e.conf.Ring.Seq)
-	e.sendReliable(ServiceExec, msgSyncBarrier, totem.Agreed, b)
+	e.sendReliable(ServiceExec, msgSyncBarrier, totem.Agreed, appendBarrier(nil, e.conf.Ring))
+}
+
+// The sync barrier's payload is the ring ID it closes: representative u32,
+// sequence u64 (big endian), exactly barrierSize bytes.
+const barrierSize = 12
+
+// errBarrier is returned by decodeBarrier for a payload of another size.
+var errBarrier = errors.New("exec: malformed sync barrier")
+
+func appendBarrier(b []byte, r totem.RingID) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(r.Rep))
+	return binary.BigEndian.AppendUint64(b, r.Seq)
+}
+
+func decodeBarrier(p []byte) (totem.RingID, error) {
+	if len(p) != barrierSize {
+		return totem.RingID{}, fmt.Errorf("%w: %d bytes (want %d)", errBarrier, len(p), barrierSize)
+	}
+	return totem.RingID{Rep: totem.NodeID(binary.BigEndian.Uint32(p)), Seq: binary.BigEndian.Uint64(p[4:])}, nil
 }
 
 func (e *Executive) deliverExec(m totem.Message) {
 	switch m.ID {
 	case msgSyncBarrier:
-		if len(m.Payload) != 12 || !e.syncing {
+		r, err := decodeBarrier(m.Payload)
+		if err != nil {
+			e.log.Warn("dropping a malformed sync barrier", zap.Uint32("from", uint32(m.Sender)), zap.Error(err))
 			return
 		}
-		r := totem.RingID{Rep: totem.NodeID(binary.BigEndian.Uint32(m.Payload)), Seq: binary.BigEndian.Uint64(m.Payload[4:])}
+		if !e.syncing {
+			return
+		}
 		if r != e.conf.Ring || !slices.Contains(e.conf.Members, m.Sender) {
 			return
 		}
@@ -399,3 +431,5 @@ func (s *slot) AfterFunc(d time.Duration, f func()) (stop func()) {
 }
 
 func (s *slot) Log() *zap.Logger { return s.log }
+
+func (s *slot) Events() events.Recorder { return s.exec.events }
