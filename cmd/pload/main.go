@@ -21,6 +21,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -163,11 +164,13 @@ func newRunCmd() *cobra.Command {
 				cfg.Progress = func(p bench.Progress) { show(p) }
 			}
 			out := cmd.OutOrStdout()
-			if !asJSON {
+			// The header waits for the first result, so a ringd that
+			// cannot be reached gives only the error.
+			header := sync.OnceFunc(func() {
 				fmt.Fprintf(out, "pload run: %s, %d sender(s), %s per size, %s, rate %s\n", cfg.Socket, max(cfg.Senders, 1), cfg.Duration, cfg.Guarantee, rateText(cfg.Rate))
 				// Written out: "µ" is two bytes, which %9s would miscount.
 				fmt.Fprintln(out, "    size     msgs/s      MB/s    p50 µs    p90 µs    p99 µs  p99.9 µs    max µs  delivered  order")
-			}
+			})
 			res := &bench.RunResults{}
 			var runErr error
 			for _, size := range cfg.Sizes {
@@ -181,6 +184,7 @@ func newRunCmd() *cobra.Command {
 				}
 				res.Results = append(res.Results, r.Results...)
 				if !asJSON {
+					header()
 					printRow(out, r.Results[0])
 				}
 			}

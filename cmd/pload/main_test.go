@@ -100,3 +100,15 @@ func TestBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestNothingPrintedBeforeConnecting: a ringd that cannot be reached gives
+// the error alone, not a table header with no rows.
+func TestNothingPrintedBeforeConnecting(t *testing.T) {
+	out, err := pload(t, "run", "--socket", "/nonexistent/ringd.sock", "--sizes", "64", "--duration", "10ms")
+	if err == nil {
+		t.Fatal("no error for a socket that does not exist")
+	}
+	if len(out) != 0 {
+		t.Errorf("printed before connecting: %q", out)
+	}
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -91,5 +93,32 @@ func TestImportCorosync(t *testing.T) {
 	}
 	if _, err := run(t, "config", "import-corosync", "/nonexistent/corosync.conf"); err == nil {
 		t.Error("a missing file is not an error")
+	}
+}
+
+func TestConfigCheckJSON(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.toml"
+	bad := dir + "/bad.toml"
+	base := "[totem]\ncluster_name = \"t\"\ncrypto_cipher = \"none\"\n[[node]]\nnodeid = 1\nname = \"n1\"\nring0_addr = \"127.0.0.1\"\n"
+	if err := os.WriteFile(good, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(base+"[totem]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "--json", "config", "check", good)
+	var got struct {
+		Valid     bool             `json:"valid"`
+		Errors    []string         `json:"errors"`
+		Effective map[string]int64 `json:"effective"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || !got.Valid || got.Effective["token"] == 0 {
+		t.Errorf("valid file: %v %s", err, out)
+	}
+	out, err = run(t, "--json", "config", "check", bad)
+	got.Valid, got.Errors = true, nil
+	if err == nil || json.Unmarshal([]byte(out), &got) != nil || got.Valid || len(got.Errors) == 0 || !strings.Contains(got.Errors[0], "bad.toml") {
+		t.Errorf("invalid file: %v %s", err, out)
 	}
 }

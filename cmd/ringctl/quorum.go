@@ -201,6 +201,13 @@ func newQuorumExpectedCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("quorum expected: %w", err)
 				}
+				if st.ExpectedVotes != n {
+					// As in corosync, expected votes never go below the
+					// votes of the members present: say so rather than
+					// leave the operator thinking 1 was set.
+					fmt.Fprintf(cmd.ErrOrStderr(), "note: asked for %d, but expected votes is %d: it never goes below the votes of the members present (%d)\n",
+						n, st.ExpectedVotes, st.TotalVotes)
+				}
 				return printChanged(cmd.OutOrStdout(), g, st)
 			})
 		},

@@ -165,6 +165,11 @@ func TestRingctlQuorum(t *testing.T) {
 	if err != nil || !strings.Contains(out, "total=2") {
 		t.Errorf("quorum votes 2: %v\n%s", err, out)
 	}
+	// Expected votes never go below the votes present, and ringctl says so.
+	out, err = qc.ringctl(ctx, "quorum", "expected", "1")
+	if err != nil || !strings.Contains(out, "note: asked for 1, but expected votes is 2") {
+		t.Errorf("quorum expected 1 with 2 votes present: %v\n%s", err, out)
+	}
 	if _, err := qc.ringctl(ctx, "quorum", "cancel-wait-for-all"); err != nil {
 		t.Errorf("quorum cancel-wait-for-all: %v", err)
 	}

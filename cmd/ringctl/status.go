@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -146,6 +147,9 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Short: "Validate a corosync.toml and print the effective values (same as ringd --check)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.json {
+				return checkJSON(cmd.OutOrStdout(), args[0])
+			}
 			if code := config.Check(args[0], cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
 				return exitError{code}
 			}
@@ -154,6 +158,48 @@ func newConfigCmd(g *globals) *cobra.Command {
 	})
 	cfg.AddCommand(newImportCorosyncCmd(g))
 	return cfg
+}
+
+// checkJSON is `config check --json`: the same checks as config.Check
+// (load, validate, read the keyfiles), as one object; exit status 1 when
+// the file is not valid.
+func checkJSON(w io.Writer, path string) error {
+	out := map[string]any{"file": path, "valid": false, "errors": []string{}, "warnings": []string{}}
+	c, err := config.Load(path)
+	if err == nil {
+		_, err = c.LoadKeys()
+	}
+	if err != nil {
+		var errs []string
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				errs = append(errs, line)
+			}
+		}
+		out["errors"] = errs
+		if perr := printJSON(w, out); perr != nil {
+			return perr
+		}
+		return exitError{1}
+	}
+	eff := map[string]int64{}
+	for _, f := range c.Effective().Fields() {
+		eff[f.Name] = f.Value
+	}
+	nodes := []map[string]any{}
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		ap, _ := c.NodeAddr(n)
+		nodes = append(nodes, map[string]any{"nodeid": n.NodeID, "name": n.Name, "addr": ap.String(), "quorum_votes": n.Votes()})
+	}
+	out["valid"] = true
+	out["warnings"] = append([]string{}, c.Warnings()...)
+	out["cluster_name"] = c.Totem.ClusterName
+	out["transport"] = c.Totem.Transport
+	out["crypto_cipher"] = c.Totem.CryptoCipher
+	out["effective"] = eff
+	out["nodes"] = nodes
+	return printJSON(w, out)
 }
 
 // newImportCorosyncCmd converts a corosync.conf into corosync.toml.
