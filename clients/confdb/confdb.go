@@ -20,10 +20,10 @@ import (
 	"ringmaster/clients"
 	"ringmaster/confdb/wire"
 	"ringmaster/ipc"
-	"ringmaster/totem/exec"
+	execwire "ringmaster/totem/exec/wire"
 )
 
-const service = uint16(exec.ServiceConfdb)
+const service = uint16(execwire.ServiceConfdb)
 
 // Types of the wire format, named here for callers.
 type (
@@ -187,6 +187,27 @@ func (c *Client) track(ctx context.Context, req wire.TrackRequest) (*Tracker, er
 }
 
 // startPump routes the connection's events to the trackers.
+// decodeEvent decodes a track event into its tracker's ID and the Event;
+// false for another event or a malformed one.
+func decodeEvent(ev ipc.Event) (uint64, Event, bool) {
+	if ev.Service != service || ev.Msg != wire.EventTrack {
+		return 0, Event{}, false
+	}
+	te, err := wire.DecodeTrackEvent(ev.Payload)
+	if err != nil {
+		return 0, Event{}, false
+	}
+	e := Event{Key: te.Key}
+	e.Kind, _ = wire.ParseEventKind(te.Event)
+	if te.New != nil {
+		e.New = *te.New
+	}
+	if te.Old != nil {
+		e.Old = *te.Old
+	}
+	return te.TrackID, e, true
+}
+
 func (c *Client) startPump() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -196,26 +217,15 @@ func (c *Client) startPump() {
 	c.pumping = true
 	go func() {
 		for ev := range c.conn.Events() {
-			if ev.Service != service || ev.Msg != wire.EventTrack {
+			id, e, ok := decodeEvent(ev)
+			if !ok {
 				continue
-			}
-			te, err := wire.DecodeTrackEvent(ev.Payload)
-			if err != nil {
-				continue
-			}
-			e := Event{Key: te.Key}
-			e.Kind, _ = wire.ParseEventKind(te.Event)
-			if te.New != nil {
-				e.New = *te.New
-			}
-			if te.Old != nil {
-				e.Old = *te.Old
 			}
 			c.mu.Lock()
-			t := c.trackers[te.TrackID]
+			t := c.trackers[id]
 			if t == nil {
-				if len(c.early[te.TrackID]) < earlyMax {
-					c.early[te.TrackID] = append(c.early[te.TrackID], e)
+				if len(c.early[id]) < earlyMax {
+					c.early[id] = append(c.early[id], e)
 				}
 				c.mu.Unlock()
 				continue

@@ -18,11 +18,11 @@ import (
 
 	"ringmaster/clients"
 	"ringmaster/ipc"
-	"ringmaster/totem/exec"
+	execwire "ringmaster/totem/exec/wire"
 	"ringmaster/votequorum/wire"
 )
 
-const service = uint16(exec.ServiceQuorum)
+const service = uint16(execwire.ServiceQuorum)
 
 // Status is the quorum status of the node's partition.
 type Status = wire.Status
@@ -163,12 +163,9 @@ func (w *Watch) loop() {
 			if !ok {
 				return
 			}
-			if ev.Service != service || ev.Msg != wire.EventStatus {
-				continue // not ours: this connection belongs to the watch
-			}
-			var st Status
-			if err := wire.DecodePayload(ev.Payload, &st); err != nil {
-				continue
+			st, ok := decodeEvent(ev)
+			if !ok {
+				continue // not ours, or malformed
 			}
 			select {
 			case w.ch <- st:
@@ -177,6 +174,19 @@ func (w *Watch) loop() {
 			}
 		}
 	}
+}
+
+// decodeEvent decodes a status event; false for another event or a
+// malformed one.
+func decodeEvent(ev ipc.Event) (Status, bool) {
+	if ev.Service != service || ev.Msg != wire.EventStatus {
+		return Status{}, false
+	}
+	var st Status
+	if err := wire.DecodePayload(ev.Payload, &st); err != nil {
+		return Status{}, false
+	}
+	return st, true
 }
 
 // C is the stream of statuses.
