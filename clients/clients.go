@@ -13,10 +13,11 @@ import (
 	"fmt"
 
 	"ringmaster/ipc"
+	execwire "ringmaster/totem/exec/wire"
 )
 
-// ServiceStatus is the IPC service number of node status (exec.ServiceStatus).
-const ServiceStatus uint16 = 7
+// ServiceStatus is the IPC service number of node status.
+const ServiceStatus = uint16(execwire.ServiceStatus)
 
 // Status service messages. Numbers are part of the protocol: append only.
 const (

@@ -43,10 +43,10 @@ import (
 	"ringmaster/cpg/wire"
 	"ringmaster/ipc"
 	"ringmaster/totem"
-	"ringmaster/totem/exec"
+	execwire "ringmaster/totem/exec/wire"
 )
 
-const service = uint16(exec.ServiceCPG)
+const service = uint16(execwire.ServiceCPG)
 
 // Guarantee is a message's delivery guarantee (corosync's cpg_guarantee_t).
 type Guarantee = totem.Guarantee

@@ -32,14 +32,8 @@ var serverPrefixes = []string{
 
 // pendingClientDeps are client dependencies on a server package that are
 // known and still to be removed. The test fails when one of them is gone,
-// so the list shrinks to empty. The clients take the service IDs from the
-// executive (exec.ServiceCPG and friends); those numbers belong in a
-// package the clients can share.
-var pendingClientDeps = map[string][]string{
-	"ringmaster/clients/confdb": {"ringmaster/totem/exec"},
-	"ringmaster/clients/cpg":    {"ringmaster/totem/exec"},
-	"ringmaster/clients/quorum": {"ringmaster/totem/exec"},
-}
+// so the list shrinks to empty (it is empty: keep it so).
+var pendingClientDeps = map[string][]string{}
 
 // pendingConfigImports are ring and service packages that still depend on
 // config; each takes its own option struct with an adapter in

@@ -36,22 +36,23 @@ import (
 	"ringmaster/internal/events"
 	"ringmaster/ipc"
 	"ringmaster/totem"
+	"ringmaster/totem/exec/wire"
 )
 
-// ServiceID numbers a service on the ring and on the IPC socket. Numbers are
-// part of the protocol: append only.
-type ServiceID uint16
+// ServiceID numbers a service on the ring and on the IPC socket (defined in
+// exec/wire, which clients share).
+type ServiceID = wire.ServiceID
 
 // Service IDs.
 const (
-	ServiceExec    ServiceID = 0 // the executive itself (handshake, sync barrier)
-	ServiceCPG     ServiceID = 1
-	ServiceQuorum  ServiceID = 2
-	ServiceConfdb  ServiceID = 3
-	ServiceCRM     ServiceID = 4
-	ServiceLRMD    ServiceID = 5
-	ServiceStonith ServiceID = 6
-	ServiceStatus  ServiceID = 7 // node/ring status for ringctl
+	ServiceExec    = wire.ServiceExec
+	ServiceCPG     = wire.ServiceCPG
+	ServiceQuorum  = wire.ServiceQuorum
+	ServiceConfdb  = wire.ServiceConfdb
+	ServiceCRM     = wire.ServiceCRM
+	ServiceLRMD    = wire.ServiceLRMD
+	ServiceStonith = wire.ServiceStonith
+	ServiceStatus  = wire.ServiceStatus
 )
 
 // Executive messages on the ring (service 0).
