@@ -10,6 +10,7 @@ import (
 	"ringmaster/config"
 	"ringmaster/totem"
 	"ringmaster/totem/ring"
+	"ringmaster/totem/srp"
 )
 
 // loadKeys reads the keyfile (the encrypting key) and the previous
@@ -51,7 +52,7 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 		Bind:        bind,
 		Peers:       peers,
 		TTL:         cfg.Totem.TTL,
-		Timings:     ring.TimingsFrom(cfg.Effective()),
+		Timings:     TimingsFrom(cfg.Effective()),
 		NetMTU:      cfg.Totem.NetMTU,
 		Cipher:      cfg.Totem.CryptoCipher,
 		Keys:        keys,
@@ -69,4 +70,25 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 		return nil, fmt.Errorf("ring: %w", err)
 	}
 	return totemDriver{r}, nil
+}
+
+// TimingsFrom converts the effective configuration timings to srp's (the
+// ring takes srp.Timings, not the daemon's configuration schema).
+func TimingsFrom(e config.Effective) srp.Timings {
+	return srp.Timings{
+		Token:                  e.Token,
+		TokenRetransmit:        e.TokenRetransmit,
+		Hold:                   e.Hold,
+		Join:                   e.Join,
+		SendJoin:               e.SendJoin,
+		Consensus:              e.Consensus,
+		Merge:                  e.Merge,
+		Downcheck:              e.Downcheck,
+		TokenRetransmitsBefore: e.TokenRetransmitsBefore,
+		FailRecvConst:          e.FailRecvConst,
+		SeqnoUnchangedConst:    e.SeqnoUnchangedConst,
+		MissCountConst:         e.MissCountConst,
+		WindowSize:             e.WindowSize,
+		MaxMessages:            e.MaxMessages,
+	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"ringmaster/config"
 	"ringmaster/totem"
 	"ringmaster/totem/crypto"
 	"ringmaster/totem/pg"
@@ -47,26 +46,6 @@ var (
 	ErrClosed  = errors.New("ring closed")
 	ErrRunning = errors.New("ring already running")
 )
-
-// TimingsFrom converts the effective configuration timings to srp's.
-func TimingsFrom(e config.Effective) srp.Timings {
-	return srp.Timings{
-		Token:                  e.Token,
-		TokenRetransmit:        e.TokenRetransmit,
-		Hold:                   e.Hold,
-		Join:                   e.Join,
-		SendJoin:               e.SendJoin,
-		Consensus:              e.Consensus,
-		Merge:                  e.Merge,
-		Downcheck:              e.Downcheck,
-		TokenRetransmitsBefore: e.TokenRetransmitsBefore,
-		FailRecvConst:          e.FailRecvConst,
-		SeqnoUnchangedConst:    e.SeqnoUnchangedConst,
-		MissCountConst:         e.MissCountConst,
-		WindowSize:             e.WindowSize,
-		MaxMessages:            e.MaxMessages,
-	}
-}
 
 // ipUDPHeaders is what IPv4 and UDP add to a datagram (no IP options).
 const ipUDPHeaders = 20 + 8
