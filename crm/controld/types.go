@@ -187,11 +187,11 @@ const (
 
 // Event is a notification for the driver (logs, replies to clients).
 type Event struct {
-	Kind   EventKind
-	Req    uint64
-	Node   totem.NodeID
-	Text   string
-	Err    error
+	Kind    EventKind
+	Req     uint64
+	Node    totem.NodeID
+	Text    string
+	Err     error
 	Actions int
 }
 

@@ -31,12 +31,12 @@
 package sim
 
 import (
-	"crypto/sha256"
-	"os"
 	"bytes"
 	"container/heap"
+	"crypto/sha256"
 	"fmt"
 	"math/rand"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -68,6 +68,12 @@ type Options struct {
 	OpFail, FenceFail float64
 	Token             time.Duration
 	Trace             int // events kept for the failure report
+
+	// brokenFencing makes the fence device report success without
+	// fencing (tests prove the safety check catches the split brain).
+	brokenFencing bool
+	// fenceFails makes every fencing attempt fail (outside chaos too).
+	fenceFails bool
 }
 
 // RandomOptions picks a run's shape from its seed.
@@ -198,9 +204,10 @@ type Cluster struct {
 	reconf  bool // a reconfiguration is scheduled
 	chaos   bool
 	rscs    []string
+	tops    []string // top-level resources (constraints name them)
 	ops     map[opKey]controld.Op
 	// Stats.
-	Fencings, Transitions, Faults, ConfChanges int
+	Fencings, FenceAttempts, Transitions, Faults, ConfChanges, ConfigApplied int
 }
 
 // New builds a cluster with all nodes up in one ring.
@@ -233,6 +240,9 @@ func (c *Cluster) config() *cib.CIB {
 	}
 	b.WriteString(`</nodes><resources>`)
 	prim := func(id string) {
+		if !strings.HasPrefix(id, "g") {
+			c.tops = append(c.tops, id)
+		}
 		c.rscs = append(c.rscs, id)
 		fmt.Fprintf(&b, `<primitive id="%s" class="ocf" provider="heartbeat" type="Dummy"><operations><op id="%s-mon" name="monitor" interval="10s"/></operations></primitive>`, id, id)
 	}
@@ -244,6 +254,7 @@ func (c *Cluster) config() *cib.CIB {
 		prim(fmt.Sprintf("r%d", i))
 	}
 	for g := 0; g < c.o.Groups; g++ {
+		c.tops = append(c.tops, fmt.Sprintf("g%d", g))
 		fmt.Fprintf(&b, `<group id="g%d">`, g)
 		for m := 0; m < 3; m++ {
 			prim(fmt.Sprintf("g%d-m%d", g, m))
@@ -323,6 +334,9 @@ func (c *Cluster) process(n *node) {
 				c.tracef("node%d %s", n.id, e.Text)
 			case controld.EventSchedulerError:
 				c.tracef("node%d scheduler error: %v", n.id, e.Err)
+			case controld.EventConfigApplied:
+				c.ConfigApplied++
+				c.tracef("node%d config request %d: %v", n.id, e.Req, e.Err)
 			default:
 				c.tracef("node%d event %d node%d %s %v", n.id, e.Kind, e.Node, e.Text, e.Err)
 			}
@@ -584,7 +598,9 @@ func (c *Cluster) fault() {
 			up = append(up, n)
 		}
 	}
-	switch k := c.rng.Intn(10); {
+	switch k := c.rng.Intn(12); {
+	case k >= 10 && len(up) > 0:
+		c.configChange(up[c.rng.Intn(len(up))])
 	case k < 2 && len(up) > 0:
 		n := up[c.rng.Intn(len(up))]
 		c.crash(n, "fault")
@@ -629,6 +645,47 @@ func (c *Cluster) fault() {
 			}
 		}
 	}
+}
+
+// configChange makes a node submit a configuration change (a location
+// preference added or removed), conditional on its current version, or
+// sometimes unconditional: partitions change their copies independently,
+// and after a heal every node must hold the same one.
+func (c *Cluster) configChange(n *node) {
+	cur := n.ctl.CIB()
+	cfg := cur.ConfigElement()
+	cons := cfg.Child("constraints")
+	if cons == nil || len(c.tops) == 0 {
+		return
+	}
+	rsc := c.tops[c.rng.Intn(len(c.tops))]
+	id := "loc-" + rsc
+	removed := false
+	for i, e := range cons.Children {
+		if e.ID() == id {
+			cons.Children = append(cons.Children[:i], cons.Children[i+1:]...)
+			removed = true
+			break
+		}
+	}
+	target := fmt.Sprintf("node%d", 1+c.rng.Intn(c.o.Nodes))
+	if !removed {
+		cons.Children = append(cons.Children, &cib.Element{Name: "rsc_location", Attrs: cib.Attrs{
+			{Name: "id", Value: id}, {Name: "rsc", Value: rsc}, {Name: "node", Value: target}, {Name: "score", Value: "200"}}})
+	}
+	root := &cib.Element{Name: "cib", Attrs: cur.Attrs.Clone(), Children: []*cib.Element{cfg}}
+	var b bytes.Buffer
+	if err := root.Write(&b, 0); err != nil {
+		panic(err)
+	}
+	v := n.ctl.Version()
+	base := &v
+	if c.rng.Intn(4) == 0 {
+		base = nil
+	}
+	req, err := n.ctl.ReplaceConfig(c.now, b.Bytes(), base)
+	c.tracef("node%d submits config change %d (%s %s, removed=%v, base %v): %v", n.id, req, id, target, removed, base != nil, err)
+	c.process(n)
 }
 
 func (c *Cluster) labels() []int {
@@ -681,12 +738,13 @@ func (c *Cluster) step() bool {
 		if !n.up || n.gen != e.gen {
 			return true // the requester died: nobody fences
 		}
-		ok := !(c.chaos && c.rng.Float64() < c.o.FenceFail)
+		ok := !(c.chaos && c.rng.Float64() < c.o.FenceFail) && !c.o.fenceFails
+		c.FenceAttempts++
 		if ok {
 			c.Fencings++
 			t := c.node(e.fr.Target)
 			c.tracef("fence device: node%d fenced", t.id)
-			if t.up {
+			if t.up && !c.o.brokenFencing {
 				c.crash(t, "fenced")
 				c.push(&event{at: c.now.Add(time.Duration(1000+c.rng.Intn(2000)) * time.Millisecond), kind: evRestart, node: t, gen: t.gen})
 			}
@@ -742,9 +800,14 @@ func (c *Cluster) Run() *Failure {
 	}
 	c.scheduleReconfigure(c.o.Token)
 	deadline := c.now.Add(c.o.Settle)
+	var checked time.Time
 	for c.fail == nil && c.now.Before(deadline) {
-		if c.converged() == "" {
-			return nil
+		// Checking serialises every node's CIB: not after every step.
+		if c.now.Sub(checked) >= 20*time.Millisecond || c.q.Len() == 0 {
+			checked = c.now
+			if c.converged() == "" {
+				return nil
+			}
 		}
 		if !c.step() {
 			break
@@ -757,6 +820,27 @@ func (c *Cluster) Run() *Failure {
 		c.failf("no convergence within %v of the last fault: %s", c.o.Settle, why)
 	}
 	return c.fail
+}
+
+// runFor steps the simulation for d of virtual time (scripted tests).
+func (c *Cluster) runFor(d time.Duration) *Failure {
+	end := c.now.Add(d)
+	for c.fail == nil && c.q.Len() > 0 && c.q[0].at.Before(end) {
+		c.step()
+	}
+	if c.now.Before(end) {
+		c.now = end
+	}
+	return c.fail
+}
+
+// partition moves nodes into network partitions (one label per node).
+func (c *Cluster) partition(labels ...int) {
+	for i, n := range c.nodes {
+		n.label = labels[i]
+	}
+	c.tracef("partition %v", c.labels())
+	c.scheduleReconfigure(c.o.Token)
 }
 
 // check verifies the safety invariant.

@@ -3,6 +3,7 @@ package sim
 import (
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -31,13 +32,21 @@ func seedRange(t *testing.T) (first, n int64) {
 	return first, n
 }
 
-func runSeed(t *testing.T, seed int64) {
+type totals struct{ runs, faults, confs, fencings, transitions, configs int }
+
+func runSeed(t *testing.T, seed int64, tot *totals) {
 	t.Helper()
 	o := RandomOptions(seed)
 	c := New(o)
 	if f := c.Run(); f != nil {
 		t.Fatalf("%v\nreplay: RINGMASTER_CRM_SIM_SEED=%d go test ./crm/controld/sim -run TestSeeds -v", f, seed)
 	}
+	tot.runs++
+	tot.faults += c.Faults
+	tot.confs += c.ConfChanges
+	tot.fencings += c.Fencings
+	tot.transitions += c.Transitions
+	tot.configs += c.ConfigApplied
 }
 
 // TestSeeds runs random clusters with crashes, partitions, operation and
@@ -49,14 +58,36 @@ func TestSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runSeed(t, seed)
+		runSeed(t, seed, &totals{})
 		return
 	}
+	var tot totals
 	for _, s := range regressionSeeds {
-		runSeed(t, s)
+		runSeed(t, s, &tot)
 	}
 	first, n := seedRange(t)
 	for s := first; s < first+n; s++ {
-		runSeed(t, s)
+		runSeed(t, s, &tot)
 	}
+	t.Logf("%d runs: %d faults, %d membership changes, %d fencings, %d transitions, %d configuration requests answered",
+		tot.runs, tot.faults, tot.confs, tot.fencings, tot.transitions, tot.configs)
+}
+
+// TestSafetyCheckCatchesSplitBrain: with a fence device that lies (reports
+// success without fencing), the safety invariant must fail on some seed;
+// otherwise the check proves nothing.
+func TestSafetyCheckCatchesSplitBrain(t *testing.T) {
+	for s := int64(1); s <= 200; s++ {
+		o := RandomOptions(s)
+		if !o.Stonith || o.NoQuorumPolicy == "ignore" {
+			continue
+		}
+		o.brokenFencing = true
+		o.NoQuorumPolicy = "freeze" // the minority keeps its resources
+		if f := New(o).Run(); f != nil && strings.Contains(f.What, "different partitions") {
+			t.Logf("seed %d: %s", s, f.What)
+			return
+		}
+	}
+	t.Fatal("no split brain detected with a lying fence device")
 }
