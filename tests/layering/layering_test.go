@@ -47,6 +47,7 @@ var pureCores = []string{
 	"ringmaster/votequorum/calc",
 	"ringmaster/confdb/store",
 	"ringmaster/crm/pengine",
+	"ringmaster/totem/srp",
 }
 
 // impure are the imports a pure core must not have (directly).
