@@ -54,6 +54,7 @@ func newRootCmd() *cobra.Command {
 		newCmapCmd,
 		newCPGCmd,
 		newVersionCmd,
+		newStonithCmd, newFenceHostCmd,
 	} {
 		root.AddCommand(add(g))
 	}
