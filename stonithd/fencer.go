@@ -39,6 +39,11 @@ type Request struct {
 	// component ("controld", "ringctl").
 	Origin string
 	Client string
+	// Timeout bounds the whole operation (Pacemaker's stonith-timeout for
+	// the attempt; the controller's FenceRequest.Timeout). 0: only each
+	// device action's own timeout applies. A device action never gets
+	// more than what is left of it.
+	Timeout time.Duration
 }
 
 // OpID names a fencing operation of one Fencer; CmdID one command.
@@ -178,6 +183,7 @@ type op struct {
 	id      OpID
 	req     Request
 	started time.Time
+	expires time.Time // started + req.Timeout; zero: none
 	phase   opPhase
 
 	// query phase
@@ -347,6 +353,9 @@ func (f *Fencer) Fence(req Request, now time.Time) (OpID, error) {
 	}
 	f.nextOp++
 	o := &op{id: OpID(f.nextOp), req: req, started: now, waiting: map[CmdID]string{}, capable: map[string]bool{}}
+	if req.Timeout > 0 {
+		o.expires = now.Add(req.Timeout)
+	}
 	f.ops[o.id] = o
 
 	var attrs map[string]string
@@ -406,6 +415,11 @@ func (f *Fencer) query(o *op, d *Device, now time.Time) {
 }
 
 func (f *Fencer) issue(o *op, d *Device, kind CommandKind, action, target string, now time.Time, timeout, delay time.Duration) Command {
+	if !o.expires.IsZero() {
+		if left := o.expires.Sub(now) - delay; left < timeout {
+			timeout = max(left, time.Millisecond)
+		}
+	}
 	f.nextCmd++
 	agentAction := d.AgentAction(action)
 	c := Command{
@@ -497,6 +511,9 @@ func (f *Fencer) nextLevel(o *op, now time.Time) {
 
 // nextStep starts the next step of the level, or completes the level.
 func (f *Fencer) nextStep(o *op, now time.Time) {
+	if f.expire(o, now) {
+		return
+	}
 	for {
 		o.si++
 		if o.si >= len(o.steps) {
@@ -573,6 +590,9 @@ func (f *Fencer) Result(id CmdID, r CommandResult, now time.Time) {
 		return
 	}
 	d := f.devices[s.device]
+	if f.expire(o, now) {
+		return
+	}
 	if !r.TimedOut && d != nil && o.attempt <= d.Retries(s.action) && now.Before(o.deadline) {
 		// Retry within what is left of the action's timeout.
 		o.attempt++
@@ -633,9 +653,26 @@ func (f *Fencer) queryResult(cs *cmdState, r CommandResult, now time.Time) {
 	}
 }
 
-// Tick handles time passing: commands past their deadline count as timed
-// out (and go to Ready().Cancel so the driver kills them).
+// expire ends o when its Request.Timeout has passed.
+func (f *Fencer) expire(o *op, now time.Time) bool {
+	if o.expires.IsZero() || now.Before(o.expires) {
+		return false
+	}
+	reason := fmt.Sprintf("timed out after %s", o.req.Timeout)
+	if len(o.reasons) > 0 {
+		reason += " (" + strings.Join(o.reasons, "; ") + ")"
+	}
+	f.finish(o, now, fmt.Errorf("%w: %s: %s", ErrFailed, o.req.Target, reason), o.lastDev, reason)
+	return true
+}
+
+// Tick handles time passing: operations past their Request.Timeout fail,
+// and commands past their deadline count as timed out; both kill what
+// they were running (Ready().Cancel).
 func (f *Fencer) Tick(now time.Time) {
+	for _, id := range f.opIDs() {
+		f.expire(f.ops[id], now)
+	}
 	ids := make([]CmdID, 0, len(f.cmds))
 	for id, cs := range f.cmds {
 		if now.After(cs.cmd.Deadline) {
@@ -653,6 +690,11 @@ func (f *Fencer) Tick(now time.Time) {
 // driver may sleep until then instead of ticking.
 func (f *Fencer) NextDeadline() time.Time {
 	var t time.Time
+	for _, o := range f.ops {
+		if !o.expires.IsZero() && (t.IsZero() || o.expires.Before(t)) {
+			t = o.expires
+		}
+	}
 	for _, cs := range f.cmds {
 		if t.IsZero() || cs.cmd.Deadline.Before(t) {
 			t = cs.cmd.Deadline

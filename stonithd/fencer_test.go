@@ -52,6 +52,7 @@ func fixtures(t testing.TB) map[string]*Metadata {
 //	attrs NODE key=value ...              node attributes (target-attribute levels)
 //	fence TARGET ACTION                   request; prints what the core asks
 //	result CMD rc=N [out=a,b] | timeout | err=TEXT
+//	timeout DURATION                      Request.Timeout of later fences
 //	advance DURATION                      move the clock
 //	tick                                  Tick at the current time
 //	cancel TARGET
@@ -65,6 +66,8 @@ type fencerScript struct {
 	topo  *Topology
 	attrs map[string]map[string]string
 	rnd   int64
+	// timeout is the Request.Timeout of later fence commands.
+	timeout time.Duration
 }
 
 func (s *fencerScript) fencer() *Fencer {
@@ -139,7 +142,7 @@ func (s *fencerScript) exec(c *golden.Cmd) string {
 		s.attrs[c.Args[0]] = kv(c.Args[1:])
 		return ""
 	case "fence":
-		id, err := s.fencer().Fence(Request{Target: c.Args[0], Action: Action(c.Args[1]), Client: "test"}, s.now)
+		id, err := s.fencer().Fence(Request{Target: c.Args[0], Action: Action(c.Args[1]), Client: "test", Timeout: s.timeout}, s.now)
 		if err != nil {
 			return "error: " + err.Error()
 		}
@@ -162,6 +165,13 @@ func (s *fencerScript) exec(c *golden.Cmd) string {
 		}
 		s.fencer().Result(CmdID(id), r, s.now)
 		return s.ready()
+	case "timeout":
+		d, err := time.ParseDuration(c.Args[0])
+		if err != nil {
+			c.Fatalf(s.t, "%v", err)
+		}
+		s.timeout = d
+		return ""
 	case "advance":
 		d, err := time.ParseDuration(c.Args[0])
 		if err != nil {
