@@ -323,3 +323,12 @@ func TestFenceVsockOverUnixSocket(t *testing.T) {
 	default:
 	}
 }
+
+func TestOutputIsBounded(t *testing.T) {
+	r := New(Config{MaxOutput: 1000})
+	dev := scriptDevice(t, "head -c 100000 /dev/zero | tr '\\0' x; echo; echo n2", nil)
+	res := stonithd.RunQuery(ctx(t), r, dev, "monitor", "")
+	if !res.OK() || len(res.Output) != 1000 {
+		t.Errorf("rc %d, %d bytes of output, want 1000", res.RC, len(res.Output))
+	}
+}
