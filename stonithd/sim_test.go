@@ -66,7 +66,7 @@ func simulate(seed int64) error {
 	f.SetTopology(topo)
 
 	now := t0
-	open := map[OpID]time.Time{}  // op -> started
+	open := map[OpID]time.Time{}   // op -> started
 	running := map[CmdID]Command{} // commands handed out, not answered or killed
 	ended := map[OpID]bool{}
 	entries := 0
