@@ -729,7 +729,9 @@ func (f *Fencer) finish(o *op, now time.Time, err error, device, reason string) 
 		result = ResultFailed
 	}
 	e := Entry{
-		ID:          fmt.Sprintf("%s-%d-%d", o.req.Origin, o.started.UnixNano(), o.id),
+		// Unique per fencer: its node, the start time (a restarted fencer
+		// counts ops from 1 again) and the op number.
+		ID:          fmt.Sprintf("%s-%d-%d", f.cfg.Node, o.started.UnixNano(), o.id),
 		Target:      o.req.Target,
 		Action:      string(o.req.Action),
 		Device:      device,

@@ -21,8 +21,8 @@ const DefaultHistoryMax = 500
 // created; nodes exchange them and Merge keeps one copy of each ID. The
 // JSON shape is what `ringctl stonith history --json` prints.
 type Entry struct {
-	// ID is unique cluster-wide: origin node, start time and a sequence
-	// number of that node's fencer.
+	// ID is unique cluster-wide: the executioner's node name, the start
+	// time and a sequence number of that node's fencer.
 	ID     string `json:"id"`
 	Target string `json:"target"`
 	Action string `json:"action"`
