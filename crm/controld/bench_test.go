@@ -113,6 +113,7 @@ func failNode(c *Controller, lost totem.NodeID, now time.Time) Ready {
 	ring := totem.RingID{Rep: 1, Seq: c.ring.Ring.Seq + 4}
 	c.ConfChange(now, totem.ConfChange{Kind: totem.Transitional, Ring: ring, Members: members, Left: []totem.NodeID{lost}})
 	c.ConfChange(now, totem.ConfChange{Kind: totem.Regular, Ring: ring, Members: members, Left: []totem.NodeID{lost}})
+	c.SetQuorum(now, true)
 	c.SyncDone(now)
 	return c.Ready()
 }

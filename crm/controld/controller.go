@@ -71,6 +71,7 @@ type Controller struct {
 	syncMsgs    map[totem.NodeID]*syncMsg
 	held        []Message // state updates delivered during sync
 	quorate     bool
+	quorumKnown bool // SetQuorum was called since the last regular configuration
 	fresh       bool // no sync completed since start
 	nextReq     uint64
 	pendingReqs map[uint64]bool
@@ -315,6 +316,7 @@ func (c *Controller) ConfChange(now time.Time, cc totem.ConfChange) {
 		trans = []totem.NodeID{c.self}
 	}
 	c.syncing = true
+	c.quorumKnown = false
 	c.syncMsgs = map[totem.NodeID]*syncMsg{}
 	c.held = nil
 	// Members that stayed together hold identical CIBs (virtual
@@ -348,10 +350,19 @@ func (c *Controller) ConfChange(now time.Time, cc totem.ConfChange) {
 	c.send(MsgSync, totem.Agreed, sm.encode(), true)
 }
 
-// SetQuorum reports the partition's quorum (votequorum). Call it with the
-// quorum of a new membership before its SyncDone.
+// SetQuorum reports the partition's quorum (votequorum), after every
+// regular configuration and whenever it changes. The DC does not schedule
+// for a new membership before it knows that membership's quorum: a stale
+// "quorate" in a partition that just lost the majority would fence the
+// other side. (In ringd, register crm after votequorum so that quorum is
+// known when crm's SyncDone runs.)
 func (c *Controller) SetQuorum(now time.Time, quorate bool) {
+	known := c.quorumKnown
+	c.quorumKnown = true
 	if c.quorate == quorate {
+		if !known {
+			c.drive(now)
+		}
 		return
 	}
 	c.quorate = quorate
@@ -373,10 +384,17 @@ func (c *Controller) SyncDone(now time.Time) {
 	}
 	for _, id := range c.ring.Members {
 		c.editNode(id, func(ns *cib.NodeState) bool {
-			if membershipIs(ns, true) {
+			// A node the DC let go (do_shutdown) stays expected down.
+			expected := "member"
+			if ns.Attrs.Value("expected") == "down" && shuttingDown(ns) {
+				expected = "down"
+			}
+			if ns.Attrs.Value("in_ccm") == "true" && ns.Attrs.Value("crmd") == "online" &&
+				ns.Attrs.Value("join") == "member" && ns.Attrs.Value("expected") == expected {
 				return false
 			}
 			setMembership(ns, true)
+			ns.Attrs.Set("expected", expected)
 			return true
 		})
 	}
@@ -530,6 +548,11 @@ func better(a *syncMsg, an totem.NodeID, b *syncMsg, bn totem.NodeID) bool {
 	return an < bn
 }
 
+func shuttingDown(ns *cib.NodeState) bool {
+	v, ok := ns.TransientAttr("shutdown")
+	return ok && v != "0" && v != ""
+}
+
 // ---- Delivery ----
 
 // Deliver hands over a crm message in total order. Undecodable messages
@@ -656,6 +679,16 @@ func (c *Controller) applyAction(now time.Time, sender totem.NodeID, am *actionM
 		return
 	}
 	switch am.Task {
+	case "do_shutdown":
+		// The DC lets the node go: it is expected down from now on, so
+		// its leaving is clean (no fencing).
+		c.editNode(am.Target, func(ns *cib.NodeState) bool {
+			if ns.Attrs.Value("expected") == "down" {
+				return false
+			}
+			ns.Attrs.Set("expected", "down")
+			return true
+		})
 	case "start", "promote":
 		// Recorded as pending so that a DC that takes over sees it.
 		m := &resultMsg{Task: am.Task, IntervalMS: am.IntervalMS, Key: am.Key, Time: now.Unix(), Digest: am.Meta["op-digest"]}

@@ -121,7 +121,7 @@ func (d *dcState) membershipChanged(c *Controller, now time.Time) {
 // runs, fire ready actions.
 func (c *Controller) drive(now time.Time) {
 	d := c.dc
-	if d == nil || c.syncing || c.coordinator() != c.self {
+	if d == nil || c.syncing || !c.quorumKnown || c.coordinator() != c.self {
 		return
 	}
 	if !d.recheckAt.IsZero() && !now.Before(d.recheckAt) {

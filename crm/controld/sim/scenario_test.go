@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,32 @@ func TestJoinProbes(t *testing.T) {
 	}
 	if len(probed) != len(c.rscs) {
 		t.Fatalf("node3 probed %d of %d resources", len(probed), len(c.rscs))
+	}
+}
+
+// A node that asks to shut down has its resources moved away, is allowed
+// to leave, and leaves without being fenced.
+func TestCleanShutdown(t *testing.T) {
+	c := New(scripted(3, true, "stop"))
+	mustConverge(t, c)
+	n := c.nodes[2]
+	n.ctl.SetAttribute(c.now, "shutdown", fmt.Sprint(c.now.Unix()), false)
+	c.process(n)
+	for i := 0; i < 50 && !n.shutdownOK; i++ {
+		mustRun(t, c, 100*time.Millisecond)
+	}
+	if !n.shutdownOK {
+		t.Fatalf("node3 never allowed to shut down:\n%s", strings.Join(c.trace, "\n"))
+	}
+	if r := running(c, 3); len(r) != 0 {
+		t.Fatalf("node3 allowed to leave while running %v", r)
+	}
+	c.crash(n, "clean shutdown")
+	mustRun(t, c, 3*time.Second)
+	if c.FenceAttempts != 0 {
+		t.Fatalf("node3 fenced after a clean shutdown:\n%s", strings.Join(c.trace, "\n"))
+	}
+	if got := len(running(c, 1)) + len(running(c, 2)); got != len(c.rscs) {
+		t.Fatalf("%d of %d resources run after node3 left", got, len(c.rscs))
 	}
 }

@@ -8,15 +8,16 @@
 // The ring model. Each partition of live nodes has one ring; a message
 // sent on a ring is delivered to every member, in one total order, after
 // a latency. A fault freezes the rings it touches (the token is lost: no
-// delivery) and, after the token timeout, the membership changes: every
-// message still queued on an old ring is delivered to all of its live
-// members (a legal virtual-synchrony outcome: the partition happened after
-// the messages had spread), then each member gets its transitional
-// configuration (the members of its old ring that move on with it) and
-// the regular one. Messages a node sends while its ring is frozen go out
-// first on its next ring, as Totem does. After the regular configuration
-// the sim runs the executive's sync barrier: each member's sync messages,
-// then a barrier per member; SyncDone when all barriers were delivered.
+// delivery) and, after the token timeout, the membership changes. An old
+// ring ends as extended virtual synchrony allows: each transitional set
+// (its members that move on together) gets a prefix of its queued
+// messages, its transitional configuration, then the later messages its
+// own members sent, and the regular configuration; different sets may get
+// different prefixes. Messages a node sends while its ring is frozen go
+// out first on its next ring, as Totem does. After the regular
+// configuration the sim runs the executive's sync barrier: each member's
+// sync messages, then a barrier per member; SyncDone when all barriers
+// were delivered.
 //
 // Invariants:
 //  1. safety (stonith-enabled, and no-quorum-policy other than ignore,
@@ -188,6 +189,8 @@ type node struct {
 	barriers  map[totem.NodeID]bool
 	syncing   bool
 	timerAt   time.Time
+	// shutdownOK: the DC allowed this node to leave.
+	shutdownOK bool
 }
 
 // Cluster is one simulation.
@@ -300,6 +303,7 @@ func (c *Cluster) boot(n *node) {
 	n.outbox = nil
 	n.syncing = false
 	n.timerAt = time.Time{}
+	n.shutdownOK = false
 	ctl, err := controld.New(controld.Config{Node: n.id, CIB: n.persisted, MaxPEInputs: 10}, c.now)
 	if err != nil {
 		panic(err)
@@ -334,6 +338,9 @@ func (c *Cluster) process(n *node) {
 				c.tracef("node%d %s", n.id, e.Text)
 			case controld.EventSchedulerError:
 				c.tracef("node%d scheduler error: %v", n.id, e.Err)
+			case controld.EventShutdownAllowed:
+				n.shutdownOK = true
+				c.tracef("node%d may shut down", n.id)
 			case controld.EventConfigApplied:
 				c.ConfigApplied++
 				c.tracef("node%d config request %d: %v", n.id, e.Req, e.Err)
@@ -424,29 +431,16 @@ func (c *Cluster) scheduleReconfigure(after time.Duration) {
 	c.push(&event{at: c.now.Add(after), kind: evReconfigure})
 }
 
-// reconfigure flushes the old rings and installs one ring per partition of
-// live nodes.
+// reconfigure installs one ring per partition of live nodes. The old
+// rings end as extended virtual synchrony allows: each transitional set
+// (the members of an old ring that move on together) gets a prefix of the
+// old ring's messages (those some of its members had received), then its
+// transitional configuration, then the later messages its own members
+// sent (they hold them: Totem delivers them after the holes), then the
+// regular configuration. Sets of one old ring may get different prefixes.
 func (c *Cluster) reconfigure() {
 	c.reconf = false
 	c.ConfChanges++
-	old := map[*ring]bool{}
-	for _, n := range c.nodes {
-		if n.ring != nil && !n.ring.dead {
-			old[n.ring] = true
-		}
-	}
-	rings := make([]*ring, 0, len(old))
-	for r := range old {
-		rings = append(rings, r)
-	}
-	sort.Slice(rings, func(i, j int) bool { return rings[i].id.Less(rings[j].id) })
-	for _, r := range rings {
-		r.frozen = false
-		for guard := 0; len(r.queue) > 0 && guard < 100000; guard++ {
-			c.deliverHead(r)
-		}
-		r.dead = true
-	}
 	groups := map[int][]totem.NodeID{}
 	for _, n := range c.nodes {
 		if n.up {
@@ -458,43 +452,101 @@ func (c *Cluster) reconfigure() {
 		labels = append(labels, l)
 	}
 	sort.Ints(labels)
+	oldRing := map[totem.NodeID]*ring{}
+	for _, n := range c.nodes {
+		if n.up && n.ring != nil && !n.ring.dead {
+			oldRing[n.id] = n.ring
+		}
+	}
+	trans := map[totem.NodeID][]totem.NodeID{}
+	for id, or := range oldRing {
+		for _, m := range or.members {
+			if mn := c.node(m); mn.up && mn.label == c.node(id).label && oldRing[m] == or {
+				trans[id] = append(trans[id], m)
+			}
+		}
+	}
+	old := map[*ring]bool{}
+	for _, r := range oldRing {
+		old[r] = true
+	}
+	rings := make([]*ring, 0, len(old))
+	for r := range old {
+		rings = append(rings, r)
+	}
+	sort.Slice(rings, func(i, j int) bool { return rings[i].id.Less(rings[j].id) })
+	for _, r := range rings {
+		r.dead = true // what members send now goes out on their next ring
+		q := r.queue
+		r.queue = nil
+		var sets [][]totem.NodeID
+		seen := map[totem.NodeID]bool{}
+		for _, id := range r.members {
+			if oldRing[id] == r && !seen[id] {
+				for _, m := range trans[id] {
+					seen[m] = true
+				}
+				sets = append(sets, trans[id])
+			}
+		}
+		cuts := make([]int, len(sets))
+		for i := range sets {
+			cuts[i] = len(q)
+			if c.rng.Intn(3) == 0 {
+				cuts[i] = c.rng.Intn(len(q) + 1)
+			}
+		}
+		for i, m := range q {
+			for si, set := range sets {
+				if i < cuts[si] {
+					c.deliverTo(set, m)
+				}
+			}
+		}
+		for _, set := range sets {
+			for _, id := range set {
+				if n := c.node(id); n.up {
+					var left []totem.NodeID
+					for _, m := range r.members {
+						if !slices.Contains(set, m) {
+							left = append(left, m)
+						}
+					}
+					n.ctl.ConfChange(c.now, totem.ConfChange{Kind: totem.Transitional, Ring: r.id, Members: set, Left: left})
+					c.process(n)
+				}
+			}
+		}
+		for i, m := range q {
+			for si, set := range sets {
+				if i >= cuts[si] && slices.Contains(set, m.from) {
+					c.deliverTo(set, m)
+				}
+			}
+		}
+	}
 	for _, l := range labels {
 		members := groups[l]
 		c.ringSeq += 4
 		r := &ring{id: totem.RingID{Rep: members[0], Seq: c.ringSeq}, members: members}
 		c.tracef("ring %v members %v", r.id, members)
 		quorate := 2*len(members) > c.o.Nodes
-		oldRing := map[totem.NodeID]*ring{}
-		for _, id := range members {
-			oldRing[id] = c.node(id).ring
-		}
 		for _, id := range members {
 			n := c.node(id)
-			var trans []totem.NodeID
-			var oldMembers []totem.NodeID
+			var left, joined []totem.NodeID
 			if or := oldRing[id]; or != nil {
-				oldMembers = or.members
 				for _, m := range or.members {
-					if slices.Contains(members, m) && oldRing[m] == or {
-						trans = append(trans, m)
+					if !slices.Contains(members, m) {
+						left = append(left, m)
 					}
 				}
 			}
-			n.ring = r
-			var left, joined []totem.NodeID
-			for _, m := range oldMembers {
-				if !slices.Contains(members, m) {
-					left = append(left, m)
-				}
-			}
 			for _, m := range members {
-				if !slices.Contains(trans, m) {
+				if !slices.Contains(trans[id], m) {
 					joined = append(joined, m)
 				}
 			}
-			if trans != nil {
-				n.ctl.ConfChange(c.now, totem.ConfChange{Kind: totem.Transitional, Ring: r.id, Members: trans, Left: left})
-			}
+			n.ring = r
 			n.ctl.ConfChange(c.now, totem.ConfChange{Kind: totem.Regular, Ring: r.id, Members: members, Left: left, Joined: joined})
 			n.ctl.SetQuorum(c.now, quorate)
 			n.syncing = true
@@ -507,6 +559,24 @@ func (c *Cluster) reconfigure() {
 			c.process(n)
 			c.send(n, msg{from: n.id, bar: true, ringB: r.id})
 		}
+	}
+}
+
+// deliverTo delivers an old ring's message to the live nodes of a
+// transitional set.
+func (c *Cluster) deliverTo(set []totem.NodeID, m msg) {
+	for _, id := range set {
+		n := c.node(id)
+		if !n.up {
+			continue
+		}
+		if m.bar {
+			c.barrier(n, m)
+			continue
+		}
+		n.ctl.Deliver(c.now, controld.Message{Sender: m.from, ID: m.m.ID, Payload: m.m.Payload})
+		c.process(n)
+		c.check()
 	}
 }
 
