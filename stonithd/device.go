@@ -217,7 +217,7 @@ func newDevice(id, agent string, params, meta map[string]string, md *Metadata, o
 		d.timeout = DefaultTimeout
 	}
 	for k, v := range params {
-		if strings.HasPrefix(k, "pcmk_") || fencerParams[k] {
+		if strings.HasPrefix(k, "pcmk_") || fencerParams[k] || k == "action" {
 			continue
 		}
 		d.Params[k] = v
@@ -298,6 +298,12 @@ func newDevice(id, agent string, params, meta map[string]string, md *Metadata, o
 			d.retries[a] = n
 		}
 	}
+	// An "action" instance attribute (old configurations set action=off to
+	// make reboots power off) never reaches the agent, which gets the action
+	// of each request; it means what pcmk_reboot_action would.
+	if v := strings.TrimSpace(params["action"]); v != "" && d.actionMap["reboot"] == "" && v != "reboot" {
+		d.actionMap["reboot"] = v
+	}
 	// Older configurations spell the off action pcmk_poweroff_action.
 	if v := strings.TrimSpace(params["pcmk_poweroff_action"]); v != "" && d.actionMap["off"] == "" {
 		d.actionMap["off"] = v
@@ -333,6 +339,10 @@ func (d *Device) AgentAction(action string) string {
 	}
 	return action
 }
+
+// StaysOff reports whether a reboot through this device leaves the node
+// off (pcmk_reboot_action=off): the on half of a remapped reboot skips it.
+func (d *Device) StaysOff() bool { return d.actionMap["reboot"] == string(ActionOff) }
 
 // Supports reports whether the device can run a fencer action: the
 // agent advertises it (or a pcmk_<action>_action replaces it).

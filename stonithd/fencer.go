@@ -543,6 +543,9 @@ func (f *Fencer) nextStep(o *op, now time.Time) {
 			return
 		case d.Disabled:
 			continue
+		case s.optional && d.StaysOff():
+			// Configured to leave the node off (pcmk_reboot_action=off).
+			continue
 		}
 		o.lastDev = d.ID
 		o.attempt = 1
