@@ -488,6 +488,11 @@ func (f *Fencer) nextLevel(o *op, now time.Time) {
 		return
 	}
 	l := o.levels[o.li]
+	if len(l.devices) == 0 {
+		// Only a Topology built in code can have one; never a success.
+		f.levelFailed(o, now, l.name+": no devices")
+		return
+	}
 	o.steps = o.steps[:0]
 	if o.req.Action == ActionReboot && len(l.devices) > 1 {
 		// A reboot through several devices (two power supplies) is done

@@ -55,7 +55,7 @@ func simulate(seed int64) error {
 	if r.Intn(2) == 0 {
 		for i := 0; i < r.Intn(4); i++ {
 			l := &Level{ID: fmt.Sprint("l", i), Index: r.Intn(3) + 1, Target: nodes[r.Intn(4)]}
-			for j := 0; j <= r.Intn(2); j++ {
+			for j := 0; j < r.Intn(3); j++ { // 0 devices: only possible in code
 				l.Devices = append(l.Devices, fmt.Sprintf("d%d", r.Intn(len(devs)+1))) // may be unknown
 			}
 			topo.Levels = append(topo.Levels, l)
@@ -94,6 +94,9 @@ func simulate(seed int64) error {
 			}
 			if _, ok := open[o.Op]; !ok {
 				return fmt.Errorf("op %d ended but was never started", o.Op)
+			}
+			if o.Err == nil && o.Entry.Device == "" {
+				return fmt.Errorf("op %d succeeded without a device", o.Op)
 			}
 			if (o.Err == nil) != (o.Entry.Result == ResultSuccess) {
 				return fmt.Errorf("op %d: err %v, entry %+v", o.Op, o.Err, o.Entry)
