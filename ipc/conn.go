@@ -330,15 +330,12 @@ func (c *Conn) evict() {
 func (c *Conn) Backlog() int { return c.out.backlog() }
 
 // Congested reports whether the client should get TRY_AGAIN for requests
-// that make more output (a CPG multicast delivers to its sender too): its
-// backlog is over half its own budget, or the server's queued output is
-// over three quarters of its bound and this client holds an eighth of
-// it. A client that reads its events is never congested for long.
+// that make more output (a CPG multicast delivers to its sender too): the
+// server's queued output is over three quarters of its bound and this
+// client holds an eighth of it. Short of that a client that does not read
+// is left to its own budget (MaxPending), which disconnects it.
 func (c *Conn) Congested() bool {
 	b := int64(c.out.backlog())
-	if c.srv.opt.MaxPending > 0 && 2*b >= int64(c.srv.opt.MaxPending) {
-		return true
-	}
 	p := c.srv.pool
 	return p.max > 0 && 4*p.used.Load() >= 3*p.max && 8*b >= p.max
 }

@@ -3,6 +3,7 @@ package cpg_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,7 +24,23 @@ import (
 var socket = "/run/ringmaster/ringd.sock"
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if fuzzOnly() {
+		// Fuzzing the decoders needs no daemon, and each fuzz worker
+		// process would start one on the same ring port.
+		os.Exit(m.Run())
+	}
 	os.Exit(runWithDaemon(m))
+}
+
+// fuzzOnly reports whether this process only fuzzes: a fuzz worker, or
+// `go test -run '^$' -fuzz X` (scripts/fuzz-all.sh).
+func fuzzOnly() bool {
+	flagIs := func(name, v string) bool {
+		f := flag.Lookup(name)
+		return f != nil && f.Value.String() == v
+	}
+	return flagIs("test.fuzzworker", "true") || !flagIs("test.fuzz", "") && flagIs("test.run", "^$")
 }
 
 func runWithDaemon(m *testing.M) int {
