@@ -45,6 +45,7 @@ import (
 
 	"ringmaster/crm/cib"
 	"ringmaster/crm/controld"
+	"ringmaster/crm/graph"
 	"ringmaster/crm/pengine"
 	"ringmaster/totem"
 )
@@ -64,8 +65,9 @@ type Options struct {
 	Chaos, Settle time.Duration
 	// Faults per second of chaos (on average).
 	FaultRate float64
-	// OpFail is the probability that a start fails; FenceFail that a
-	// fencing attempt fails.
+	// OpFail is the probability that a start fails (a stop fails with
+	// half of it, when fencing is on); FenceFail that a fencing attempt
+	// fails.
 	OpFail, FenceFail float64
 	Token             time.Duration
 	Trace             int // events kept for the failure report
@@ -83,7 +85,7 @@ func RandomOptions(seed int64) Options {
 	pol := []string{"stop", "stop", "stop", "freeze", "ignore", "suicide"}[r.Intn(6)]
 	return Options{
 		Seed:           seed,
-		Nodes:          2 + r.Intn(4),
+		Nodes:          []int{2, 3, 3, 4, 5, 7}[r.Intn(6)],
 		Stonith:        r.Intn(5) != 0,
 		NoQuorumPolicy: pol,
 		Primitives:     1 + r.Intn(5),
@@ -634,6 +636,13 @@ func (c *Cluster) opDone(n *node, id uint64) {
 			rc = 1
 		}
 	case "stop":
+		// A failed stop leaves the resource running; the scheduler fences
+		// the node. (Without fencing it would block the resource until an
+		// operator cleans it up: not something convergence can expect.)
+		if c.o.Stonith && c.chaos && c.rng.Float64() < c.o.OpFail/2 {
+			rc = 1
+			break
+		}
 		n.running[op.Rsc] = false
 	case "monitor":
 		if !n.running[op.Rsc] {
@@ -988,7 +997,10 @@ func (c *Cluster) converged() string {
 		return err.Error()
 	}
 	for _, a := range res.Graph.Actions {
-		if a.Kind != 0 || a.Task != "monitor" || a.IntervalMS == 0 {
+		if a.Kind == graph.KindPseudo {
+			continue // joins orderings; with a blocked resource it waits forever
+		}
+		if a.Kind != graph.KindResource || a.Task != "monitor" || a.IntervalMS == 0 {
 			return fmt.Sprintf("the scheduler still wants %s on %s", a.Key, a.Node)
 		}
 	}
