@@ -39,7 +39,9 @@ type DriverConfig struct {
 	// OnHistory receives entries this node recorded, for the ringd wiring
 	// to multicast; peers apply them with MergeHistory. It is called
 	// without the Driver's lock held, possibly from several goroutines
-	// (entries merge in any order).
+	// (entries merge in any order), and before the operation's waiters get
+	// their Outcome: the entry is on its way when the controller learns
+	// the result.
 	OnHistory func([]Entry)
 }
 
@@ -101,14 +103,27 @@ func (d *Driver) do(fn func(now time.Time)) {
 		return
 	}
 	fn(d.cfg.Now())
-	hist := d.handleLocked()
+	d.after(d.handleLocked())
+}
+
+// pending is what handleLocked leaves to do once the lock is released.
+type pending struct {
+	hist    []Entry
+	deliver []func()
+}
+
+// after unlocks, publishes history, then wakes waiters.
+func (d *Driver) after(p pending) {
 	d.mu.Unlock()
-	if len(hist) > 0 && d.cfg.OnHistory != nil {
-		d.cfg.OnHistory(hist)
+	if len(p.hist) > 0 && d.cfg.OnHistory != nil {
+		d.cfg.OnHistory(p.hist)
+	}
+	for _, fn := range p.deliver {
+		fn()
 	}
 }
 
-func (d *Driver) handleLocked() []Entry {
+func (d *Driver) handleLocked() pending {
 	r := d.f.Ready()
 	for _, id := range r.Cancel {
 		if cancel, ok := d.running[id]; ok {
@@ -122,13 +137,15 @@ func (d *Driver) handleLocked() []Entry {
 		d.wg.Add(1)
 		go d.run(ctx, cancel, c)
 	}
+	var deliver []func()
 	for _, o := range r.Done {
 		for _, ch := range d.waiters[o.Op] {
-			ch <- o
+			o, ch := o, ch
+			deliver = append(deliver, func() { ch <- o }) // buffered: never blocks
 		}
 		delete(d.waiters, o.Op)
 	}
-	return r.History
+	return pending{hist: r.History, deliver: deliver}
 }
 
 func (d *Driver) run(ctx context.Context, cancel context.CancelFunc, c Command) {
@@ -173,11 +190,7 @@ func (d *Driver) Submit(req Request) (OpID, <-chan Outcome, error) {
 	if err == nil {
 		d.waiters[id] = append(d.waiters[id], ch)
 	}
-	hist := d.handleLocked()
-	d.mu.Unlock()
-	if len(hist) > 0 && d.cfg.OnHistory != nil {
-		d.cfg.OnHistory(hist)
-	}
+	d.after(d.handleLocked())
 	return id, ch, err
 }
 
