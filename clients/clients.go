@@ -22,6 +22,9 @@ const ServiceStatus = uint16(execwire.ServiceStatus)
 // Status service messages. Numbers are part of the protocol: append only.
 const (
 	MsgStatus uint16 = 1
+	// MsgEvents: payload a JSON events.Query; reply a JSON events.Reply
+	// (the node's event log; `ringctl events`).
+	MsgEvents uint16 = 2
 )
 
 // Conn is a connection to one ringd.

@@ -54,6 +54,7 @@ func newRootCmd() *cobra.Command {
 		newCmapCmd,
 		newCPGCmd,
 		newVersionCmd,
+		newEventsCmd,
 		newStonithCmd, newFenceHostCmd,
 	} {
 		root.AddCommand(add(g))

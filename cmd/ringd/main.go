@@ -6,10 +6,11 @@
 //	ringd --version
 //
 // SIGTERM/SIGINT leave the ring gracefully and exit 0; SIGHUP reloads the
-// configuration: keys, IPC allowlists and the log level are applied, a
-// cipher change or a file that fails validation is rejected (the running
-// configuration stays), and every other change waits for a restart, listed
-// as pending in `ringctl status --json` and cmap (internal/daemon/reload.go).
+// configuration: keys, IPC allowlists and [logging] (level, outputs,
+// format) are applied, a cipher change or a file that fails validation is
+// rejected (the running configuration stays), and every other change waits
+// for a restart, listed as pending in `ringctl status --json` and cmap
+// (internal/daemon/reload.go).
 //
 // --check validates the file and reads the keyfiles as startup does, so it
 // fails exactly when ringd would refuse to start.
@@ -129,18 +130,12 @@ func run(cfgPath, node, socket string) error {
 	}
 	defer log.Close()
 	d, err := daemon.New(daemon.Options{
-		ConfigPath: cfgPath,
-		Node:       node,
-		Socket:     socket,
-		Version:    version.String(),
-		Log:        log.Logger,
-		OnReloadLogging: func(l config.Logging) {
-			if l.Debug {
-				log.Level.SetLevel(-1)
-			} else {
-				log.Level.SetLevel(0)
-			}
-		},
+		ConfigPath:      cfgPath,
+		Node:            node,
+		Socket:          socket,
+		Version:         version.String(),
+		Log:             log.Logger,
+		OnReloadLogging: log.Apply,
 	})
 	if err != nil {
 		return err

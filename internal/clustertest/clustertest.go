@@ -62,6 +62,8 @@ type Options struct {
 	// ExtraTotem and Quorum are appended to [totem] and [quorum].
 	ExtraTotem string
 	Quorum     string
+	// Logging is appended to [logging] (e.g. `format = "json"`).
+	Logging string
 	// Netns runs each node in its own network namespace joined by a
 	// bridge (needs root); otherwise nodes use 127.0.0.1..N.
 	Netns bool
@@ -159,7 +161,7 @@ func (c *Cluster) config(n *Node, key string) string {
 		fmt.Fprintf(&b, "\n[[node]]\nnodeid = %d\nname = \"n%d\"\nring0_addr = %q\n", m.ID, m.ID, m.Addr)
 	}
 	fmt.Fprintf(&b, "\n[quorum]\nprovider = \"votequorum\"\n%s\n", c.Opt.Quorum)
-	fmt.Fprintf(&b, "\n[logging]\nto_stderr = true\ndebug = %v\n", c.Opt.Debug)
+	fmt.Fprintf(&b, "\n[logging]\nto_stderr = true\ndebug = %v\n%s\n", c.Opt.Debug, c.Opt.Logging)
 	fmt.Fprintf(&b, "\n[ipc]\nsocket = %q\n\n[system]\nstate_dir = %q\n", n.Socket, n.Dir)
 	fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\n", n.Metrics)
 	return b.String()

@@ -16,8 +16,8 @@ import (
 
 	"ringmaster/confdb/store"
 	"ringmaster/config"
-	"ringmaster/cpg"
 	"ringmaster/internal/durable"
+	"ringmaster/internal/events"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
@@ -36,7 +36,9 @@ type Options struct {
 	Log     *zap.Logger
 	// OnReloadLogging is called with the new [logging] after a successful
 	// reload (the caller owns the logger).
-	OnReloadLogging func(config.Logging)
+	// It returns an error when the new [logging] cannot be applied (an
+	// output that does not open); the running [logging] then stays.
+	OnReloadLogging func(config.Logging) error
 }
 
 // RingDriver is the ring as the daemon runs it.
@@ -70,6 +72,8 @@ type Daemon struct {
 	ipcMu  sync.Mutex
 	ipc    *ipc.Server
 	quorum Quorate
+	// obs: event log, metrics, status page (observe.go).
+	obs *observer
 }
 
 // ErrConfig wraps configuration problems found at start.
@@ -98,6 +102,7 @@ func New(opt Options) (*Daemon, error) {
 	}
 	d := &Daemon{opt: opt, cfg: cfg, node: totem.NodeID(me.NodeID)}
 	d.log = opt.Log.With(zap.Int("node", me.NodeID))
+	d.obs = newObserver(d)
 	if err := os.MkdirAll(cfg.System.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("state_dir: %w", err)
 	}
@@ -113,12 +118,14 @@ func New(opt Options) (*Daemon, error) {
 	// The ring delivers to the executive, and the executive sends on the
 	// ring: build the executive first, then give it the ring.
 	d.exec = exec.New(d.node, nil, d.log)
-	ring, err := newRing(cfg, d.node, d.exec, d.log)
+	d.exec.SetEvents(d.obs.events)
+	// The ring adds its own node field: give it the logger without one.
+	ring, err := newRing(cfg, d.node, latencyEvents{Events: d.exec, local: d.node, lat: d.obs.latency}, opt.Log)
 	if err != nil {
 		return nil, err
 	}
 	d.ring = ring
-	d.exec.SetRing(ring)
+	d.exec.SetRing(latencyRing{Ring: ring, lat: d.obs.latency})
 	if err := d.registerServices(); err != nil {
 		return nil, err
 	}
@@ -133,11 +140,12 @@ func (d *Daemon) registerServices() error {
 		return err
 	}
 	d.quorum = q
+	d.obs.quorumWatch(q)
 	cm := d.newConfdb(q)
 	d.cmap = cm.Store()
 	publishPending(d.cmap, nil)
 	for _, s := range []exec.Service{
-		cpg.New(),
+		d.obs.newCPG(),
 		q,
 		cm,
 		&statusService{d: d, start: time.Now()},
@@ -173,7 +181,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	cfg := d.Config()
-	srv, err := ipc.Listen(cfg.IPC.Socket, d.exec, ipc.Options{
+	srv, err := ipc.Listen(cfg.IPC.Socket, ipcHandler{Handler: d.exec, o: d.obs}, ipc.Options{
 		AllowedUIDs: cfg.IPC.AllowedUIDs,
 		AllowedGIDs: cfg.IPC.AllowedGIDs,
 		MaxQueued:   cfg.IPC.MaxQueuedBytes,
@@ -192,7 +200,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { ringDone <- d.ring.Run(ringCtx, d.exec) }()
 	ipcDone := make(chan error, 1)
 	go func() { ipcDone <- srv.Serve() }()
-	d.log.Info("ringd started", zap.String("socket", cfg.IPC.Socket), zap.String("cluster", cfg.Totem.ClusterName), zap.String("transport", cfg.Totem.Transport))
+	// The event log writes the log line.
+	d.obs.events.Record(events.Daemon, "ringd started", events.Fields{"version": d.opt.Version,
+		"socket": cfg.IPC.Socket, "cluster": cfg.Totem.ClusterName, "transport": cfg.Totem.Transport})
+	stopHTTP := d.obs.serveHTTP(cfg.Metrics.Listen)
+	defer stopHTTP()
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 
 	var runErr error
@@ -205,6 +217,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		runErr = fmt.Errorf("ipc stopped: %w", err)
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	d.obs.events.Record(events.Daemon, "ringd stopping", nil)
 	d.log.Info("leaving the ring")
 	if l, ok := d.quorum.(interface{ Leave() }); ok {
 		// allow_downscale: tell the others this is a clean shutdown

@@ -11,6 +11,7 @@ import (
 	"ringmaster/confdb/store"
 	cdbwire "ringmaster/confdb/wire"
 	"ringmaster/config"
+	"ringmaster/internal/events"
 )
 
 // What a reload (SIGHUP) does with each change of the file:
@@ -25,7 +26,10 @@ import (
 //	totem.keyfile, previous_keyfiles    applied: the ring's SetKeys (the files
 //	                                    are re-read even when the names stay)
 //	ipc.allowed_uids, ipc.allowed_gids  applied: new connections are checked
-//	logging.debug                       applied: the log level
+//	logging.*                           applied: level, outputs, format (all
+//	                                    or, when an output cannot be opened,
+//	                                    none: logged, the running [logging]
+//	                                    stays, reported as pending)
 //	anything else                       pending: logged, listed in `ringctl
 //	                                    status --json` (pending_restart) and
 //	                                    cmap runtime.config.pending_restart;
@@ -51,7 +55,7 @@ func applyReloadable(running, file *config.Config) *config.Config {
 	c.Totem.PreviousKeyfiles = file.Totem.PreviousKeyfiles
 	c.IPC.AllowedUIDs = file.IPC.AllowedUIDs
 	c.IPC.AllowedGIDs = file.IPC.AllowedGIDs
-	c.Logging.Debug = file.Logging.Debug
+	c.Logging = file.Logging
 	return &c
 }
 
@@ -62,6 +66,7 @@ func (d *Daemon) Reload() error {
 	reject := func(err error) error {
 		err = fmt.Errorf("%w: the running configuration stays: %w", ErrReload, err)
 		d.log.Error(err.Error())
+		d.obs.events.Record(events.ConfigReload, "configuration reload refused", events.Fields{"error": err.Error()})
 		return err
 	}
 	file, err := config.Load(d.opt.ConfigPath)
@@ -93,7 +98,10 @@ func (d *Daemon) Reload() error {
 		srv.SetAllowed(next.IPC.AllowedUIDs, next.IPC.AllowedGIDs)
 	}
 	if d.opt.OnReloadLogging != nil {
-		d.opt.OnReloadLogging(next.Logging)
+		if err := d.opt.OnReloadLogging(next.Logging); err != nil {
+			d.log.Error("reload: [logging] not applied; the running logging stays", zap.Error(err))
+			next.Logging = running.Logging
+		}
 	}
 	applied := config.Diff(running, next)
 	pending := config.Diff(next, file)
@@ -116,11 +124,13 @@ func (d *Daemon) Reload() error {
 			publishPending(d.cmap, pendingKeys)
 		}
 	})
-	var appliedKeys []string
+	appliedKeys := []string{}
 	for _, c := range applied {
 		appliedKeys = append(appliedKeys, c.Key)
 	}
-	d.log.Info("configuration reloaded", zap.Strings("applied", appliedKeys), zap.Strings("pending_restart", pendingKeys))
+	// The event log writes the log line (with event=config_reload).
+	d.obs.events.Record(events.ConfigReload, "configuration reloaded", events.Fields{
+		"applied": appliedKeys, "pending_restart": append([]string{}, pendingKeys...)})
 	return nil
 }
 

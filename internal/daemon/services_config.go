@@ -154,6 +154,9 @@ func ConfigEntries(cfg *config.Config, local totem.NodeID) []cdbwire.Entry {
 		add("logging.logfile", cdbwire.String(l.Logfile))
 	}
 	add("logging.debug", yesno(l.Debug, "on", "off"))
+	add("logging.to_syslog", yesno(l.ToSyslog, "yes", "no"))
+	add("logging.to_journald", yesno(l.ToJournald, "yes", "no"))
+	add("logging.format", cdbwire.String(l.Format))
 
 	for _, f := range cfg.Effective().Fields() {
 		add("runtime.config.totem."+f.Name, cdbwire.U32(uint32(max(f.Value, 0))))

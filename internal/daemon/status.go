@@ -24,17 +24,19 @@ type statusService struct {
 	start time.Time
 }
 
-func (s *statusService) ID() exec.ServiceID          { return exec.ServiceStatus }
-func (s *statusService) Name() string                { return "status" }
-func (s *statusService) Init(h exec.Host) error      { s.host = h; return nil }
-func (s *statusService) Deliver(totem.Message)       {}
-func (s *statusService) ConfChange(totem.ConfChange) {}
-func (s *statusService) Disconnected(*ipc.Conn)      {}
-func (s *statusService) Request(c *ipc.Conn, h ipc.Header, _ []byte) {
+func (s *statusService) ID() exec.ServiceID            { return exec.ServiceStatus }
+func (s *statusService) Name() string                  { return "status" }
+func (s *statusService) Init(h exec.Host) error        { s.host = h; return nil }
+func (s *statusService) Deliver(totem.Message)         {}
+func (s *statusService) ConfChange(c totem.ConfChange) { s.d.obs.confChange(c) }
+func (s *statusService) Disconnected(*ipc.Conn)        {}
+func (s *statusService) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 	switch h.Msg {
 	case clients.MsgStatus:
 		b, _ := json.Marshal(s.snapshot())
 		_ = c.Reply(h, b)
+	case clients.MsgEvents:
+		s.d.obs.eventsRequest(c, h, p)
 	default:
 		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeUnknownMessage, "status message %d", h.Msg))
 	}
