@@ -33,6 +33,9 @@ type Net struct {
 	// more: late datagrams from old rings and gathers.
 	SlowProb float64
 	Slow     time.Duration
+	// FIFO keeps the order of the datagrams between two nodes (as
+	// loopback and a LAN without loss do): jitter only spreads them.
+	FIFO bool
 }
 
 // Config configures a Cluster.
@@ -69,8 +72,11 @@ type Node struct {
 	Inc       int    // incarnation: grows at every restart
 	deadline  time.Duration
 	// pausedUntil stalls the processor (a descheduled process, a long GC
-	// pause): datagrams wait in its socket and timers fire late.
+	// pause): datagrams wait in its socket (backlog) and timers fire
+	// late; see resume.
 	pausedUntil time.Duration
+	stalled     bool
+	backlog     []*inflight
 	state       totem.State
 	ring        totem.RingID
 }
@@ -86,6 +92,11 @@ type Cluster struct {
 	queue eventQueue
 	qseq  uint64
 	msgID uint64
+	// burst, while set, gives every datagram to one receiver the same
+	// delay: they were sent in one batch (resume).
+	burst map[totem.NodeID]time.Duration
+	// lastAt is when the last datagram between two nodes arrives (Net.FIFO).
+	lastAt map[[2]totem.NodeID]time.Duration
 
 	Check *Checker
 	Trace *Trace
@@ -113,11 +124,12 @@ func New(cfg Config) *Cluster {
 		cfg.TraceLen = 400
 	}
 	c := &Cluster{
-		cfg:   cfg,
-		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x7e7e)),
-		net:   cfg.Net,
-		group: map[totem.NodeID]int{},
-		Trace: newTrace(cfg.TraceLen),
+		cfg:    cfg,
+		rng:    rand.New(rand.NewPCG(cfg.Seed, 0x7e7e)),
+		net:    cfg.Net,
+		group:  map[totem.NodeID]int{},
+		lastAt: map[[2]totem.NodeID]time.Duration{},
+		Trace:  newTrace(cfg.TraceLen),
 	}
 	if !cfg.NoCheck {
 		c.Check = newChecker(c)
@@ -197,6 +209,7 @@ func (c *Cluster) Crash(id totem.NodeID) {
 	}
 	n.Up, n.P = false, nil
 	n.deadline, n.pausedUntil = 0, 0
+	n.stalled, n.backlog = false, nil
 	c.Trace.add(rec{at: c.Now, kind: recCrash, node: id})
 	if c.Check != nil {
 		c.Check.stop(n)
@@ -223,21 +236,25 @@ func (c *Cluster) Leave(id totem.NodeID) {
 	c.collect(n)
 	n.Up, n.P = false, nil
 	n.deadline = 0
+	n.stalled, n.pausedUntil, n.backlog = false, 0, nil
 	if c.Check != nil {
 		c.Check.stop(n)
 	}
 }
 
 // Pause stalls a processor for d, as a busy machine that does not schedule
-// it would: nothing it receives is processed and none of its timers fire
-// until then; then it catches up with the datagrams first (as the driver
-// does), the timers after.
+// it (or kill -STOP) would: nothing it receives is processed and none of
+// its timers fire until then. It then runs as the driver (totem/ring)
+// does after a stall: it steps the whole backlog of its socket in one go,
+// fires its overdue timers, and only then sends what all of that
+// produced, in one batch (see resume).
 func (c *Cluster) Pause(id totem.NodeID, d time.Duration) {
 	n := c.Node(id)
 	if n == nil || !n.Up {
 		return
 	}
 	n.pausedUntil = max(n.pausedUntil, c.Now+d)
+	n.stalled = true
 	c.Trace.add(rec{at: c.Now, kind: recNote, note: fmt.Sprintf("n%d stalled for %v", id, d)})
 }
 
@@ -392,16 +409,35 @@ func (c *Cluster) route(from, to totem.NodeID, data []byte) {
 		copies = 2
 	}
 	for range copies {
-		delay := c.net.Latency
-		if c.net.Jitter > 0 {
-			delay += time.Duration(c.rng.Int64N(int64(c.net.Jitter)))
+		delay, ok := c.burst[to]
+		if !ok {
+			delay = c.delay()
+			if c.burst != nil {
+				c.burst[to] = delay
+			}
 		}
-		if c.net.SlowProb > 0 && c.net.Slow > 0 && c.rng.Float64() < c.net.SlowProb {
-			delay += time.Duration(c.rng.Int64N(int64(c.net.Slow)))
+		at := c.Now + delay
+		if c.net.FIFO {
+			// Never before an earlier datagram between the same pair.
+			k := [2]totem.NodeID{from, to}
+			at = max(at, c.lastAt[k])
+			c.lastAt[k] = at
 		}
 		c.qseq++
-		heap.Push(&c.queue, &inflight{at: c.Now + delay, seq: c.qseq, from: from, to: to, data: data})
+		heap.Push(&c.queue, &inflight{at: at, seq: c.qseq, from: from, to: to, data: data})
 	}
+}
+
+// delay draws one datagram's time on the wire.
+func (c *Cluster) delay() time.Duration {
+	delay := c.net.Latency
+	if c.net.Jitter > 0 {
+		delay += time.Duration(c.rng.Int64N(int64(c.net.Jitter)))
+	}
+	if c.net.SlowProb > 0 && c.net.Slow > 0 && c.rng.Float64() < c.net.SlowProb {
+		delay += time.Duration(c.rng.Int64N(int64(c.net.Slow)))
+	}
+	return delay
 }
 
 // Next returns the time of the next event (0 if none).
@@ -413,6 +449,9 @@ func (c *Cluster) Next() time.Duration {
 	for _, n := range c.Nodes {
 		if d := n.due(); n.Up && d != 0 && (t == 0 || d < t) {
 			t = d
+		}
+		if n.Up && n.stalled && (t == 0 || n.pausedUntil < t) {
+			t = n.pausedUntil
 		}
 	}
 	return t
@@ -451,6 +490,12 @@ func (c *Cluster) stepAt(t time.Duration) {
 		c.Now = t
 	}
 	c.Stats.Steps++
+	for _, n := range c.Nodes {
+		if n.Up && n.stalled && n.pausedUntil <= c.Now {
+			c.resume(n)
+			return
+		}
+	}
 	if len(c.queue) > 0 && c.queue[0].at <= c.Now {
 		f := heap.Pop(&c.queue).(*inflight)
 		n := c.Node(f.to)
@@ -458,12 +503,9 @@ func (c *Cluster) stepAt(t time.Duration) {
 			c.Stats.Dropped++
 			return
 		}
-		if n.pausedUntil > c.Now {
-			// Waits in the socket; FIFO with the others waiting there.
-			f.at = n.pausedUntil
-			c.qseq++
-			f.seq = c.qseq
-			heap.Push(&c.queue, f)
+		if n.stalled {
+			// Waits in the socket, in arrival order.
+			n.backlog = append(n.backlog, f)
 			return
 		}
 		c.Trace.add(rec{at: c.Now, kind: recRecv, node: f.to, peer: f.from, data: f.data})
@@ -487,6 +529,43 @@ func (c *Cluster) stepAt(t time.Duration) {
 			c.collect(n)
 		}
 	}
+}
+
+// resume runs a stalled processor again as the driver does: every
+// datagram that waited in its socket is stepped at once (the driver steps
+// all received batches before it looks at timers), then the overdue
+// timers fire, and everything that produced leaves in one batch: one
+// sendmmsg, which a receiver gets in order (a burst), not spread over
+// time by jitter as separate sends would be.
+func (c *Cluster) resume(n *Node) {
+	n.stalled = false
+	backlog := n.backlog
+	n.backlog = nil
+	c.Trace.add(rec{at: c.Now, kind: recNote, note: fmt.Sprintf("n%d resumes with %d datagrams waiting", n.ID, len(backlog))})
+	for _, f := range backlog {
+		if !c.connected(f.from, f.to) {
+			c.Stats.Dropped++
+			continue
+		}
+		c.Trace.add(rec{at: c.Now, kind: recRecv, node: f.to, peer: f.from, data: f.data})
+		if c.Check != nil {
+			c.Check.received(n, f.data)
+		}
+		if c.Observe != nil {
+			c.Observe(f.to, f.data)
+		}
+		if err := n.P.Step(c.Now, f.data); err != nil {
+			c.fail("node %d rejected a datagram from node %d: %v", f.to, f.from, err)
+			return
+		}
+	}
+	if n.deadline != 0 && n.deadline <= c.Now {
+		c.Trace.add(rec{at: c.Now, kind: recTick, node: n.ID})
+		n.P.Tick(c.Now)
+	}
+	c.burst = map[totem.NodeID]time.Duration{}
+	c.collect(n)
+	c.burst = nil
 }
 
 // Converged reports whether every up node is operational in one ring whose

@@ -140,9 +140,18 @@ func (p *Processor) gatherJoin(from totem.NodeID, j *wire.Join) {
 			p.fail = setAdd(p.fail, from)
 			changed = true
 		}
-	} else {
+	} else if setContains(p.members, from) {
 		// Adopt its verdicts (the paper's rule): sets only grow during a
-		// gather, so all live processors converge on the union.
+		// gather, so all live processors converge on the union. Only
+		// from a member of our own ring, as corosync does: a processor
+		// coming from elsewhere (another partition, or back from a
+		// pause with a backlog of stale views) may have failed ours for
+		// reasons that do not hold here, and adopting its verdicts
+		// splits a healthy ring; each such split hands out more
+		// verdicts, and on an ordered network (loopback) that fed a
+		// storm of one-node rings. Its view still joins ours through
+		// proc; a disagreement ends with the consensus timeout, in
+		// separate rings that merge.
 		for _, q := range j.Fail {
 			if q != p.id && !setContains(p.fail, q) {
 				p.fail = setAdd(p.fail, q)

@@ -120,6 +120,9 @@ type Processor struct {
 	procSince   map[totem.NodeID]time.Duration // when a node entered proc in this gather
 	latest      map[totem.NodeID]viewKey       // newest view seen from each node (stale filter)
 	gatherStart time.Duration
+	flushUntil  time.Duration // membership views are dropped until then (pause)
+	pauses      uint64        // pauses detected (see pause)
+	lastPause   time.Duration // how late the last one made us
 	joinDirty   bool
 	joinReason  string
 
@@ -260,6 +263,13 @@ func (p *Processor) Step(now time.Duration, data []byte) error {
 	if !p.fresh(h) {
 		return nil
 	}
+	if p.flushed(h) {
+		if p.state != totem.StateOperational {
+			// A stale view, but its sender is not silent.
+			p.heard[h.From] = now
+		}
+		return nil
+	}
 	p.step(p, h)
 	if p.state != totem.StateOperational {
 		// After the step: the datagram that starts a gather counts too.
@@ -378,15 +388,76 @@ func (p *Processor) Status() totem.Status {
 	}
 }
 
+// Pauses reports how many times the processor found that it had not been
+// scheduled (time jumped more than token/2 beyond its earliest deadline)
+// and by how much it was late the last time; see pause.
+func (p *Processor) Pauses() (n uint64, last time.Duration) { return p.pauses, p.lastPause }
+
 // Counters returns the statistics.
 func (p *Processor) Counters() totem.Counters { return p.counters }
 
 // advance moves the clock; time never goes backwards for the protocol even
-// if a caller's clock does.
+// if a caller's clock does. A clock that jumped far beyond the earliest
+// deadline means this processor was not scheduled (see pause).
 func (p *Processor) advance(now time.Duration) {
-	if now > p.now {
-		p.now = now
+	if now <= p.now {
+		return
 	}
+	d := p.timers.next()
+	p.now = now
+	if d != 0 && now-d > p.pauseThreshold() {
+		p.pause(now - d)
+	}
+}
+
+// pauseThreshold is how late past its earliest deadline a processor must
+// run to conclude that it was not scheduled (corosync: token / 2). The
+// driver calls Tick at the deadline; a busy machine delays that by
+// scheduler slices (milliseconds), never by half a token.
+func (p *Processor) pauseThreshold() time.Duration { return p.t.Token / 2 }
+
+// pause handles a processor that was not scheduled for a while (a stopped
+// process, a VM pause, a long GC or swap storm), noticed because time
+// jumped beyond a deadline. Two things went stale meanwhile, and acting
+// on either turns one late processor into a membership storm:
+//
+//   - Its socket holds everything sent to it during the pause, which the
+//     driver now steps in one burst: joins and merge-detects from a gather
+//     that has since ended, typically with fail sets naming it (the others
+//     rightly gave up on it). Acted on, they make it fail them in turn and
+//     broadcast those verdicts, which the others adopt against each other
+//     (the paper's rule), and so on: on loopback, where datagrams arrive
+//     in order and nothing sorts the stale views out, three processors
+//     went through thousands of one-node rings. As corosync does after a
+//     pause ("flushing membership messages"), the views that arrive in the
+//     next join interval are dropped (flushed); their senders are alive
+//     and repeat their current view every join interval (merge-detects
+//     every merge period), so nothing is lost but the stale ones.
+//   - Its own silence clocks: in gather, every member looks silent since
+//     the processor itself was away. Fast exclusion and the consensus
+//     timeout restart from now instead of excluding everyone at once.
+//
+// Tokens, messages, commit tokens and leaves are not flushed: a token
+// that waited in the socket through a pause shorter than the token
+// timeout keeps the ring whole, and one that is stale is ignored by the
+// usual token_seq and ring checks.
+func (p *Processor) pause(late time.Duration) {
+	p.pauses++
+	p.lastPause = late
+	p.flushUntil = p.now + p.t.Join
+	if p.state == totem.StateGather {
+		for _, q := range p.proc {
+			p.procSince[q] = p.now
+		}
+		p.timers.consensus = p.now + p.t.Consensus
+		p.armFast()
+	}
+}
+
+// flushed reports whether a datagram is a membership view that arrived
+// right after a pause (see pause).
+func (p *Processor) flushed(h wire.Header) bool {
+	return p.now < p.flushUntil && (h.Type == wire.TypeJoin || h.Type == wire.TypeMergeDetect)
 }
 
 func (p *Processor) due(d time.Duration) bool { return d != 0 && d <= p.now }
