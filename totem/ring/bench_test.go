@@ -137,6 +137,11 @@ func BenchmarkRingUDPU(b *testing.B) {
 				}
 				ctr.mu.Unlock()
 			}
+			for _, r := range rings {
+				if c := r.Counters(); c.Replayed+c.AuthFailures+c.BadAddress+c.UnknownNode+c.OutOfRange+c.Malformed != 0 {
+					b.Errorf("node %d rejected genuine datagrams under load: %+v", r.cfg.Node, c)
+				}
+			}
 		})
 	}
 }
