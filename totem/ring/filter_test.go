@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"ringmaster/totem"
 	"ringmaster/totem/crypto"
@@ -129,5 +131,29 @@ func TestAbsurdPersistedSeqRefused(t *testing.T) {
 	}
 	if _, err := newRing(cfg, newRecorder(), zaptest.NewLogger(t), newLoopProc); err == nil {
 		t.Fatal("absurd ring seq accepted")
+	}
+}
+
+// TestRejectLogBounded: a flood of rejected datagrams logs one line per
+// reason per rejectLogEvery, with the count, and counts every one.
+func TestRejectLogBounded(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	rj := rejects{log: zap.New(core)}
+	for range 1000 {
+		rj.add(rejectReplay, addrOf(2), crypto.ErrReplay)
+		rj.add(rejectUnknownNode, addrOf(9), crypto.ErrAuth)
+	}
+	if rj.get(rejectReplay) != 1000 || rj.get(rejectUnknownNode) != 1000 {
+		t.Fatalf("counted %d, %d", rj.get(rejectReplay), rj.get(rejectUnknownNode))
+	}
+	if n := logs.FilterMessage("datagrams rejected").Len(); n != 2 {
+		t.Fatalf("%d log lines for 2000 rejections of 2 reasons, want 2", n)
+	}
+	// The next period's line carries the count of what was not logged.
+	rj.last[rejectReplay] = time.Now().Add(-rejectLogEvery)
+	rj.add(rejectReplay, addrOf(2), crypto.ErrReplay)
+	e := logs.FilterField(zap.String("reason", "replay")).All()
+	if len(e) != 2 || e[1].ContextMap()["count"] != uint64(1000) {
+		t.Fatalf("log lines %+v", e)
 	}
 }
