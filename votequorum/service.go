@@ -223,7 +223,7 @@ func (s *Service) Deliver(m totem.Message) {
 			s.log.Warn("dropping a malformed reconfiguration", zap.Uint32("from", uint32(m.Sender)), zap.Error(err))
 			return
 		}
-		s.log.Info("reconfiguration", zap.Uint32("from", uint32(m.Sender)), zap.Uint8("param", uint8(r.Param)), zap.Uint32("node", uint32(r.Node)), zap.Uint32("value", r.Value))
+		s.log.Info("reconfiguration", zap.Uint32("from", uint32(m.Sender)), zap.Uint8("param", uint8(r.Param)), zap.Uint32("target_node", uint32(r.Node)), zap.Uint32("value", r.Value))
 		s.calc.Reconfigure(r)
 		s.changed(false)
 		if m.Sender == s.cfg.Local {
