@@ -71,8 +71,10 @@
 // key id field carries a hash of the cluster name, so other clusters are
 // still told apart) and replayed datagrams are dropped the same way, but
 // anyone can forge a datagram with any sender, epoch and counter (and so
-// also lock a sender out until it restarts). "none" is accepted only when
-// configured explicitly; the range checks of the layers above still apply.
+// also lock a sender out of a receiver, until the receiver restarts or the
+// sender's epoch passes the forged one; the driver bounds epochs to a year
+// past its clock). "none" is accepted only when configured explicitly; the
+// range checks of the layers above still apply.
 //
 // # Concurrency
 //
