@@ -2,6 +2,8 @@
 # A local 3-node ringmaster cluster on 127.0.0.1-3 (udpu), run as the
 # current user with sockets, state and logs in a temporary directory.
 # Prints `ringctl status` of each node, then waits; Ctrl-C stops everything.
+# Node i serves its metrics and status page on 127.0.0.1:$((METRICS_PORT+i-1))
+# (default 9664, 9665, 9666: one host, so one port per node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin
@@ -26,6 +28,8 @@ for _ in range(50):
         except OSError: ok=False
         s.close()
     if ok: print(p); break')}
+
+METRICS_PORT=${METRICS_PORT:-9664}
 
 "$BIN/ringctl" keygen -o "$DIR/authkey" 2>/dev/null
 for i in 1 2 3; do
@@ -66,6 +70,9 @@ socket = "$DIR/n$i/ringd.sock"
 
 [system]
 state_dir = "$DIR/n$i"
+
+[metrics]
+listen = "127.0.0.1:$((METRICS_PORT + i - 1))"
 TOML
   "$BIN/ringd" -c "$DIR/n$i/corosync.toml" --node "$i" >"$DIR/n$i/ringd.log" 2>&1 &
   PIDS+=($!)
@@ -88,5 +95,9 @@ for i in 1 2 3; do
 done
 echo
 echo "Try:  $BIN/ringctl --socket $DIR/n1/ringd.sock status --json"
+echo "      $BIN/ringctl --socket $DIR/n1/ringd.sock events --follow"
+for i in 1 2 3; do
+  echo "      curl -s 127.0.0.1:$((METRICS_PORT + i - 1))/metrics   (n$i; status page: http://127.0.0.1:$((METRICS_PORT + i - 1))/)"
+done
 echo "      kill one ringd and watch the others re-form the ring. Ctrl-C stops the demo."
 wait
