@@ -63,6 +63,8 @@ func TestStallNoStorm(t *testing.T) {
 				t.Fatalf("not one quorate ring within 3 s of the resume: %v", err)
 			}
 			require.NoError(t, stable)
+			require.Contains(t, c.Log(tc.victim)[logs[tc.victim]:], "process pause detected",
+				"n%d did not notice that it had been stopped", tc.victim)
 			t.Logf("%v stall of n%d: one quorate ring %v after the resume", tc.stall, tc.victim, took.Round(time.Millisecond))
 		})
 	}

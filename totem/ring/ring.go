@@ -136,6 +136,7 @@ type Ring struct {
 	sealBuf  []byte
 	pkts     []transport.Packet
 	lastStat time.Duration
+	pauses   uint64 // pauses the Processor detected (notePause)
 	start    time.Time
 	grace    *time.Timer
 	group    transport.GroupBacklogger // udp: the multicast socket's backlog
@@ -799,7 +800,26 @@ func (r *Ring) output() (progress bool, err error) {
 	if now := r.now(); now-r.lastStat >= statusEvery {
 		r.refreshStatus()
 	}
+	r.notePause()
 	return progress, nil
+}
+
+// notePause logs the pauses the Processor detected (srp pause: it was not
+// scheduled for more than token/2 past a deadline, and flushed the stale
+// membership views that waited in the socket), as corosync's "process
+// pause detected" does: frequent ones call for a longer token.
+func (r *Ring) notePause() {
+	pp, ok := r.proc.(interface {
+		Pauses() (uint64, time.Duration)
+	})
+	if !ok {
+		return
+	}
+	if n, late := pp.Pauses(); n != r.pauses {
+		r.pauses = n
+		r.log.Warn("process pause detected: not scheduled past a deadline; stale membership messages flushed",
+			zap.Duration("late", late), zap.Duration("token", r.timings.Token), zap.Uint64("pauses", n))
+	}
 }
 
 // maxEarlyEvents bounds the deliveries that may precede the datagrams of
