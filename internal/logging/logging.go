@@ -246,11 +246,12 @@ func (c *dynCore) Sync() error { return c.current().Sync() }
 
 // --- syslog ---
 
+// syslogCore writes encoded lines (fields added by With are encoded
+// into enc) with the entry's syslog priority.
 type syslogCore struct {
 	zapcore.LevelEnabler
-	enc    zapcore.Encoder
-	w      *syslog.Writer
-	fields []zapcore.Field
+	enc zapcore.Encoder
+	w   *syslog.Writer
 }
 
 func (c *syslogCore) With(fs []zapcore.Field) zapcore.Core {
