@@ -9,6 +9,7 @@ import (
 	"ringmaster/confdb"
 	cdbwire "ringmaster/confdb/wire"
 	"ringmaster/config"
+	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/votequorum"
 	"ringmaster/votequorum/calc"
@@ -161,7 +162,21 @@ func ConfigEntries(cfg *config.Config, local totem.NodeID) []cdbwire.Entry {
 	for _, f := range cfg.Effective().Fields() {
 		add("runtime.config.totem."+f.Name, cdbwire.U32(uint32(max(f.Value, 0))))
 	}
+
+	add("ipc.max_queued_bytes", cdbwire.U64(uint64(max(cfg.IPC.MaxQueuedBytes, 0))))
+	add("ipc.max_connections", u32(cfg.IPC.MaxConnections))
+	// The limit in effect: 0 in the file means derived from the
+	// descriptor limit (ipc.DefaultMaxConns).
+	add("runtime.config.ipc.max_connections", u32(effectiveMaxConns(cfg)))
 	return out
+}
+
+// effectiveMaxConns is the connection limit the IPC server applies.
+func effectiveMaxConns(cfg *config.Config) int {
+	if cfg.IPC.MaxConnections > 0 {
+		return cfg.IPC.MaxConnections
+	}
+	return ipc.DefaultMaxConns()
 }
 
 // ConfdbConfig builds confdb's configuration for node local: the keys it
