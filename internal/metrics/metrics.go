@@ -120,7 +120,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		"ring_id", fmt.Sprintf("%d.%x", r.Ring.Rep, r.Ring.Seq), "node_id", node, "number", "0", "address", s.Address)
 	gauge(name("ring", "state"), "Protocol state of the local processor (1 for the current state).", 1, "state", string(r.State))
 	counter(name("ring", "membership_changes_total"), "Regular configurations (new rings) delivered since ringd started.", s.MembershipChanges)
-	ringCounters(r.Counters, counter)
+	ringCounters(r.Counters, counter, gauge)
 
 	// --- cpg ---
 	gauge(name("cpg", "groups"), "CPG groups with at least one member.", float64(len(s.CPGGroups)))
@@ -173,11 +173,17 @@ var rejectReasons = map[string]string{
 	"malformed":     "malformed",
 }
 
+// isLevel tells the totem.Counters fields that are levels, not counts
+// (a backlog, a queue length): exported as gauges.
+func isLevel(k string) bool {
+	return strings.Contains(k, "backlog") || strings.HasSuffix(k, "_queued") || strings.HasSuffix(k, "_pending")
+}
+
 // ringCounters exports every totem.Counters field by its JSON name:
 // "rejected_X" and the names in rejectReasons become
-// ring_datagrams_rejected_total{reason}, everything else
-// ring_<name>_total.
-func ringCounters(c totem.Counters, counter func(fq, help string, v uint64, labels ...string)) {
+// ring_datagrams_rejected_total{reason}, levels (isLevel) ring_<name>,
+// everything else ring_<name>_total.
+func ringCounters(c totem.Counters, counter func(fq, help string, v uint64, labels ...string), gauge func(fq, help string, v float64, labels ...string)) {
 	b, _ := json.Marshal(c)
 	m := map[string]uint64{}
 	_ = json.Unmarshal(b, &m)
@@ -195,6 +201,10 @@ func ringCounters(c totem.Counters, counter func(fq, help string, v uint64, labe
 		}
 		if reason, ok := strings.CutPrefix(k, "rejected_"); ok {
 			counter(name("ring", "datagrams_rejected_total"), "Datagrams dropped before the protocol acted on them, by reason.", v, "reason", reason)
+			continue
+		}
+		if isLevel(k) {
+			gauge(name("ring", k), "Totem level "+k+" (totem.Counters).", float64(v))
 			continue
 		}
 		counter(name("ring", strings.TrimSuffix(k, "_total")+"_total"), "Totem counter "+k+" (totem.Counters).", v)
