@@ -18,7 +18,8 @@ import (
 // at most a few ring changes on the others, and once it runs again all
 // three nodes are back in one quorate ring within 3 s (issue 11, item 1:
 // before the fix a 1.5 s stall at token 1000 set off thousands of
-// configurations and took 3.5–12 s to settle).
+// configurations and took 3.5–12 s to settle). A stall shorter than the
+// token costs nothing.
 func TestStallNoStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes, several seconds")
@@ -31,7 +32,8 @@ func TestStallNoStorm(t *testing.T) {
 	for _, tc := range []struct {
 		stall  time.Duration
 		victim int
-	}{{1500 * time.Millisecond, 2}, {3 * time.Second, 3}, {1500 * time.Millisecond, 1}} {
+		maxIDs int // ring IDs per other node
+	}{{1500 * time.Millisecond, 2, 4}, {3 * time.Second, 3, 4}, {1500 * time.Millisecond, 1, 4}, {500 * time.Millisecond, 2, 0}} {
 		t.Run(fmt.Sprintf("%v-n%d", tc.stall, tc.victim), func(t *testing.T) {
 			logs := make([]int, 4)
 			for i := 1; i <= 3; i++ {
@@ -51,9 +53,9 @@ func TestStallNoStorm(t *testing.T) {
 			for i := 1; i <= 3; i++ {
 				rings := regularRings(c.Log(i)[logs[i]:])
 				t.Logf("n%d: %d regular configurations, %d ring ids after the stall", i, rings.confs, len(rings.ids))
-				if i != tc.victim && len(rings.ids) > 4 {
-					t.Errorf("n%d went through %d rings (%d regular configurations) for one %v stall of n%d (max 4)",
-						i, len(rings.ids), rings.confs, tc.stall, tc.victim)
+				if i != tc.victim && len(rings.ids) > tc.maxIDs {
+					t.Errorf("n%d went through %d rings (%d regular configurations) for one %v stall of n%d (max %d)",
+						i, len(rings.ids), rings.confs, tc.stall, tc.victim, tc.maxIDs)
 				}
 			}
 			if err != nil {
@@ -63,8 +65,10 @@ func TestStallNoStorm(t *testing.T) {
 				t.Fatalf("not one quorate ring within 3 s of the resume: %v", err)
 			}
 			require.NoError(t, stable)
-			require.Contains(t, c.Log(tc.victim)[logs[tc.victim]:], "process pause detected",
-				"n%d did not notice that it had been stopped", tc.victim)
+			if tc.stall > time.Second {
+				require.Contains(t, c.Log(tc.victim)[logs[tc.victim]:], "process pause detected",
+					"n%d did not notice that it had been stopped", tc.victim)
+			}
 			t.Logf("%v stall of n%d: one quorate ring %v after the resume", tc.stall, tc.victim, took.Round(time.Millisecond))
 		})
 	}

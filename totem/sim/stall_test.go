@@ -267,3 +267,34 @@ func runStallSeed(seed uint64) (stallResult, error) {
 	}
 	return res, c.Err()
 }
+
+// TestShortStallsCostNothing: stalls shorter than the token (half of them
+// long enough to count as a pause, above token/2) change no configuration:
+// the flush drops only membership views, and the token that waited in the
+// socket keeps the ring whole.
+func TestShortStallsCostNothing(t *testing.T) {
+	for _, f := range []float64{0.4, 0.6, 0.8, 0.9} {
+		for _, token := range []time.Duration{200 * time.Millisecond, 1000 * time.Millisecond} {
+			c := New(Config{Nodes: []totem.NodeID{1, 2, 3}, Seed: 5, Timings: srp.DefaultTimings(token),
+				Net: Net{Latency: loopback.Latency, Jitter: loopback.Jitter, FIFO: true}})
+			l := logRings(c)
+			if err := waitConverged(c, 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(5, 1))
+			total := 0
+			for i := range 12 {
+				changes, _, err := stallOnce(c, l, r, totem.NodeID(1+i%3), time.Duration(f*float64(token)), 2*token)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range changes {
+					total += n
+				}
+			}
+			if total > 0 {
+				t.Errorf("token %v, 12 stalls of %.1f × token: %d configuration changes (want none)", token, f, total)
+			}
+		}
+	}
+}

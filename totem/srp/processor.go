@@ -433,9 +433,11 @@ func (p *Processor) pauseThreshold() time.Duration { return p.t.Token / 2 }
 //     next join interval are dropped (flushed); their senders are alive
 //     and repeat their current view every join interval (merge-detects
 //     every merge period), so nothing is lost but the stale ones.
-//   - Its own silence clocks: in gather, every member looks silent since
-//     the processor itself was away. Fast exclusion and the consensus
-//     timeout restart from now instead of excluding everyone at once.
+//   - Its own silence clocks: the token may be waiting in the socket, so
+//     token loss is judged only after the flush window, and in gather,
+//     where every member looks silent since the processor itself was
+//     away, fast exclusion and the consensus timeout restart from now
+//     instead of excluding everyone at once.
 //
 // Tokens, messages, commit tokens and leaves are not flushed: a token
 // that waited in the socket through a pause shorter than the token
@@ -445,6 +447,11 @@ func (p *Processor) pause(late time.Duration) {
 	p.pauses++
 	p.lastPause = late
 	p.flushUntil = p.now + p.t.Join
+	if p.timers.tokenLoss != 0 && p.timers.tokenLoss < p.flushUntil {
+		// The token (or commit token) may be waiting in the socket:
+		// judge its loss after the backlog, not on our own absence.
+		p.timers.tokenLoss = p.flushUntil
+	}
 	if p.state == totem.StateGather {
 		for _, q := range p.proc {
 			p.procSince[q] = p.now
