@@ -202,7 +202,10 @@ func TestEventLog(t *testing.T) {
 		require.Equal(t, 0, code, out)
 		assert.Contains(t, out, want, key)
 	}
-	// New lines are in the console format, debug lines included.
+	// New lines are in the console format, debug lines included (node 3
+	// coming back makes the executive log its sync at debug level).
+	c.Start(3)
+	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
 	waitFor(t, "console-format debug lines after the reload", func() error {
 		if !strings.Contains(c.Log(1), "\tDEBUG\t") {
 			return fmt.Errorf("no console DEBUG line yet")
