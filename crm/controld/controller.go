@@ -413,6 +413,7 @@ func (c *Controller) SyncDone(now time.Time) {
 	if c.coordinator() == c.self {
 		if c.dc == nil {
 			c.dc = newDC(c, now)
+			c.dc.recheckAt = now.Add(c.dc.recheck(c))
 		}
 		c.dc.markDirty("membership")
 		c.dc.holdUntil = time.Time{}

@@ -56,6 +56,11 @@ type transition struct {
 	aborted bool
 	fences  map[uint64]int // fence request → action
 	targets map[int]totem.NodeID
+	// timers: when a running resource action is given up (its timeout
+	// plus cluster-delay, as Pacemaker's action timer).
+	timers       map[int]time.Time
+	clusterDelay time.Duration
+	stonithTO    time.Duration
 }
 
 func newDC(c *Controller, now time.Time) *dcState {
@@ -74,10 +79,72 @@ func (d *dcState) markDirty(reason string) {
 
 func (d *dcState) deadline() time.Time {
 	t := d.recheckAt
-	if !d.holdUntil.IsZero() && (t.IsZero() || d.holdUntil.Before(t)) {
-		t = d.holdUntil
+	earlier := func(x time.Time) {
+		if !x.IsZero() && (t.IsZero() || x.Before(t)) {
+			t = x
+		}
+	}
+	earlier(d.holdUntil)
+	if d.tr != nil {
+		for _, x := range d.tr.timers {
+			earlier(x)
+		}
 	}
 	return t
+}
+
+// expireTimers fails the running actions whose timer popped: the node
+// neither answered nor left. The transition aborts and the scheduler
+// decides again (the node's history still says what it knows).
+func (d *dcState) expireTimers(c *Controller, now time.Time) {
+	if d.tr == nil {
+		return
+	}
+	var ids []int
+	for id, at := range d.tr.timers {
+		if !now.Before(at) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		delete(d.tr.timers, id)
+		a := d.tr.g.Lookup(id)
+		d.finish(c, id, false)
+		d.markDirty(fmt.Sprintf("action timer of %s on %s popped", a.Key, a.Node))
+		c.rd.Events = append(c.rd.Events, Event{Kind: EventTransition, Node: d.tr.targets[id],
+			Text: fmt.Sprintf("no result for %s on %s: action timer popped", a.Key, a.Node)})
+	}
+}
+
+// parseMS reads a Pacemaker duration (crm_get_msec): a number with an
+// optional unit ms, s/sec, m/min, h/hr; seconds when there is none.
+func parseMS(s string, def time.Duration) time.Duration {
+	s = strings.TrimSpace(strings.ToLower(s))
+	i := 0
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9') {
+		i++
+	}
+	if i == 0 {
+		return def
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil || n > 1<<40 {
+		return def
+	}
+	unit := time.Second
+	switch strings.TrimSpace(s[i:]) {
+	case "", "s", "sec":
+	case "ms", "msec":
+		unit = time.Millisecond
+	case "m", "min":
+		unit = time.Minute
+	case "h", "hr":
+		unit = time.Hour
+	default:
+		return def
+	}
+	return time.Duration(n) * unit
 }
 
 // membershipChanged: actions on nodes that left will never report; a
@@ -125,9 +192,10 @@ func (c *Controller) drive(now time.Time) {
 		return
 	}
 	if !d.recheckAt.IsZero() && !now.Before(d.recheckAt) {
-		d.recheckAt = now.Add(c.cfg.Recheck)
+		d.recheckAt = now.Add(d.recheck(c))
 		d.markDirty("recheck")
 	}
+	d.expireTimers(c, now)
 	for {
 		if d.tr != nil {
 			d.fire(c, now)
@@ -171,7 +239,16 @@ func (d *dcState) schedule(c *Controller, now time.Time) bool {
 		return false
 	}
 	d.nextID++
-	tr := &transition{id: d.nextID, g: res.Graph, state: map[int]actState{}, fences: map[uint64]int{}, targets: map[int]totem.NodeID{}}
+	tr := &transition{id: d.nextID, g: res.Graph, state: map[int]actState{}, fences: map[uint64]int{}, targets: map[int]totem.NodeID{},
+		timers: map[int]time.Time{}, clusterDelay: time.Minute, stonithTO: time.Minute}
+	for _, kv := range res.Graph.Attrs {
+		switch kv[0] {
+		case "cluster-delay":
+			tr.clusterDelay = parseMS(kv[1], time.Minute)
+		case "stonith-timeout":
+			tr.stonithTO = parseMS(kv[1], time.Minute)
+		}
+	}
 	for _, a := range res.Graph.Actions {
 		tr.state[a.ID] = actWaiting
 		if a.NodeID != "" {
@@ -269,7 +346,7 @@ func (d *dcState) start(c *Controller, now time.Time, a *graph.Action) {
 		if act == "" {
 			act = "reboot"
 		}
-		c.rd.Fences = append(c.rd.Fences, FenceRequest{ID: id, Target: target, Uname: a.Node, Action: act})
+		c.rd.Fences = append(c.rd.Fences, FenceRequest{ID: id, Target: target, Uname: a.Node, Action: act, Timeout: d.tr.stonithTO})
 	case graph.KindCluster:
 		switch a.Task {
 		case "clear_failcount":
@@ -295,6 +372,11 @@ func (d *dcState) start(c *Controller, now time.Time, a *graph.Action) {
 			return
 		}
 		c.send(MsgAction, totem.Safe, d.actionMsg(c, a, target).encode(), false)
+		timeout := 20 * time.Second
+		if ms, err := strconv.Atoi(a.Meta["timeout"]); err == nil && ms > 0 {
+			timeout = time.Duration(ms) * time.Millisecond
+		}
+		d.tr.timers[a.ID] = now.Add(timeout + d.tr.clusterDelay)
 	}
 }
 
@@ -309,6 +391,7 @@ func (d *dcState) finish(c *Controller, id int, ok bool) {
 		return
 	}
 	tr.running--
+	delete(tr.timers, id)
 	if ok {
 		tr.state[id] = actDone
 		return
@@ -402,6 +485,23 @@ func (d *dcState) fenceResult(c *Controller, now time.Time, sender totem.NodeID,
 		// Retry, but not in a tight loop against a broken device.
 		d.holdUntil = now.Add(c.cfg.FenceRetry)
 	}
+}
+
+// recheck is cluster-recheck-interval from the CIB (crm_config), else
+// Config.Recheck; 0 disables it (as in Pacemaker) and leaves a day.
+func (d *dcState) recheck(c *Controller) time.Duration {
+	for _, set := range c.cur.Config.CrmConfig {
+		for _, p := range set.Pairs {
+			if p.Name == "cluster-recheck-interval" && p.HasValue {
+				if v := parseMS(p.Value, -1); v > 0 {
+					return v
+				} else if v == 0 {
+					return 24 * time.Hour
+				}
+			}
+		}
+	}
+	return c.cfg.Recheck
 }
 
 // addMissingNodes adds a <node> entry for members the configuration does
