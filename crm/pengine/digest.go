@@ -158,7 +158,7 @@ func (s *scheduler) digestCompare(r *resource, op *cib.LRMOp, n *node) digestRes
 		res.rc = digestRestart
 	case !hasAll:
 		res.rc = digestUnknown
-	case all != d.allCalc:
+	case all != d.allCalc && !s.secureDigestMatches(r, op, n):
 		res.rc = digestAll
 	default:
 		res.rc = digestMatch
@@ -182,4 +182,56 @@ func (s *scheduler) actionDigest(a *action) string {
 		return ""
 	}
 	return Digest(s.opDigestParams(a.rsc, a.task, a.intervalMS, a.node))
+}
+
+// secureDigestMatches is the sanitized comparison crm_simulate makes (it
+// runs with pe_flag_sanitized): when the recorded op-digest differs but the
+// entry carries op-secure-params, the digest of the parameters without the
+// secret ones (and, for fence devices, without Pacemaker's own pcmk_*
+// parameters) is compared with op-secure-digest instead.
+func (s *scheduler) secureDigestMatches(r *resource, op *cib.LRMOp, n *node) bool {
+	list, ok := op.Attrs.Get("op-secure-params")
+	want, ok2 := op.Attrs.Get("op-secure-digest")
+	if !ok || !ok2 {
+		return false
+	}
+	// Entries recorded by a controller older than feature set 3.16.0 left
+	// the fencer's own parameters and the monitor timeout out of it.
+	fs, _ := op.Attrs.Get("crm_feature_set")
+	old := compareVersion(fs, "3.16.0") < 0
+	params := s.opDigestParams(r, op.Task(), op.IntervalMS(), n)
+	for k := range params {
+		if strings.Contains(list, " "+k+" ") {
+			delete(params, k)
+		} else if old && r.cfg != nil && r.cfg.Class == "stonith" && isStonithParam(k) {
+			delete(params, k)
+		}
+	}
+	if old {
+		delete(params, "CRM_meta_timeout")
+	}
+	return Digest(params) == want
+}
+
+// isStonithParam is pcmk_stonith_param: parameters the fencer consumes
+// itself, which fence agents' metadata does not list.
+func isStonithParam(p string) bool {
+	switch p {
+	case "provides", "stonith-timeout":
+		return true
+	}
+	if !strings.HasPrefix(p, "pcmk_") {
+		return false
+	}
+	switch p {
+	case "pcmk_action_limit", "pcmk_delay_base", "pcmk_delay_max", "pcmk_host_argument", "pcmk_host_check", "pcmk_host_list", "pcmk_host_map":
+		return true
+	}
+	if i := strings.IndexByte(p[5:], '_'); i >= 0 {
+		switch p[5+i:] {
+		case "_action", "_timeout", "_retries":
+			return true
+		}
+	}
+	return false
 }
