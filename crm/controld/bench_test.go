@@ -86,7 +86,7 @@ func bigCluster(tb testing.TB, nRsc, nNodes int) *cib.CIB {
 
 // dcFor returns a synced DC (node 1) of a ring of all nNodes nodes holding x.
 func dcFor(tb testing.TB, x *cib.CIB, nNodes int) *Controller {
-	c, err := New(Config{Node: 1}, testNow)
+	c, err := New(Config{Node: 1, StartupWait: -1}, testNow)
 	if err != nil {
 		tb.Fatal(err)
 	}

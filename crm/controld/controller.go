@@ -22,6 +22,12 @@ const (
 	// before it schedules it again: long enough not to hammer a fence
 	// device that is down, short enough to recover soon after it is back.
 	DefaultFenceRetry = 5 * time.Second
+	// DefaultStartupWait is dc-deadtime: a node that just started and has
+	// not yet been in a ring with anyone else does not coordinate for this
+	// long. Alone in its first ring it would otherwise find every other
+	// node "lost" and fence it (with no-quorum-policy=ignore, or a
+	// two-node cluster), and the victim, restarting, would do the same.
+	DefaultStartupWait = 20 * time.Second
 	// DefaultRecheck is cluster-recheck-interval: the DC re-runs the
 	// scheduler this often even when nothing happened (failure-timeout
 	// expiries).
@@ -48,6 +54,8 @@ type Config struct {
 	// FenceRetry (DefaultFenceRetry) and Recheck (DefaultRecheck).
 	FenceRetry time.Duration
 	Recheck    time.Duration
+	// StartupWait (DefaultStartupWait; negative: none).
+	StartupWait time.Duration
 }
 
 // Controller is the pure core of the resource manager on one node: the
@@ -86,6 +94,9 @@ type Controller struct {
 
 	peSeq int
 	rd    Ready
+	// startupUntil: no coordination before, unless this node has been in
+	// a ring with others (zero then).
+	startupUntil time.Time
 }
 
 // localOp is an operation this node's lrmd runs.
@@ -115,10 +126,16 @@ func New(cfg Config, now time.Time) (*Controller, error) {
 	if cfg.Recheck <= 0 {
 		cfg.Recheck = DefaultRecheck
 	}
+	if cfg.StartupWait == 0 {
+		cfg.StartupWait = DefaultStartupWait
+	}
 	c := &Controller{
 		cfg: cfg, self: cfg.Node, gen: map[totem.NodeID]uint64{},
 		syncing: true, fresh: true, ops: map[uint64]*localOp{}, pendingReqs: map[uint64]bool{},
 		peSeq: cfg.PEInputSeq, callID: 0,
+	}
+	if cfg.StartupWait > 0 {
+		c.startupUntil = now.Add(cfg.StartupWait)
 	}
 	if cfg.CIB != nil {
 		c.cur = shallow(cfg.CIB)
@@ -306,6 +323,23 @@ func (c *Controller) ConfChange(now time.Time, cc totem.ConfChange) {
 		c.trans = slices.Clone(cc.Members)
 		return
 	}
+	// A sync interrupted by this configuration: the status updates held
+	// for after its merge are applied now, so that this node's own state,
+	// announced below, includes them (every member of the interrupted
+	// ring delivered the same ones). If the interrupted sync was an
+	// exchange, its merge never happened: this one must exchange too
+	// (all members of the old ring were in that same sync and decide
+	// alike).
+	interrupted := c.syncing && c.haveRing
+	mustExchange := interrupted && c.exchange
+	if interrupted && len(c.held) > 0 {
+		held := c.held
+		c.held = nil
+		c.syncing = false
+		for _, m := range held {
+			c.deliver(now, m)
+		}
+	}
 	c.ring = totem.ConfChange{Kind: cc.Kind, Ring: cc.Ring, Members: slices.Clone(cc.Members),
 		Left: slices.Clone(cc.Left), Joined: slices.Clone(cc.Joined)}
 	slices.Sort(c.ring.Members)
@@ -322,7 +356,7 @@ func (c *Controller) ConfChange(now time.Time, cc totem.ConfChange) {
 	// Members that stayed together hold identical CIBs (virtual
 	// synchrony); only when members were added is there anything to
 	// agree on.
-	c.exchange = len(cc.Joined) > 0 || c.fresh
+	c.exchange = len(cc.Joined) > 0 || c.fresh || mustExchange
 	if c.dc != nil {
 		c.dc.membershipChanged(c, now)
 	}
@@ -408,6 +442,9 @@ func (c *Controller) SyncDone(now time.Time) {
 	c.syncing = false
 	c.fresh = false
 	c.syncMsgs = nil
+	if len(c.ring.Members) > 1 {
+		c.startupUntil = time.Time{}
+	}
 	held := c.held
 	c.held = nil
 	if c.coordinator() == c.self {
@@ -922,16 +959,18 @@ func (c *Controller) Ready() Ready {
 		rd.CIB = c.cur
 		c.cibChanged = false
 	}
-	if c.dc != nil {
-		rd.Deadline = c.dc.deadline()
-	}
+	rd.Deadline = c.Deadline()
 	return rd
 }
 
 // Deadline is when Tick must be called next (zero: no timer).
 func (c *Controller) Deadline() time.Time {
-	if c.dc != nil {
-		return c.dc.deadline()
+	if c.dc == nil {
+		return time.Time{}
 	}
-	return time.Time{}
+	t := c.dc.deadline()
+	if s := c.startupUntil; !s.IsZero() && (t.IsZero() || s.Before(t)) {
+		t = s
+	}
+	return t
 }

@@ -191,6 +191,12 @@ func (c *Controller) drive(now time.Time) {
 	if d == nil || c.syncing || !c.quorumKnown || c.coordinator() != c.self {
 		return
 	}
+	if !c.startupUntil.IsZero() {
+		if now.Before(c.startupUntil) {
+			return
+		}
+		c.startupUntil = time.Time{}
+	}
 	if !d.recheckAt.IsZero() && !now.Before(d.recheckAt) {
 		d.recheckAt = now.Add(d.recheck(c))
 		d.markDirty("recheck")
@@ -547,4 +553,19 @@ func (d *dcState) addMissingNodes(c *Controller) {
 	m := &configMsg{Base: v, CIB: []byte(b.String())}
 	d.addingNodes = true
 	c.send(MsgConfig, totem.Agreed, m.encode(), false)
+}
+
+// PendingActions lists the DC's running actions ("KEY on NODE"), for
+// status displays and diagnostics.
+func (c *Controller) PendingActions() []string {
+	if c.dc == nil || c.dc.tr == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range c.dc.tr.g.Actions {
+		if c.dc.tr.state[a.ID] == actRunning {
+			out = append(out, fmt.Sprintf("%s on %s", a.Key, a.Node))
+		}
+	}
+	return out
 }

@@ -48,6 +48,7 @@ import (
 	"ringmaster/crm/graph"
 	"ringmaster/crm/pengine"
 	"ringmaster/totem"
+	tsim "ringmaster/totem/sim"
 )
 
 // Options describe one run.
@@ -71,6 +72,11 @@ type Options struct {
 	OpFail, FenceFail float64
 	Token             time.Duration
 	Trace             int // events kept for the failure report
+
+	// OnTotem runs the controllers over totem/sim's real srp processors
+	// (virtual clock, the Totem protocol's own membership, recovery and
+	// extended virtual synchrony) instead of the ordered-delivery model.
+	OnTotem bool
 
 	// brokenFencing makes the fence device report success without
 	// fencing (tests prove the safety check catches the split brain).
@@ -209,8 +215,12 @@ type Cluster struct {
 	reconf  bool // a reconfiguration is scheduled
 	chaos   bool
 	rscs    []string
-	tops    []string // top-level resources (constraints name them)
-	ops     map[opKey]controld.Op
+	tops    []string
+	// totem mode (Options.OnTotem)
+	tc       *tsim.Cluster
+	base     time.Time
+	tpending []tev // top-level resources (constraints name them)
+	ops      map[opKey]controld.Op
 	// Stats.
 	Fencings, FenceAttempts, Transitions, Faults, ConfChanges, ConfigApplied int
 }
@@ -226,10 +236,15 @@ func New(o Options) *Cluster {
 		n := &node{id: totem.NodeID(i), persisted: cfg}
 		c.nodes = append(c.nodes, n)
 	}
+	if o.OnTotem {
+		c.newTotem()
+	}
 	for _, n := range c.nodes {
 		c.boot(n)
 	}
-	c.reconfigure()
+	if c.tc == nil {
+		c.reconfigure()
+	}
 	return c
 }
 
@@ -253,7 +268,7 @@ func (c *Cluster) config() *cib.CIB {
 	}
 	if c.o.Stonith {
 		c.rscs = append(c.rscs, "fence")
-		b.WriteString(`<primitive id="fence" class="stonith" type="fence_sim"><operations><op id="fence-mon" name="monitor" interval="60s"/></operations></primitive>`)
+		b.WriteString(`<primitive id="fence" class="stonith" type="fence_sim"><operations><op id="fence-mon" name="monitor" interval="10s"/></operations></primitive>`)
 	}
 	for i := 0; i < c.o.Primitives; i++ {
 		prim(fmt.Sprintf("r%d", i))
@@ -364,6 +379,10 @@ func (c *Cluster) process(n *node) {
 }
 
 func (c *Cluster) send(n *node, m msg) {
+	if c.tc != nil {
+		c.totemSend(n, m)
+		return
+	}
 	r := n.ring
 	if r == nil || r.dead || r.frozen {
 		n.outbox = append(n.outbox, m)
@@ -421,6 +440,10 @@ func (c *Cluster) barrier(n *node, m msg) {
 // scheduleReconfigure freezes the rings (the token is lost) and installs
 // the new membership after the token timeout.
 func (c *Cluster) scheduleReconfigure(after time.Duration) {
+	if c.tc != nil {
+		c.totemNetwork()
+		return
+	}
 	for _, n := range c.nodes {
 		if n.ring != nil {
 			n.ring.frozen = true
@@ -666,6 +689,9 @@ func (c *Cluster) crash(n *node, why string) {
 	n.running = map[string]bool{}
 	n.recurring = map[uint64]*simOp{}
 	n.ctl = nil
+	if c.tc != nil {
+		c.tc.Crash(n.id)
+	}
 	c.scheduleReconfigure(c.o.Token)
 }
 
@@ -703,7 +729,8 @@ func (c *Cluster) fault() {
 			r string
 		}
 		for _, n := range up {
-			for _, so := range n.recurring {
+			for _, id := range sortedOps(n.recurring) {
+				so := n.recurring[id]
 				if r := so.op.Rsc; n.running[r] {
 					cands = append(cands, struct {
 						n *node
@@ -718,7 +745,8 @@ func (c *Cluster) fault() {
 		x := cands[c.rng.Intn(len(cands))]
 		c.tracef("%s dies on node%d", x.r, x.n.id)
 		x.n.running[x.r] = false
-		for id, so := range x.n.recurring {
+		for _, id := range sortedOps(x.n.recurring) {
+			so := x.n.recurring[id]
 			if so.op.Rsc == x.r {
 				c.push(&event{at: c.now.Add(time.Duration(c.rng.Intn(so.op.IntervalMS+1)) * time.Millisecond), kind: evMonitorFail, node: x.n, gen: x.n.gen, op: id})
 			}
@@ -778,6 +806,11 @@ func (c *Cluster) labels() []int {
 // ---- the loop ----
 
 func (c *Cluster) step() bool {
+	if c.tc != nil {
+		if done, ok := c.stepTotem(); done {
+			return ok
+		}
+	}
 	if c.q.Len() == 0 {
 		return false
 	}
@@ -842,8 +875,7 @@ func (c *Cluster) step() bool {
 		n := e.node
 		if !n.up && n.gen == e.gen {
 			c.tracef("node%d restarts", n.id)
-			c.boot(n)
-			c.scheduleReconfigure(50 * time.Millisecond)
+			c.restart(n)
 		}
 	}
 	c.check()
@@ -860,7 +892,10 @@ func (c *Cluster) Run() *Failure {
 			c.push(&event{at: t, kind: evFault})
 		}
 	}
-	for c.fail == nil && c.q.Len() > 0 && c.q[0].at.Before(end) {
+	for c.fail == nil {
+		if at, ok := c.nextAt(); !ok || !at.Before(end) {
+			break
+		}
 		c.step()
 	}
 	if c.fail != nil {
@@ -874,7 +909,7 @@ func (c *Cluster) Run() *Failure {
 	}
 	for _, n := range c.nodes {
 		if !n.up {
-			c.boot(n)
+			c.restart(n)
 		}
 	}
 	c.scheduleReconfigure(c.o.Token)
@@ -882,7 +917,7 @@ func (c *Cluster) Run() *Failure {
 	var checked time.Time
 	for c.fail == nil && c.now.Before(deadline) {
 		// Checking serialises every node's CIB: not after every step.
-		if c.now.Sub(checked) >= 20*time.Millisecond || c.q.Len() == 0 {
+		if _, more := c.nextAt(); c.now.Sub(checked) >= 20*time.Millisecond || !more {
 			checked = c.now
 			if c.converged() == "" {
 				return nil
@@ -904,7 +939,10 @@ func (c *Cluster) Run() *Failure {
 // runFor steps the simulation for d of virtual time (scripted tests).
 func (c *Cluster) runFor(d time.Duration) *Failure {
 	end := c.now.Add(d)
-	for c.fail == nil && c.q.Len() > 0 && c.q[0].at.Before(end) {
+	for c.fail == nil {
+		if at, ok := c.nextAt(); !ok || !at.Before(end) {
+			break
+		}
 		c.step()
 	}
 	if c.now.Before(end) {
@@ -978,6 +1016,9 @@ func (c *Cluster) converged() string {
 	if dc == nil {
 		return "no DC"
 	}
+	if c.tc != nil && !c.tc.Converged() {
+		return "the ring has not converged"
+	}
 	if len(c.ops) > 0 {
 		for k, op := range c.ops {
 			if op.IntervalMS == 0 && c.node(k.node).gen == k.gen {
@@ -990,7 +1031,7 @@ func (c *Cluster) converged() string {
 		return "messages in flight"
 	}
 	if !dc.ctl.Idle() {
-		return "the DC is not idle"
+		return fmt.Sprintf("the DC is not idle (running %v)", dc.ctl.PendingActions())
 	}
 	res, err := pengine.Schedule(dc.ctl.SchedulerInput(c.now), c.now, pengine.Options{})
 	if err != nil {
@@ -1064,4 +1105,15 @@ func cibHash(x *cib.CIB) string {
 		os.WriteFile(fmt.Sprintf("%s/%x.xml", d, h[:4]), b.Bytes(), 0o644)
 	}
 	return fmt.Sprintf("%x", h[:4])
+}
+
+// sortedOps lists operation IDs in order: map order must never reach the
+// random source, or a seed would not replay.
+func sortedOps(m map[uint64]*simOp) []uint64 {
+	ids := make([]uint64, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -91,3 +91,42 @@ func TestSafetyCheckCatchesSplitBrain(t *testing.T) {
 	}
 	t.Fatal("no split brain detected with a lying fence device")
 }
+
+// TestSeedsOnTotem runs random seeds with the controllers over totem/sim's
+// real srp processors (RINGMASTER_CRM_SIM_TOTEM_SEEDS, default 30; -short:
+// 5). RINGMASTER_CRM_SIM_SEED replays one seed in this mode with -run
+// TestSeedsOnTotem.
+func TestSeedsOnTotem(t *testing.T) {
+	run := func(seed int64) {
+		o := RandomOptions(seed)
+		o.OnTotem = true
+		c := New(o)
+		if f := c.Run(); f != nil {
+			t.Fatalf("%v\nreplay: RINGMASTER_CRM_SIM_SEED=%d go test ./crm/controld/sim -run TestSeedsOnTotem -v", f, seed)
+		}
+		t.Logf("seed %d: %d nodes, %d faults, %d regular configurations, %d fencings, %d transitions, ring steps %d, virtual %v",
+			seed, o.Nodes, c.Faults, c.ConfChanges, c.Fencings, c.Transitions, c.tc.Stats.Steps, c.now.Sub(c.base))
+	}
+	if v := os.Getenv("RINGMASTER_CRM_SIM_SEED"); v != "" {
+		seed, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(seed)
+		return
+	}
+	n := int64(30)
+	if testing.Short() {
+		n = 5
+	}
+	if v := os.Getenv("RINGMASTER_CRM_SIM_TOTEM_SEEDS"); v != "" {
+		x, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n = x
+	}
+	for s := int64(1); s <= n; s++ {
+		run(s)
+	}
+}
