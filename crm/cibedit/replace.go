@@ -1,0 +1,84 @@
+package cibedit
+
+import (
+	"fmt"
+	"strconv"
+
+	"ringmaster/crm/cib"
+)
+
+// Replace is cibadmin --replace of the configuration: the result has next's
+// configuration (and its validate-with and crm_feature_set) with cur's
+// status and cluster-maintained root attributes (dc-uuid, have-quorum, ...).
+//
+// Versions: admin_epoch is the larger of the two; when next carries a
+// higher admin_epoch, or the same one and a higher epoch, next's epoch is
+// kept (an imported Pacemaker CIB keeps its numbers); otherwise the epoch
+// becomes cur's plus one, so a replacement always wins over the running
+// configuration on every node. num_updates is reset to 0. Unlike
+// cibadmin, an older CIB is not refused: `ringctl crm import` means "make
+// this the configuration", and its version is bumped past the current one.
+func Replace(cur, next *cib.CIB) (*cib.CIB, error) {
+	if next == nil {
+		return nil, fmt.Errorf("%w: no replacement CIB", ErrUsage)
+	}
+	cfg := next.ConfigElement()
+	if cfg == nil {
+		return nil, fmt.Errorf("%w: replacement has no configuration", ErrUsage)
+	}
+	return replace(cur, cfg, next.Attrs)
+}
+
+// ReplaceConfig replaces cur's configuration section with cfg (a
+// <configuration> element, e.g. from cibtoml.Build), bumping epoch.
+func ReplaceConfig(cur *cib.CIB, cfg *cib.Element) (*cib.CIB, error) {
+	if cfg == nil || cfg.Name != "configuration" {
+		return nil, fmt.Errorf("%w: want a <configuration> element", ErrUsage)
+	}
+	return replace(cur, cfg.Clone(), nil)
+}
+
+func replace(cur *cib.CIB, cfg *cib.Element, nextAttrs cib.Attrs) (*cib.CIB, error) {
+	d, err := open(cur)
+	if err != nil {
+		return nil, err
+	}
+	for i, ch := range d.root.Children {
+		if ch.Name == "configuration" {
+			d.root.Children[i] = cfg
+		}
+	}
+	ver := func(a cib.Attrs, name string) int { n, _ := strconv.Atoi(a.Value(name)); return n }
+	ca, ce := ver(d.root.Attrs, "admin_epoch"), ver(d.root.Attrs, "epoch")
+	na, ne := ver(nextAttrs, "admin_epoch"), ver(nextAttrs, "epoch")
+	admin, epoch := ca, ce+1
+	if na > ca || na == ca && ne > ce {
+		admin, epoch = na, ne
+	}
+	for _, a := range []string{"validate-with", "crm_feature_set"} {
+		if v, ok := nextAttrs.Get(a); ok {
+			d.root.Attrs.Set(a, v)
+		}
+	}
+	d.root.Attrs.Set("admin_epoch", strconv.Itoa(admin))
+	d.root.Attrs.Set("epoch", strconv.Itoa(epoch))
+	d.root.Attrs.Set("num_updates", "0")
+	return cib.FromElement(d.root)
+}
+
+// Empty returns an empty CIB (no nodes, resources or status) at version
+// 0.0.0, the starting point of a new cluster and of `apply --dry-run`
+// without a current CIB.
+func Empty() *cib.CIB {
+	root := &cib.Element{Name: "cib", Attrs: cib.Attrs{
+		{Name: "crm_feature_set", Value: cib.FeatureSet}, {Name: "validate-with", Value: "pacemaker-3.7"},
+		{Name: "admin_epoch", Value: "0"}, {Name: "epoch", Value: "0"}, {Name: "num_updates", Value: "0"}},
+		Children: []*cib.Element{{Name: "configuration", Children: []*cib.Element{
+			{Name: "crm_config"}, {Name: "nodes"}, {Name: "resources"}, {Name: "constraints"}}},
+			{Name: "status"}}}
+	c, err := cib.FromElement(root)
+	if err != nil {
+		panic(fmt.Sprintf("cibedit: the empty CIB does not parse: %v", err))
+	}
+	return c
+}
