@@ -1,7 +1,8 @@
 // Package sim runs the controller core (crm/controld) on N simulated nodes
 // in one goroutine, from one seed: an ordered-delivery ring with virtual
-// synchrony, a simulated lrmd and a simulated fence device, a virtual
-// clock, and faults (crashes, restarts, partitions and heals, operation
+// synchrony (or, with Options.OnTotem, totem/sim's real srp processors),
+// a simulated lrmd and a simulated fence device, a virtual clock, and
+// faults (crashes, restarts, partitions and heals, operation
 // failures, resources dying, fencing failures). Invariants are checked
 // after every step.
 //
