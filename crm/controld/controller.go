@@ -494,14 +494,10 @@ func (c *Controller) merge() {
 			base = parsed
 		}
 	}
-	n := shallow(c.cur)
-	if base != c.cur {
-		n.Config = base.Config
-		nn := *base
-		nn.Attrs = n.Attrs
-		nn.Status = n.Status
-		n = &nn
-	}
+	// The winner's configuration, our root attributes (versions below).
+	n := shallow(base)
+	n.Attrs = c.cur.Attrs.Clone()
+	n.Status = c.cur.Status
 	v := versionOf(c.cur)
 	if win != nil {
 		v.AdminEpoch, v.Epoch = win.Version.AdminEpoch, win.Version.Epoch
@@ -874,6 +870,7 @@ func (c *Controller) OpDone(now time.Time, res OpResult) {
 	if lo == nil {
 		return // cancelled meanwhile
 	}
+	later := lo.reported
 	if lo.op.IntervalMS > 0 {
 		if lo.reported && lo.lastRC == res.RC && lo.lastStat == res.Status {
 			return
@@ -886,7 +883,7 @@ func (c *Controller) OpDone(now time.Time, res OpResult) {
 		Task: lo.op.Task, IntervalMS: lo.op.IntervalMS, RC: res.RC, OpStatus: res.Status, CallID: lo.callID,
 		TargetRC: lo.target, Digest: lo.digest, Key: lo.key, Time: now.Unix(), ExecMS: res.ExecTime.Milliseconds(),
 		Reason: res.ExitReason}
-	if lo.op.IntervalMS > 0 && lo.reported {
+	if later {
 		// Later results of a recurring operation get a call id of
 		// their own, so they sort after everything before them.
 		c.callID++
