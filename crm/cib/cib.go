@@ -113,7 +113,8 @@ type Node struct {
 	Attrs []*NVSet
 }
 
-// Resource is a primitive or a group. Groups have Children and no agent.
+// Resource is a primitive, a group or a clone. Groups and clones have
+// Children and no agent.
 type Resource struct {
 	Kind        string // "primitive" or "group"
 	ID          string
@@ -129,6 +130,11 @@ type Resource struct {
 
 // IsGroup reports whether r is a group.
 func (r *Resource) IsGroup() bool { return r.Kind == "group" }
+
+// IsClone reports whether r is a clone (<clone>, or <master>: a promotable
+// clone in the older syntax). Its only child is the primitive or group that
+// is cloned.
+func (r *Resource) IsClone() bool { return r.Kind == "clone" || r.Kind == "master" }
 
 // Agent returns class[:provider]:type as crm_mon prints it.
 func (r *Resource) Agent() string {

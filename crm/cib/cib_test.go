@@ -173,11 +173,10 @@ func TestRecordHistory(t *testing.T) {
 // that name the element and its id, never silently ignored.
 func TestUnsupported(t *testing.T) {
 	cases := map[string]string{
-		"clone":        `<clone id="cl"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></clone>`,
-		"bundle":       `<bundle id="bu"><docker image="x"/></bundle>`,
-		"master":       `<master id="ms"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></master>`,
-		"rsc_ticket":   `</resources><constraints><rsc_ticket id="tk" rsc="ip" ticket="t1"/></constraints><resources>`,
-		"resource_set": `</resources><constraints><rsc_order id="o"><resource_set id="set1"><resource_ref id="ip"/></resource_set></rsc_order></constraints><resources>`,
+		"bundle":        `<bundle id="bu"><docker image="x"/></bundle>`,
+		"op_expression": `<clone id="cl"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/><meta_attributes id="cl-m"><rule id="cl-r"><op_expression id="cl-oe" name="monitor"/></rule></meta_attributes></clone>`,
+		"rsc_ticket":    `</resources><constraints><rsc_ticket id="tk" rsc="ip" ticket="t1"/></constraints><resources>`,
+		"resource_set":  `</resources><constraints><rsc_order id="o"><resource_set id="set1"><resource_ref id="ip"/></resource_set></rsc_order></constraints><resources>`,
 	}
 	for elem, frag := range cases {
 		t.Run(elem, func(t *testing.T) {
@@ -190,6 +189,36 @@ func TestUnsupported(t *testing.T) {
 				t.Errorf("error %q does not name <%s>", err, elem)
 			}
 		})
+	}
+}
+
+// TestClone: clones (and the older <master>) parse with their meta
+// attributes and the one resource they clone.
+func TestClone(t *testing.T) {
+	frag := `<clone id="cl"><meta_attributes id="cl-m"><nvpair id="cl-m-max" name="clone-max" value="2"/></meta_attributes><group id="cg"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></group></clone><master id="ms"><primitive id="q" class="ocf" provider="heartbeat" type="Stateful"/></master>`
+	doc := strings.Replace(sample, `<group id="grp">`, frag+`<group id="grp">`, 1)
+	c, err := cib.Parse(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cl, ms *cib.Resource
+	for _, r := range c.Config.Resources {
+		switch r.ID {
+		case "cl":
+			cl = r
+		case "ms":
+			ms = r
+		}
+	}
+	if cl == nil || !cl.IsClone() || len(cl.Children) != 1 || !cl.Children[0].IsGroup() || len(cl.Meta) != 1 {
+		t.Fatalf("clone parsed as %+v", cl)
+	}
+	if ms == nil || !ms.IsClone() || ms.Kind != "master" || ms.Children[0].ID != "q" {
+		t.Fatalf("master parsed as %+v", ms)
+	}
+	bad := strings.Replace(sample, `<group id="grp">`, `<clone id="two"><primitive id="a" class="ocf" provider="heartbeat" type="Dummy"/><primitive id="b" class="ocf" provider="heartbeat" type="Dummy"/></clone><group id="grp">`, 1)
+	if _, err := cib.Parse(strings.NewReader(bad)); !errors.Is(err, cib.ErrInvalid) {
+		t.Errorf("a clone of two resources: want ErrInvalid, got %v", err)
 	}
 }
 

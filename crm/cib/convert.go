@@ -271,8 +271,10 @@ func (p *converter) resources(sec *Element, conf *Configuration) error {
 			r, err = p.primitive(e)
 		case "group":
 			r, err = p.group(e)
+		case "clone", "master":
+			r, err = p.clone(e)
 		default:
-			// clone, master, bundle, template
+			// bundle, template
 			return unsupported(e)
 		}
 		if err != nil {
@@ -293,8 +295,46 @@ func childIDs(r *Resource) []string {
 	var out []string
 	for _, c := range r.Children {
 		out = append(out, c.ID)
+		out = append(out, childIDs(c)...)
 	}
 	return out
+}
+
+// clone parses a <clone> (or the older <master>, a promotable clone): one
+// primitive or group, with the clone's own meta and instance attributes.
+func (p *converter) clone(e *Element) (*Resource, error) {
+	r := &Resource{Kind: e.Name, ID: e.ID(), Description: e.Attrs.Value("description")}
+	if r.ID == "" {
+		return nil, invalid(e, "%s without id", e.Name)
+	}
+	for _, c := range e.Children {
+		var child *Resource
+		var err error
+		switch c.Name {
+		case "primitive":
+			child, err = p.primitive(c)
+		case "group":
+			child, err = p.group(c)
+		case "meta_attributes", "instance_attributes":
+			_, err = p.attrSet(c, &r.Meta, &r.Instance)
+		case "utilization":
+		default:
+			return nil, unsupported(c)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if child != nil {
+			if len(r.Children) > 0 {
+				return nil, invalid(e, "%s with more than one child", e.Name)
+			}
+			r.Children = append(r.Children, child)
+		}
+	}
+	if len(r.Children) == 0 {
+		return nil, invalid(e, "%s without a primitive or group", e.Name)
+	}
+	return r, nil
 }
 
 func (p *converter) primitive(e *Element) (*Resource, error) {

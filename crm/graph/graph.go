@@ -73,9 +73,13 @@ type Action struct {
 	// Resource identifies the resource (resource and clear_failcount
 	// actions) with its agent.
 	Resource string `json:"resource,omitempty"`
-	Class    string `json:"class,omitempty"`
-	Provider string `json:"provider,omitempty"`
-	Type     string `json:"type,omitempty"`
+	// HistoryID, when set, is the id the action's result is recorded
+	// under in the node's history (an anonymous clone instance's actions
+	// name the instance, its history the configured resource).
+	HistoryID string `json:"history_id,omitempty"`
+	Class     string `json:"class,omitempty"`
+	Provider  string `json:"provider,omitempty"`
+	Type      string `json:"type,omitempty"`
 	// Node is where the action runs (empty for most pseudo actions).
 	Node   string `json:"node,omitempty"`
 	NodeID string `json:"node_id,omitempty"`

@@ -153,6 +153,9 @@ func (s *scheduler) assign(r *resource, prefer *node) *node {
 	if r.isGroup {
 		return s.groupAssign(r, prefer)
 	}
+	if r.isClone {
+		return s.cloneAssign(r, prefer)
+	}
 	return s.primitiveAssign(r, prefer)
 }
 
@@ -276,6 +279,10 @@ func (s *scheduler) applyThisWith(r *resource, c *colocation) {
 // applyColocScore routes a colocation to the primary's variant (for a group
 // primary: its last member for mandatory colocations, else its first).
 func (s *scheduler) applyColocScore(dep, pri *resource, c *colocation) {
+	if pri.isClone {
+		s.cloneApplyColocScore(dep, pri, c)
+		return
+	}
 	if pri.isGroup {
 		if pri.has(rscProvisional) || len(pri.children) == 0 {
 			return
@@ -565,6 +572,11 @@ func (s *scheduler) showScores(fn string, r *resource) {
 		}
 	}
 	if r.isGroup {
+		for _, c := range r.children {
+			s.showScores(fn, c)
+		}
+	}
+	if r.isClone {
 		for _, c := range r.children {
 			s.showScores(fn, c)
 		}

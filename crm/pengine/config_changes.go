@@ -116,7 +116,7 @@ func (s *scheduler) forceRestart(r *resource, task string, iv int) {
 // instead of a restart when only reloadable parameters changed.
 func (s *scheduler) reloadRsc(r *resource, n *node) {
 	switch {
-	case r.isGroup:
+	case r.collective():
 		for _, c := range r.children {
 			s.reloadRsc(c, n)
 		}

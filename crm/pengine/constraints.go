@@ -12,6 +12,12 @@ func (s *scheduler) findConstraintResource(id, constraint string) (*resource, er
 	if r := s.byID[id]; r != nil {
 		return r, nil
 	}
+	// The id of a cloned primitive names its clone.
+	for _, r := range s.resources {
+		if r.isClone && r.clone.template.ID == id {
+			return r, nil
+		}
+	}
 	for _, t := range s.cfg().Tags {
 		if t == id {
 			return nil, fmt.Errorf("%w: constraint %q refers to tag %q", cib.ErrUnsupported, constraint, id)
@@ -402,6 +408,11 @@ func (s *scheduler) applyLocations() {
 // the preference).
 func (s *scheduler) applyLocationTo(r *resource, lc *locationConstraint, zero bool) {
 	s.applyLocation(r, lc, zero)
+	if r.isClone {
+		for _, c := range r.children {
+			s.applyLocationTo(c, lc, zero)
+		}
+	}
 	if r.isGroup {
 		reset := r.groupColocated
 		z := zero
@@ -444,7 +455,7 @@ func (s *scheduler) applyLocation(r *resource, lc *locationConstraint, zero bool
 // applyStickiness adds a managed resource's stickiness to the single node
 // it is active on.
 func (s *scheduler) applyStickiness(r *resource) {
-	if r.isGroup {
+	if r.collective() {
 		for _, c := range r.children {
 			s.applyStickiness(c)
 		}
@@ -463,7 +474,7 @@ func (s *scheduler) applyStickiness(r *resource) {
 // checkFailureThreshold bans a resource from a node where its fail count
 // reached migration-threshold, unless that count is about to be cleared.
 func (s *scheduler) checkFailureThreshold(r *resource, n *node) {
-	if r.isGroup {
+	if r.collective() {
 		for _, c := range r.children {
 			s.checkFailureThreshold(c, n)
 		}
@@ -505,6 +516,10 @@ func (s *scheduler) applyExclusiveDiscovery(r *resource, n *node) {
 func (s *scheduler) internalConstraints(r *resource) {
 	if r.isGroup {
 		s.groupInternalConstraints(r)
+		return
+	}
+	if r.isClone {
+		s.cloneInternalConstraints(r)
 		return
 	}
 	if !r.has(rscManaged) {

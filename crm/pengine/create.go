@@ -58,6 +58,10 @@ func (s *scheduler) createActions(r *resource) {
 		s.groupCreateActions(r)
 		return
 	}
+	if r.isClone {
+		s.cloneCreateActions(r)
+		return
+	}
 	s.primitiveCreateActions(r)
 }
 
@@ -479,6 +483,9 @@ func (s *scheduler) scheduleProbes() {
 func (s *scheduler) probeRsc(r *resource, n *node) bool {
 	if !s.probes {
 		return false
+	}
+	if r.isClone {
+		return s.cloneProbe(r, n)
 	}
 	if r.isGroup {
 		any := false

@@ -60,7 +60,7 @@ func (s *scheduler) explainReport() []string {
 	}
 	out = append(out, lines...)
 	switch {
-	case r.isGroup:
+	case r.collective():
 		out = append(out, "Assigned: see members")
 	case r.allocatedTo != nil:
 		out = append(out, "Assigned to: "+r.allocatedTo.name)

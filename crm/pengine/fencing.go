@@ -98,7 +98,7 @@ func (s *scheduler) orderVsFence(fence *action) {
 }
 
 func (s *scheduler) rscStonithOrdering(r *resource, fence *action) {
-	if r.isGroup {
+	if r.collective() {
 		for _, c := range r.children {
 			s.rscStonithOrdering(c, fence)
 		}
@@ -169,11 +169,14 @@ func (s *scheduler) handleConfigChanges() {
 			if len(lr.Ops) == 0 {
 				continue
 			}
-			r := s.byID[lr.ID()]
-			if r == nil || r.isGroup {
-				continue
+			// pcmk__rscs_matching_id: every primitive with that id or
+			// history name (anonymous clone instances share one); an
+			// instance is checked only where it is active.
+			for _, r := range s.rscsMatchingID(lr.ID()) {
+				if r.isRunningOn(n) || !isAnonInstance(r) {
+					s.checkActionsFor(lr, r, n)
+				}
 			}
-			s.checkActionsFor(lr, r, n)
 		}
 	}
 }

@@ -193,7 +193,11 @@ func (s *scheduler) graphAction(a *action) *graph.Action {
 		ga.Priority = a.rsc.priority
 	}
 	if a.rsc != nil && ga.Kind != graph.KindPseudo {
-		ga.Resource = a.rsc.id
+		ga.Resource = s.graphName(a.rsc)
+		if isAnonInstance(a.rsc) {
+			// crm_simulate records the result under the configured id.
+			ga.HistoryID = cloneBaseID(a.rsc.id)
+		}
 		ga.Class, ga.Provider, ga.Type = a.rsc.cfg.Class, a.rsc.cfg.Provider, a.rsc.cfg.Type
 	}
 	if ga.Kind == graph.KindResource {

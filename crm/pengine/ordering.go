@@ -114,7 +114,7 @@ func (s *scheduler) rscOrderFirst(first *resource, o *ordering) {
 // rscState is fns->state(rsc, TRUE): the current role (for a group, the
 // highest role of its members).
 func (s *scheduler) rscState(r *resource) Role {
-	if !r.isGroup {
+	if !r.collective() {
 		return r.role
 	}
 	role := RoleStopped
@@ -140,6 +140,9 @@ const (
 // derives optional/runnable from the members' corresponding actions (and
 // updates the group action as a side effect, as Pacemaker does).
 func (s *scheduler) actionFlags(a *action, n *node) *action {
+	if a.rsc != nil && a.rsc.isClone {
+		return s.cloneActionFlags(a, n)
+	}
 	if a.rsc == nil || !a.rsc.isGroup {
 		return a
 	}
@@ -185,7 +188,7 @@ func complexTask(task string) string {
 // pseudo action, which completes only when all members have.
 func (s *scheduler) actionForOrdering(a *action) *action {
 	r := a.rsc
-	if r == nil || !r.isGroup || a.uuid == "" {
+	if r == nil || !r.collective() || a.uuid == "" {
 		return a
 	}
 	_, task, iv, ok := parseOpKey(a.uuid)
@@ -405,6 +408,26 @@ func (s *scheduler) updateForOrderingFlags(first, then *action, firstFlags, then
 // a group applies the ordering to itself and to each member's matching
 // action.
 func (s *scheduler) updateActions(first, then *action, n *node, flags, filter actFlags, typ orderFlags) graphChange {
+	if then.rsc != nil && then.rsc.isClone {
+		// pcmk__multi_update_actions without interleaving: the clone
+		// action, then each runnable instance action.
+		changed := s.primitiveUpdateActions(first, then, n, flags, filter, typ)
+		for _, c := range then.rsc.children {
+			ca := findFirstAction(c.actions, "", then.task, n)
+			if ca == nil || s.actionFlags(ca, n).flags&actRunnable == 0 {
+				continue
+			}
+			cc := s.updateActions(first, ca, n, flags, filter, typ)
+			changed |= cc
+			if cc&updatedThen != 0 {
+				after := append([]*wrapper(nil), ca.after...)
+				for i := len(after) - 1; i >= 0; i-- {
+					s.updateActionForOrderings(after[i].action)
+				}
+			}
+		}
+		return changed
+	}
 	if then.rsc != nil && then.rsc.isGroup {
 		changed := s.primitiveUpdateActions(first, then, n, flags, filter, typ)
 		for _, c := range then.rsc.children {
@@ -511,7 +534,7 @@ func (s *scheduler) primitiveUpdateActions(first, then *action, n *node, flags, 
 // "stop later member then earlier member" in groups): a required or
 // unrunnable start makes the stop required.
 func (s *scheduler) handleRestartOrdering(first, then *action, filter actFlags) {
-	if first.rsc == nil || first.rsc.isGroup || then.rsc == nil || then.rsc.isGroup {
+	if first.rsc == nil || first.rsc.collective() || then.rsc == nil || then.rsc.collective() {
 		return
 	}
 	reason := ""
@@ -604,7 +627,7 @@ func (s *scheduler) orderFirstRscProbes(r *resource) {
 	for _, c := range r.children {
 		s.orderFirstRscProbes(c)
 	}
-	if r.isGroup {
+	if r.collective() {
 		return
 	}
 	for _, probe := range resourceActions(r, nil, taskMonitor, false) {
@@ -623,7 +646,7 @@ func (s *scheduler) orderFirstRscProbes(r *resource) {
 
 // probeThenRestart is order_first_probe_then_restart_repromote.
 func (s *scheduler) probeThenRestart(probe, after *action, visited *[]*action) {
-	if probe == nil || probe.rsc == nil || probe.rsc.isGroup || after == nil || after.tracking {
+	if probe == nil || probe.rsc == nil || probe.rsc.collective() || after == nil || after.tracking {
 		return
 	}
 	if probe.task != taskMonitor {
@@ -631,7 +654,7 @@ func (s *scheduler) probeThenRestart(probe, after *action, visited *[]*action) {
 	}
 	after.tracking = true
 	*visited = append(*visited, after)
-	if after.rsc != nil && !after.rsc.isGroup && probe.rsc != after.rsc {
+	if after.rsc != nil && !after.rsc.collective() && probe.rsc != after.rsc {
 		var thens []*action
 		switch after.task {
 		case taskStart:
@@ -651,7 +674,7 @@ func (s *scheduler) probeThenRestart(probe, after *action, visited *[]*action) {
 		w := next[i]
 		if w.typ&orderImpliesThen == 0 {
 			// Only step from a group's action to its members' actions.
-			if after.rsc == nil || !after.rsc.isGroup || probe.rsc.parent == after.rsc ||
+			if after.rsc == nil || !after.rsc.collective() || probe.rsc.parent == after.rsc ||
 				w.action.rsc == nil || after.rsc != w.action.rsc.parent {
 				continue
 			}

@@ -143,7 +143,7 @@ func unpack(in *cib.CIB, now time.Time, opts Options) (*scheduler, error) {
 }
 
 func (s *scheduler) count(r *resource) {
-	if r.isGroup {
+	if r.collective() {
 		for _, c := range r.children {
 			s.count(c)
 		}
@@ -214,7 +214,7 @@ func (s *scheduler) run() error {
 func (s *scheduler) checkMigrations() error {
 	var check func(r *resource) error
 	check = func(r *resource) error {
-		if r.isGroup {
+		if r.collective() {
 			for _, c := range r.children {
 				if err := check(c); err != nil {
 					return err

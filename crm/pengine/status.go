@@ -31,6 +31,11 @@ type ResourceStatus struct {
 	IsGroup bool
 	Flags   string
 	Members []*ResourceStatus
+	// Clone fields: Child is the cloned resource's id; Members are the
+	// instances listed one by one, Roles the summarised ones.
+	IsClone bool
+	Child   string
+	Roles   []RoleList
 }
 
 // ClusterStatus is what crm_simulate prints as the cluster status.
@@ -66,7 +71,7 @@ func Status(in *cib.CIB, now time.Time, opts StatusOptions) (*ClusterStatus, err
 		// crm_mon skips a (group) resource that counts as active but is
 		// recorded as running nowhere: an unmanaged member on an offline
 		// node does not add that node to its group.
-		if active && len(r.runningOn) == 0 {
+		if active && len(r.runningOn) == 0 && !r.isClone {
 			continue
 		}
 		st.Resources = append(st.Resources, s.resourceStatus(r, opts))
@@ -115,6 +120,9 @@ func nodeStatus(n *node) NodeStatus {
 }
 
 func (s *scheduler) resourceStatus(r *resource, opts StatusOptions) *ResourceStatus {
+	if r.isClone {
+		return s.cloneStatus(r, opts)
+	}
 	if r.isGroup {
 		rs := &ResourceStatus{ID: r.id, IsGroup: true}
 		var flags []string

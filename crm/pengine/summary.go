@@ -35,7 +35,7 @@ func (s *scheduler) summary() []Change {
 }
 
 func (s *scheduler) outputResourceActions(w *summaryWriter, r *resource) {
-	if r.isGroup {
+	if r.collective() {
 		for _, c := range r.children {
 			s.outputResourceActions(w, c)
 		}

@@ -172,6 +172,15 @@ type resource struct {
 
 	groupOrdered, groupColocated bool
 
+	// isClone marks a clone; clone holds its settings (clone.go). Its
+	// children are the instances, numbered in their ids (rsc:0, rsc:1).
+	isClone bool
+	clone   *cloneInfo
+	// cloneName is, for an anonymous clone instance, the id its history
+	// was recorded under ("rsc" or an older "rsc:N"), as Pacemaker's
+	// clone_name.
+	cloneName string
+
 	// history keeps each node's lrm_resource entry for this resource, used
 	// by the configuration-change checks and failure-probe display.
 	history map[int]*cib.LRMResource
@@ -179,6 +188,10 @@ type resource struct {
 	// (not installed, ...): node index -> rc.
 	failedProbe map[int]int
 }
+
+// collective reports whether r is a group or a clone (it has children and
+// no agent of its own).
+func (r *resource) collective() bool { return r.isGroup || r.isClone }
 
 func (r *resource) has(f rscFlags) bool { return r.flags&f != 0 }
 func (r *resource) set(f rscFlags)      { r.flags |= f }

@@ -471,6 +471,11 @@ func (s *scheduler) unpackResource(cr *cib.Resource, parent *resource) (*resourc
 			r.children = append(r.children, child)
 		}
 	}
+	if cr.IsClone() {
+		if err := s.unpackClone(r, cr); err != nil {
+			return nil, err
+		}
+	}
 	if s.symmetric {
 		s.resourceLocation(r, nil, 0, "symmetric_default")
 	}

@@ -596,7 +596,7 @@ func (s *scheduler) addRunning(r *resource, n *node, failed bool) {
 		return
 	}
 	r.runningOn = append(r.runningOn, n)
-	if !r.isGroup {
+	if !r.collective() {
 		n.running = append(n.running, r)
 		// Pacemaker 2.1.5 only makes the resource unmanaged here; it does
 		// not get the maintenance flag (so its recurring monitors elsewhere
@@ -612,7 +612,7 @@ func (s *scheduler) addRunning(r *resource, n *node, failed bool) {
 		}
 		return
 	}
-	if !r.isGroup && s.activeCount(r) > 1 {
+	if !r.collective() && s.activeCount(r) > 1 {
 		switch r.recovery {
 		case recoveryStopOnly:
 			for _, x := range s.nodes {

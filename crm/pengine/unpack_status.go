@@ -235,9 +235,9 @@ func (s *scheduler) unpackLRMResource(n *node, lr *cib.LRMResource) {
 	if len(lr.Ops) == 0 {
 		return
 	}
-	r := s.byID[lr.ID()]
-	if r != nil && r.isGroup {
-		// History of a resource that is no longer a primitive is ignored.
+	// History of a resource that is no longer a primitive is ignored.
+	r, ok := s.historyResource(lr.ID(), n)
+	if !ok {
 		return
 	}
 	if r == nil {

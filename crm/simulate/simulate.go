@@ -238,6 +238,20 @@ func (p *printer) status(title string, st *pengine.ClusterStatus) {
 			}
 			continue
 		}
+		if r.IsClone {
+			if r.Flags != "" {
+				p.line(fmt.Sprintf("    * Clone Set: %s [%s] (%s):", r.ID, r.Child, r.Flags))
+			} else {
+				p.line(fmt.Sprintf("    * Clone Set: %s [%s]:", r.ID, r.Child))
+			}
+			for _, m := range r.Members {
+				p.line(fmt.Sprintf("      * %s\t(%s):\t%s", m.ID, m.Agent, m.State))
+			}
+			for _, rl := range r.Roles {
+				p.line(fmt.Sprintf("      * %s: [ %s ]", rl.Role, strings.Join(rl.Nodes, " ")))
+			}
+			continue
+		}
 		p.line(fmt.Sprintf("    * %s\t(%s):\t%s", r.ID, r.Agent, r.State))
 	}
 }
@@ -442,11 +456,15 @@ func (f *simFuncs) Resource(a *graph.Action) error {
 		}
 	}
 	ns := f.cib.Status.EnsureNode(a.NodeID, a.Node)
-	lr := ns.EnsureResource(a.Resource, a.Class, a.Type, a.Provider)
+	histID := a.Resource
+	if a.HistoryID != "" {
+		histID = a.HistoryID
+	}
+	lr := ns.EnsureResource(histID, a.Class, a.Type, a.Provider)
 	printOp()
 	if failed {
 		f.p.line(fmt.Sprintf("Pretending action %d failed with rc=%d", a.ID, rc))
-		injectFailcount(f.p, ns, a.Resource, a.Task, a.IntervalMS, rc, f.now)
+		injectFailcount(f.p, ns, histID, a.Task, a.IntervalMS, rc, f.now)
 	}
 	lr.Record(cib.OpResult{
 		Task: a.Task, IntervalMS: a.IntervalMS, RC: rc, OpStatus: 0, TargetRC: target,

@@ -1,0 +1,673 @@
+package pengine
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"ringmaster/crm/cib"
+)
+
+// Clones (Pacemaker's clone variant): a clone owns clone-max instances of
+// one primitive (or group), numbered in their ids (rsc:0, rsc:1, ...). An
+// anonymous clone's instances are interchangeable: the history of "rsc" (or
+// of an older "rsc:N") on a node is matched to an instance while the status
+// is unpacked (find_anonymous_clone), so instance numbers are assigned in a
+// fixed order, and graph actions name the resource as the history does.
+//
+// Supported here: anonymous clones of primitives with clone-max,
+// clone-node-max, ordered, location constraints, orderings and colocations
+// with other resources. Refused with ErrUnsupported, naming the clone:
+// promotable clones, globally-unique clones, notifications, cloned groups,
+// clone-min and interleaved orderings/colocations between clones.
+
+// cloneInfo holds a clone's settings (clone_variant_data_t).
+type cloneInfo struct {
+	max, nodeMax, min int
+	interleave        bool
+	ordered           bool
+	unique            bool
+	notify            bool
+	promotable        bool
+	template          *cib.Resource
+	// count is the number of instances assigned to each node (node.idx)
+	// during distribution: the parent's node->count.
+	count []int
+}
+
+func cloneUnsupported(r *resource, what string) error {
+	return fmt.Errorf("%w: <clone id=%q>: %s (not implemented)", cib.ErrUnsupported, r.id, what)
+}
+
+// unpackClone is clone_unpack: settings, the default stickiness and the
+// instances.
+func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
+	ci := &cloneInfo{template: cr.Children[0], count: make([]int, len(s.nodes))}
+	r.isClone, r.clone = true, ci
+	ci.promotable = cr.Kind == "master" || cib.IsTrue(r.meta["promotable"])
+	ci.unique = cib.IsTrue(r.meta["globally-unique"])
+	ci.notify = cib.IsTrue(r.meta["notify"])
+	ci.interleave = cib.IsTrue(r.meta["interleave"])
+	ci.ordered = cib.IsTrue(r.meta["ordered"])
+	ci.max = len(s.nodes)
+	if v, ok := r.meta["clone-max"]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+			ci.max = n
+		}
+	}
+	ci.nodeMax = 1
+	if v, ok := r.meta["clone-node-max"]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+			ci.nodeMax = n
+		}
+	}
+	if v, ok := r.meta["clone-min"]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+			ci.min = n
+		}
+	}
+	switch {
+	case ci.promotable:
+		return cloneUnsupported(r, "promotable clone")
+	case ci.unique:
+		return cloneUnsupported(r, "globally-unique clone")
+	case ci.notify:
+		return cloneUnsupported(r, "clone notifications")
+	case ci.template.IsGroup():
+		return cloneUnsupported(r, "cloned group")
+	case ci.min > 0:
+		return cloneUnsupported(r, "clone-min")
+	case ci.nodeMax != 1:
+		return cloneUnsupported(r, "clone-node-max other than 1")
+	}
+	// Clones default to a stickiness of 1 (unless resource defaults or the
+	// clone set one), so that instances stay where they run.
+	if _, ok := r.meta["resource-stickiness"]; !ok {
+		r.meta["resource-stickiness"] = "1"
+		r.stickiness = 1
+	}
+	for i := 0; i < ci.max; i++ {
+		if _, err := s.newInstance(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newInstance creates the clone's next instance (pe__create_clone_child).
+func (s *scheduler) newInstance(r *resource) (*resource, error) {
+	n := len(r.children)
+	cr := *r.clone.template
+	cr.ID = fmt.Sprintf("%s:%d", cr.ID, n)
+	inst, err := s.unpackResource(&cr, r)
+	if err != nil {
+		return nil, err
+	}
+	r.children = append(r.children, inst)
+	return inst, nil
+}
+
+// cloneBaseID is clone_strip: the id without its instance number.
+func cloneBaseID(id string) string {
+	if i := strings.LastIndexByte(id, ':'); i > 0 {
+		if _, err := strconv.Atoi(id[i+1:]); err == nil {
+			return id[:i]
+		}
+	}
+	return id
+}
+
+// isAnonInstance reports whether r is an instance of an anonymous clone.
+func isAnonInstance(r *resource) bool {
+	return r.parent != nil && r.parent.isClone && !r.parent.clone.unique
+}
+
+// historyResource is unpack_find_resource: the resource a node's history
+// entry id belongs to. For an anonymous clone it picks the instance
+// (find_anonymous_clone); ok is false when the entry is to be ignored.
+func (s *scheduler) historyResource(id string, n *node) (r *resource, ok bool) {
+	r = s.byID[id]
+	if r == nil {
+		if zero := s.byID[cloneBaseID(id)+":0"]; zero != nil && isAnonInstance(zero) {
+			r = zero
+		}
+	} else if r.isGroup || r.isClone {
+		return nil, false
+	}
+	if r == nil || !isAnonInstance(r) {
+		return r, true
+	}
+	inst := s.findAnonymousInstance(r.parent, n)
+	if id != inst.id && id != inst.cloneName {
+		inst.cloneName = id
+	}
+	return inst, true
+}
+
+// findAnonymousInstance is find_anonymous_clone: the instance active on n,
+// else the first inactive one (not blocked, not pending elsewhere), else a
+// new orphan instance.
+func (s *scheduler) findAnonymousInstance(c *resource, n *node) *resource {
+	var found, inactive *resource
+	skipInactive := false
+	for _, child := range c.children {
+		if len(child.runningOn) > 0 {
+			if child.runningOn[0] == n {
+				// A second history entry here for an instance already
+				// active here (after globally-unique was switched off):
+				// this one and any further ones are orphans.
+				skipInactive = true
+			}
+			continue
+		}
+		if !skipInactive && inactive == nil && !child.has(rscBlock) {
+			if child.pendingNode == nil || child.pendingNode == n {
+				inactive = child
+			}
+		}
+	}
+	if found == nil && !skipInactive {
+		found = inactive
+	}
+	// An instance that does not need fencing, seen on an offline or unclean
+	// node, must not use up an instance number unless the clone runs
+	// everywhere.
+	if found != nil && !found.has(rscNeedsFencing) && (!n.online || n.unclean) && c.clone.max != len(s.nodes) {
+		found = nil
+	}
+	if found == nil {
+		inst, err := s.newInstance(c)
+		if err != nil {
+			panic(fmt.Sprintf("pengine: orphan instance of %s: %v", c.id, err))
+		}
+		inst.set(rscOrphan)
+		if !s.stopOrphans {
+			inst.clear(rscManaged)
+		} else {
+			s.resourceLocation(inst, nil, -Infinity, "__orphan_do_not_run__")
+		}
+		found = inst
+	}
+	return found
+}
+
+// graphName is the name an action's resource carries in the graph and in
+// crm_simulate's output: for an anonymous instance, the id the history uses
+// when some instance's history is recorded under the plain id, else the
+// instance's own history name or id (add_resource_details and
+// crm_simulate's lookup).
+func (s *scheduler) graphName(r *resource) string {
+	if !isAnonInstance(r) {
+		return r.id
+	}
+	base := cloneBaseID(r.id)
+	for _, c := range r.parent.children {
+		if c.cloneName == base {
+			return base
+		}
+	}
+	if r.cloneName != "" {
+		return r.cloneName
+	}
+	return r.id
+}
+
+// --- assignment ---------------------------------------------------------
+
+// cloneAssign is pcmk__clone_allocate.
+func (s *scheduler) cloneAssign(r *resource, prefer *node) *node {
+	if !r.has(rscProvisional) || r.has(rscAllocating) {
+		return nil
+	}
+	r.set(rscAllocating)
+	for _, c := range append([]*colocation(nil), r.thisWith...) {
+		s.assign(c.primary, prefer)
+	}
+	for _, c := range append([]*colocation(nil), r.withThis...) {
+		if !hasInfluence(c, nil) {
+			continue
+		}
+		tbl := r.allowed
+		s.mergeScores(c.dependent, r.id, &tbl, c.nodeAttribute, float32(c.score)/float32(Infinity), mergeActive|mergeNonnegative)
+		r.allowed = tbl
+	}
+	s.showScores("pcmk__clone_assign", r)
+	sort.SliceStable(r.children, func(i, j int) bool { return s.cmpInstance(r.children[i], r.children[j]) < 0 })
+	s.distributeInstances(r)
+	r.clear(rscProvisional | rscAllocating)
+	return nil
+}
+
+// cmpInstance is the assignment order of instances (pcmk__cmp_instance):
+// those active on fewer nodes, then higher priority, then active ones, then
+// those whose current node can run them, then the not failed ones; the
+// rest keeps the instance order.
+func (s *scheduler) cmpInstance(a, b *resource) int {
+	na, nb := len(a.runningOn), len(b.runningOn)
+	if na > 0 && nb > 0 && na != nb {
+		return na - nb
+	}
+	if a.priority != b.priority {
+		return b.priority - a.priority
+	}
+	if (na > 0) != (nb > 0) {
+		if na > 0 {
+			return -1
+		}
+		return 1
+	}
+	if na > 0 && nb > 0 {
+		ca, cb := a.runningOn[0].available(), b.runningOn[0].available()
+		if ca != cb {
+			if ca {
+				return -1
+			}
+			return 1
+		}
+	}
+	fa, fb := a.has(rscFailed), b.has(rscFailed)
+	if fa != fb {
+		if fb {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+// distributeInstances is distribute_children: instances are first kept
+// where they are active, then the rest assigned, up to clone-max.
+func (s *scheduler) distributeInstances(r *resource) {
+	ci := r.clone
+	available := 0
+	for _, n := range s.nodes {
+		ci.count[n.idx] = 0
+		if r.allowed.has[n.idx] && n.available() {
+			available++
+		}
+	}
+	allColoc := ci.max < available
+	loopMax := 1
+	if available > 0 && ci.max/available > 1 {
+		loopMax = ci.max / available
+	}
+	assigned := 0
+	for _, child := range r.children {
+		if assigned >= ci.max {
+			break
+		}
+		if len(child.runningOn) == 0 || !child.has(rscProvisional) || child.has(rscFailed) {
+			continue
+		}
+		cur := currentNodeOf(child)
+		if cur == nil || !r.allowed.has[cur.idx] {
+			continue
+		}
+		if !cur.available() {
+			continue
+		}
+		if ci.count[cur.idx] >= loopMax {
+			continue
+		}
+		if s.assignInstance(r, child, cur, allColoc) {
+			assigned++
+		}
+	}
+	for _, child := range r.children {
+		if !child.has(rscProvisional) {
+			continue
+		}
+		if assigned >= ci.max {
+			s.resourceLocation(child, nil, -Infinity, "clone:limit_reached")
+			s.primitiveAssign(child, nil)
+			continue
+		}
+		if s.assignInstance(r, child, nil, allColoc) {
+			assigned++
+		}
+	}
+}
+
+// assignInstance is allocate_instance.
+func (s *scheduler) assignInstance(r, child *resource, prefer *node, allColoc bool) bool {
+	if !child.has(rscProvisional) {
+		return child.allocatedTo != nil
+	}
+	if child.has(rscAllocating) {
+		return false
+	}
+	s.appendParentColocations(r, child, allColoc)
+	if prefer != nil {
+		if !child.allowed.has[prefer.idx] || child.allowed.w[prefer.idx] < 0 {
+			return false
+		}
+	}
+	s.limitInstance(r, child)
+	backup := child.allowed.clone()
+	chosen := s.primitiveAssign(child, prefer)
+	if chosen != nil && prefer != nil && chosen != prefer {
+		child.allowed = backup
+		s.unassign(child)
+		child.nextRole = RoleUnknown
+		return false
+	}
+	if chosen != nil {
+		r.clone.count[chosen.idx]++
+	}
+	return chosen != nil
+}
+
+// limitInstance is can_run_instance for every node the instance may use:
+// nodes that cannot run resources, that the clone bans, or that already
+// have clone-node-max instances are banned for it.
+func (s *scheduler) limitInstance(r, child *resource) {
+	for _, n := range s.nodes {
+		if !child.allowed.has[n.idx] {
+			continue
+		}
+		switch {
+		case child.has(rscOrphan), !n.available(), !r.allowed.has[n.idx]:
+			s.resourceNodeScore(child, n, -Infinity, "clone:limit")
+		case r.allowed.w[n.idx] < 0:
+			s.resourceNodeScore(child, n, r.allowed.w[n.idx], "clone:parent")
+		case r.clone.count[n.idx] >= r.clone.nodeMax:
+			s.resourceNodeScore(child, n, -Infinity, "clone:node-full")
+		}
+	}
+}
+
+// appendParentColocations is append_parent_colocation: the clone's
+// colocations apply to each instance (the positive optional ones only when
+// not every node gets an instance).
+func (s *scheduler) appendParentColocations(r, child *resource, all bool) {
+	for _, c := range r.thisWith {
+		if all || c.score < 0 || c.score == Infinity {
+			child.thisWith = append([]*colocation{c}, child.thisWith...)
+		}
+	}
+	for _, c := range r.withThis {
+		if !hasInfluence(c, child) {
+			continue
+		}
+		if all || c.score < 0 {
+			child.withThis = append([]*colocation{c}, child.withThis...)
+		}
+	}
+}
+
+// cloneApplyColocScore is clone_rsc_colocation_rh without interleaving:
+// a mandatory colocation with a clone allows only the nodes its instances
+// go to; an optional one adds each instance's node.
+func (s *scheduler) cloneApplyColocScore(dep, pri *resource, c *colocation) {
+	if pri.has(rscProvisional) {
+		return
+	}
+	if c.score >= Infinity {
+		on := make([]bool, len(s.nodes))
+		for _, child := range pri.children {
+			if child.allocatedTo != nil && !child.has(rscBlock) {
+				on[child.allocatedTo.idx] = true
+			}
+		}
+		for _, n := range s.nodes {
+			if dep.allowed.has[n.idx] && !on[n.idx] {
+				dep.allowed.w[n.idx] = -Infinity
+				s.explainScore(dep, n, -Infinity, "colocation "+c.id+" with "+pri.id)
+			}
+		}
+		return
+	}
+	for _, child := range pri.children {
+		s.applyColocScore(dep, child, c)
+	}
+}
+
+// --- actions --------------------------------------------------------------
+
+// cloneCreateActions is clone_create_actions: the instances' actions, then
+// the clone's start/running/stop/stopped pseudo actions.
+func (s *scheduler) cloneCreateActions(r *resource) {
+	active, starting, stopping := false, false, false
+	for _, c := range r.children {
+		s.createActions(c)
+		if len(c.runningOn) > 0 {
+			active = true
+		}
+		for _, a := range c.actions {
+			if a.has(actOptional) || !a.has(actPseudo) && !a.has(actRunnable) {
+				continue
+			}
+			switch a.task {
+			case taskStop:
+				stopping = true
+			case taskStart:
+				if a.has(actRunnable) {
+					starting = true
+				}
+			}
+		}
+	}
+	pseudo := func(task string, optional, runnable bool) *action {
+		a := s.customAction(r, opKey(r.id, task, 0), task, nil, optional, true)
+		a.set(actPseudo)
+		if runnable {
+			a.set(actRunnable)
+		} else {
+			a.clear(actRunnable)
+		}
+		return a
+	}
+	pseudo(taskStart, !starting, true)
+	started := pseudo(taskStarted, !starting, false)
+	if active || starting {
+		started.set(actRunnable)
+	}
+	pseudo(taskStop, !stopping, true)
+	pseudo(taskStopped, !stopping, true)
+}
+
+// cloneInternalConstraints is clone_internal_constraints.
+func (s *scheduler) cloneInternalConstraints(r *resource) {
+	s.orderResourceActions(r, taskStopped, r, taskStart, orderOptional)
+	s.orderResourceActions(r, taskStart, r, taskStarted, orderRunnableLeft)
+	s.orderResourceActions(r, taskStop, r, taskStopped, orderRunnableLeft)
+	children := r.children
+	if r.clone.ordered {
+		children = append([]*resource(nil), children...)
+		sort.SliceStable(children, func(i, j int) bool { return children[i].id < children[j].id })
+	}
+	var last *resource
+	for _, c := range children {
+		s.internalConstraints(c)
+		s.orderResourceActions(r, taskStart, c, taskStart, orderRunnableLeft|orderImpliesFirstPrinted)
+		s.orderResourceActions(c, taskStart, r, taskStarted, orderImpliesThenPrinted)
+		if r.clone.ordered && last != nil {
+			s.orderResourceActions(last, taskStart, c, taskStart, orderOptional)
+		}
+		s.orderResourceActions(r, taskStop, c, taskStop, orderImpliesFirstPrinted)
+		s.orderResourceActions(c, taskStop, r, taskStopped, orderImpliesThenPrinted)
+		if r.clone.ordered && last != nil {
+			s.orderResourceActions(c, taskStop, last, taskStop, orderOptional)
+		}
+		last = c
+	}
+}
+
+// cloneActionFlags is summary_action_flags: a clone action is optional
+// only if every instance's is, and (except for stops) runnable if any
+// instance's is.
+func (s *scheduler) cloneActionFlags(a *action, n *node) *action {
+	flags := actOptional | actRunnable | actPseudo
+	task := complexTask(a.task)
+	checkRunnable := task != taskStop
+	anyRunnable := false
+	for _, c := range a.rsc.children {
+		ca := findFirstAction(c.actions, "", task, n)
+		if ca == nil {
+			continue
+		}
+		cf := s.actionFlags(ca, n).flags
+		if flags&actOptional != 0 && cf&actOptional == 0 {
+			flags &^= actOptional
+			a.clear(actOptional)
+		}
+		if cf&actRunnable != 0 {
+			anyRunnable = true
+		}
+	}
+	if checkRunnable && !anyRunnable {
+		flags &^= actRunnable
+		if n == nil {
+			a.clear(actRunnable)
+		}
+	}
+	return &action{flags: flags}
+}
+
+// cloneProbe is clone_create_probe for an anonymous clone: nothing if any
+// instance is known on the node, else a probe of the instance active there
+// or of the first instance.
+func (s *scheduler) cloneProbe(r *resource, n *node) bool {
+	children := append([]*resource(nil), r.children...)
+	sort.SliceStable(children, func(i, j int) bool { return instanceNumber(children[i]) < instanceNumber(children[j]) })
+	if len(children) == 0 {
+		return false
+	}
+	for _, c := range children {
+		if c.knownOn[n.idx] {
+			return false
+		}
+	}
+	pick := children[0]
+	for _, c := range children {
+		if c.isRunningOn(n) {
+			pick = c
+			break
+		}
+	}
+	return s.probeRsc(pick, n)
+}
+
+func instanceNumber(r *resource) int {
+	if i := strings.LastIndexByte(r.id, ':'); i >= 0 {
+		if n, err := strconv.Atoi(r.id[i+1:]); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// --- status ---------------------------------------------------------------
+
+// RoleList is one "* Started: [ n1 n2 ]" line of a clone.
+type RoleList struct {
+	Role  string
+	Nodes []string
+}
+
+// cloneStatus is pe__clone_default: instances that are failed, unmanaged,
+// orphaned, or otherwise not plain are listed one by one; the others are
+// summarised per role, followed by the nodes where no instance runs.
+func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus {
+	rs := &ResourceStatus{ID: r.id, IsClone: true, Child: r.clone.template.ID}
+	var flags []string
+	if r.clone.promotable {
+		flags = append(flags, "promotable")
+	}
+	if r.clone.unique {
+		flags = append(flags, "unique")
+	}
+	if !r.has(rscManaged) {
+		flags = append(flags, "unmanaged")
+	}
+	if isDisabled(r) {
+		flags = append(flags, "disabled")
+	}
+	rs.Flags = strings.Join(flags, ", ")
+	children := append([]*resource(nil), r.children...)
+	sort.SliceStable(children, func(i, j int) bool { return instanceNumber(children[i]) < instanceNumber(children[j]) })
+	var started []*node
+	active := 0
+	for _, c := range children {
+		if len(c.runningOn) > 0 {
+			active++
+		}
+		partial := !c.has(rscManaged) || c.has(rscFailed) || len(c.runningOn) > 1 || c.has(rscOrphan) && len(c.runningOn) > 0 ||
+			c.has(rscFailureIgnored)
+		switch {
+		case len(c.runningOn) == 0 && !c.has(rscFailed):
+			// inactive: summarised in the Stopped list
+		case partial:
+			rs.Members = append(rs.Members, &ResourceStatus{ID: c.id, Agent: c.cfg.Agent(), State: s.nativeState(c, opts)})
+		default:
+			started = append(started, c.runningOn[0])
+		}
+	}
+	sort.SliceStable(started, func(i, j int) bool { return numericLess(started[i].name, started[j].name) })
+	if len(started) > 0 {
+		rl := RoleList{Role: "Started"}
+		for _, n := range started {
+			rl.Nodes = append(rl.Nodes, n.name)
+		}
+		rs.Roles = append(rs.Roles, rl)
+	}
+	if r.clone.max > active {
+		rl := RoleList{Role: "Stopped"}
+		if isDisabled(r) {
+			rl.Role = "Stopped (disabled)"
+		}
+		useKnown := true
+		for _, n := range s.nodes {
+			if r.allowed.has[n.idx] {
+				useKnown = false
+			}
+		}
+		for _, n := range s.nodes {
+			ok := r.allowed.has[n.idx]
+			if useKnown {
+				ok = false
+				for _, c := range r.children {
+					if c.knownOn[n.idx] {
+						ok = true
+					}
+				}
+			}
+			if !ok {
+				continue
+			}
+			running := false
+			for _, c := range r.children {
+				if c.isRunningOn(n) {
+					running = true
+				}
+			}
+			if !running {
+				rl.Nodes = append(rl.Nodes, n.name)
+			}
+		}
+		if len(rl.Nodes) > 0 {
+			rs.Roles = append(rs.Roles, rl)
+		}
+	}
+	return rs
+}
+
+// rscsMatchingID is pcmk__rscs_matching_id restricted to primitives: those
+// whose id or history name is id.
+func (s *scheduler) rscsMatchingID(id string) []*resource {
+	var out []*resource
+	var walk func(r *resource)
+	walk = func(r *resource) {
+		if !r.collective() && (r.id == id || r.cloneName == id) {
+			out = append(out, r)
+		}
+		for _, c := range r.children {
+			walk(c)
+		}
+	}
+	for _, r := range s.resources {
+		walk(r)
+	}
+	return out
+}
