@@ -21,6 +21,7 @@ import (
 func newCrmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "crm", Short: "Resource manager tools"}
 	cmd.AddCommand(newCrmSimulateCmd(g))
+	addCrmEditCmds(cmd, g) // crm_edit.go: export, apply, import, resource, node, attribute
 	return cmd
 }
 

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"ringmaster/crm/cib"
+	"ringmaster/crm/cibedit"
+	"ringmaster/crm/cibtoml"
+)
+
+// errNeedsRingd is what the configuration commands answer until ringd
+// carries the resource manager: without --cib there is no CIB to edit.
+var errNeedsRingd = errors.New("needs a running ringd with the resource manager (or --cib FILE / RINGMASTER_CIB_FILE to edit a CIB file)")
+
+// cibFileEnv names a CIB file that the editing commands (and ringctl run
+// as crm_attribute, crm_master or attrd_updater) read and rewrite instead
+// of asking ringd: a test hook and an offline editor.
+const cibFileEnv = "RINGMASTER_CIB_FILE"
+
+// addCrmEditCmds adds the configuration commands to `ringctl crm`.
+func addCrmEditCmds(crm *cobra.Command, g *globals) {
+	var cibFile string
+	crm.PersistentFlags().StringVar(&cibFile, "cib", os.Getenv(cibFileEnv), "edit this CIB file instead of the cluster's (env "+cibFileEnv+")")
+	file := func() string { return cibFile }
+	crm.AddCommand(newCrmExportCmd(file), newCrmApplyCmd(file), newCrmImportCmd(file),
+		newCrmResourceCmd(file), newCrmNodeCmd(file), newCrmAttributeCmd(file))
+}
+
+func readCIBFile(path string) (*cib.CIB, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cib.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// writeCIBFile replaces path atomically (a temporary file renamed over it).
+func writeCIBFile(path string, c *cib.CIB) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".cib-*.xml")
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(tmp); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// editCIB applies edit to the --cib file; without one the command needs
+// ringd.
+func editCIB(path string, edit func(*cib.CIB) (*cib.CIB, error)) error {
+	if path == "" {
+		return errNeedsRingd
+	}
+	cur, err := readCIBFile(path)
+	if err != nil {
+		return err
+	}
+	next, err := edit(cur)
+	if err != nil {
+		return err
+	}
+	if next == cur {
+		return nil
+	}
+	return writeCIBFile(path, next)
+}
+
+func newCrmExportCmd(file func() string) *cobra.Command {
+	var asTOML bool
+	c := &cobra.Command{
+		Use:   "export [--toml]",
+		Short: "Print the cluster's CIB as Pacemaker XML (valid for crm_verify) or as resources.toml",
+		Long: `Print the CIB: Pacemaker XML by default (what crm_verify and cibadmin read),
+or with --toml the configuration as a resources.toml for ringctl crm apply.
+Reads the cluster's CIB from ringd, or the file given with --cib.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file() == "" {
+				return errNeedsRingd
+			}
+			c, err := readCIBFile(file())
+			if err != nil {
+				return err
+			}
+			return printCIB(cmd.OutOrStdout(), c, asTOML)
+		},
+	}
+	c.Flags().BoolVar(&asTOML, "toml", false, "print the configuration as TOML (resources.toml)")
+	return c
+}
+
+func printCIB(w io.Writer, c *cib.CIB, asTOML bool) error {
+	if !asTOML {
+		_, err := c.WriteTo(w)
+		return err
+	}
+	m, err := cibtoml.FromCIB(c)
+	if err != nil {
+		return err
+	}
+	return m.Encode(w)
+}
+
+// baseCIB is the CIB a dry run applies to: the --cib file, or an empty CIB.
+func baseCIB(path string) (*cib.CIB, error) {
+	if path == "" {
+		return cibedit.Empty(), nil
+	}
+	return readCIBFile(path)
+}
+
+func newCrmApplyCmd(file func() string) *cobra.Command {
+	var (
+		tomlFile string
+		dryRun   bool
+	)
+	c := &cobra.Command{
+		Use:   "apply -f resources.toml [--dry-run]",
+		Short: "Make a resources.toml the cluster's configuration",
+		Long: `Check a resources.toml (see examples/resources.toml) and install it as the
+configuration, replacing the current one (the status is kept; epoch is
+bumped). A file with any mistake is refused with FILE:LINE errors and
+nothing changes. --dry-run prints the resulting CIB instead (applied to the
+--cib file, or to an empty CIB).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tomlFile == "" {
+				return fmt.Errorf("-f/--file is required")
+			}
+			data, err := os.ReadFile(tomlFile)
+			if err != nil {
+				return err
+			}
+			m, err := cibtoml.Parse(tomlFile, data)
+			if err != nil {
+				return err
+			}
+			cfg, err := m.Build()
+			if err != nil {
+				return err
+			}
+			return replaceAndPrint(cmd, file(), dryRun, func(cur *cib.CIB) (*cib.CIB, error) { return cibedit.ReplaceConfig(cur, cfg) })
+		},
+	}
+	c.Flags().StringVarP(&tomlFile, "file", "f", "", "resources.toml to apply")
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "validate and print the resulting CIB XML; change nothing")
+	return c
+}
+
+func replaceAndPrint(cmd *cobra.Command, path string, dryRun bool, edit func(*cib.CIB) (*cib.CIB, error)) error {
+	if dryRun {
+		cur, err := baseCIB(path)
+		if err != nil {
+			return err
+		}
+		next, err := edit(cur)
+		if err != nil {
+			return err
+		}
+		_, err = next.WriteTo(cmd.OutOrStdout())
+		return err
+	}
+	return editCIB(path, edit)
+}
+
+func newCrmImportCmd(file func() string) *cobra.Command {
+	var dryRun bool
+	c := &cobra.Command{
+		Use:   "import CIB.xml [--dry-run]",
+		Short: "Make a Pacemaker CIB's configuration the cluster's",
+		Long: `Check a Pacemaker CIB (cibadmin --query output, a crm_simulate input) and
+install its configuration, keeping the cluster's status. Its epoch is kept
+when newer than the cluster's, else bumped past it. Constructs ringmaster
+does not implement are refused with the element and id. --dry-run prints
+the resulting CIB instead.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			next, err := readCIBFile(args[0])
+			if err != nil {
+				return err
+			}
+			return replaceAndPrint(cmd, file(), dryRun, func(cur *cib.CIB) (*cib.CIB, error) { return cibedit.Replace(cur, next) })
+		},
+	}
+	c.Flags().BoolVar(&dryRun, "dry-run", false, "validate and print the resulting CIB XML; change nothing")
+	return c
+}
+
+func newCrmResourceCmd(file func() string) *cobra.Command {
+	cmd := &cobra.Command{Use: "resource", Short: "Start, stop, move, ban, clear or clean up a resource (crm_resource)"}
+	simple := func(use, short string, nodeArg bool, edit func(c *cib.CIB, rsc, node string) (*cib.CIB, error)) *cobra.Command {
+		args := cobra.ExactArgs(1)
+		if nodeArg {
+			args = cobra.RangeArgs(1, 2)
+		}
+		return &cobra.Command{Use: use, Short: short, Args: args, RunE: func(_ *cobra.Command, a []string) error {
+			node := ""
+			if len(a) > 1 {
+				node = a[1]
+			}
+			return editCIB(file(), func(c *cib.CIB) (*cib.CIB, error) { return edit(c, a[0], node) })
+		}}
+	}
+	cmd.AddCommand(
+		simple("start RSC", "Allow the resource to run (target-role Started)", false, func(c *cib.CIB, r, _ string) (*cib.CIB, error) { return cibedit.Start(c, r) }),
+		simple("stop RSC", "Stop the resource (target-role Stopped)", false, func(c *cib.CIB, r, _ string) (*cib.CIB, error) { return cibedit.Stop(c, r) }),
+		&cobra.Command{Use: "restart RSC", Short: "Stop the resource, wait until it has stopped, then restore its target-role",
+			Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, a []string) error {
+				// The wait between the two edits is the controller's; a
+				// CIB file has none.
+				return errors.New("restart needs a running ringd with the resource manager: the controller waits for the stop before restoring target-role (with --cib, run stop and start)")
+			}},
+		simple("move RSC NODE", "Prefer NODE (constraint cli-prefer-RSC, INFINITY) until clear", true, func(c *cib.CIB, r, n string) (*cib.CIB, error) { return cibedit.Move(c, r, n) }),
+		simple("ban RSC NODE", "Keep the resource off NODE (cli-ban-RSC-on-NODE, -INFINITY) until clear", true, func(c *cib.CIB, r, n string) (*cib.CIB, error) { return cibedit.Ban(c, r, n) }),
+		simple("clear RSC [NODE]", "Remove the constraints of move and ban", true, cibedit.Clear),
+		simple("cleanup RSC [NODE]", "Forget failures (fail counts, failed history) so the resource is reprobed", true, cibedit.Cleanup),
+		simple("refresh RSC [NODE]", "Forget all history of the resource so it is reprobed everywhere", true, cibedit.Refresh),
+	)
+	return cmd
+}
+
+func newCrmNodeCmd(file func() string) *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Put a node in standby or back online"}
+	for _, on := range []bool{true, false} {
+		on := on
+		use, short := "online NODE", "Let the node run resources again (standby off)"
+		if on {
+			use, short = "standby NODE", "Move every resource off the node (standby on)"
+		}
+		cmd.AddCommand(&cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, a []string) error {
+			return editCIB(file(), func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Standby(c, a[0], on) })
+		}})
+	}
+	return cmd
+}
+
+func newCrmAttributeCmd(file func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "attribute [crm_attribute options]",
+		Short: "Query and change node attributes and cluster options (crm_attribute's options)",
+		Long: `Takes crm_attribute's options: -n NAME with -G (query), -v VALUE (update)
+or -D (delete); -N NODE for a node attribute, -l reboot|forever for its
+lifetime (transient or permanent), -t crm_config|rsc_defaults|op_defaults
+for options, -z for utilization, -p/--promotion[=RSC] for a promotion
+score, -q to print only the value.`,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			env := attrEnv{getenv: os.Getenv, cib: file()}
+			if code := runAttrTool("crm_attribute", args, env, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
+				return exitError{code: code}
+			}
+			return nil
+		},
+	}
+}
