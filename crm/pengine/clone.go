@@ -70,16 +70,12 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 	switch {
 	case ci.promotable:
 		return cloneUnsupported(r, "promotable clone")
-	case ci.unique:
-		return cloneUnsupported(r, "globally-unique clone")
 	case ci.notify:
 		return cloneUnsupported(r, "clone notifications")
 	case ci.template.IsGroup():
 		return cloneUnsupported(r, "cloned group")
 	case ci.min > 0:
 		return cloneUnsupported(r, "clone-min")
-	case ci.nodeMax != 1:
-		return cloneUnsupported(r, "clone-node-max other than 1")
 	}
 	// Clones default to a stickiness of 1 (unless resource defaults or the
 	// clone set one), so that instances stay where they run.
@@ -534,6 +530,15 @@ func (s *scheduler) cloneProbe(r *resource, n *node) bool {
 	if len(children) == 0 {
 		return false
 	}
+	if r.clone.unique {
+		any := false
+		for _, c := range children {
+			if s.probeRsc(c, n) {
+				any = true
+			}
+		}
+		return any
+	}
 	for _, c := range children {
 		if c.knownOn[n.idx] {
 			return false
@@ -593,12 +598,27 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 		if len(c.runningOn) > 0 {
 			active++
 		}
-		partial := !c.has(rscManaged) || c.has(rscFailed) || len(c.runningOn) > 1 || c.has(rscOrphan) && len(c.runningOn) > 0 ||
-			c.has(rscFailureIgnored)
+		activeHere := len(c.runningOn) > 0
+		var cur *node
+		if len(c.runningOn) == 1 {
+			cur = c.runningOn[0]
+		}
+		full := false
 		switch {
-		case len(c.runningOn) == 0 && !c.has(rscFailed):
+		case c.has(rscOrphan) && !activeHere:
+			continue
+		case r.clone.unique:
+			full = true
+		case !activeHere:
 			// inactive: summarised in the Stopped list
-		case partial:
+			continue
+		case c.has(rscOrphan), !c.has(rscManaged), c.has(rscFailed), cur == nil:
+			full = true
+		case !cur.online && cur.unclean:
+			full = true
+		}
+		switch {
+		case full:
 			rs.Members = append(rs.Members, &ResourceStatus{ID: c.id, Agent: c.cfg.Agent(), State: s.nativeState(c, opts)})
 		default:
 			started = append(started, c.runningOn[0])
@@ -612,7 +632,7 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 		}
 		rs.Roles = append(rs.Roles, rl)
 	}
-	if r.clone.max > active {
+	if !r.clone.unique && r.clone.max > active {
 		rl := RoleList{Role: "Stopped"}
 		if isDisabled(r) {
 			rl.Role = "Stopped (disabled)"
