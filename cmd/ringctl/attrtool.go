@@ -34,6 +34,7 @@ const (
 type attrEnv struct {
 	getenv func(string) string
 	cib    string // the --cib default (RINGMASTER_CIB_FILE)
+	socket string // ringd's IPC socket (RINGMASTER_SOCKET)
 }
 
 // attrToolNames are the argv[0] names main dispatches to runAttrTool.
@@ -48,6 +49,7 @@ type attrRequest struct {
 	def     string
 	hasDef  bool
 	cibFile string
+	socket  string
 	tool    string
 }
 
@@ -139,7 +141,7 @@ func parseAttrTool(tool string, args []string, env attrEnv) (*attrRequest, error
 	if fs.Changed("Q") {
 		quiet = true
 	}
-	req := &attrRequest{cibFile: cibFile, tool: tool, def: def, hasDef: fs.Changed("default"), quiet: quiet}
+	req := &attrRequest{cibFile: cibFile, socket: env.socket, tool: tool, def: def, hasDef: fs.Changed("default"), quiet: quiet}
 	switch {
 	case del:
 		req.op = 'D'
@@ -245,15 +247,15 @@ func (r *attrRequest) run(stdout, stderr io.Writer) int {
 	if r.op == 'R' || r.op == 'P' {
 		return 0
 	}
-	if r.cibFile == "" {
-		fmt.Fprintf(stderr, "%s: %v\n", r.tool, errNeedsRingd)
+	st, err := openCIBStore(r.socket, r.cibFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", r.tool, err)
 		return exitNotConnected
 	}
-	var err error
 	switch r.op {
 	case 'G':
 		var c *cib.CIB
-		if c, err = readCIBFile(r.cibFile); err != nil {
+		if c, err = st.Load(); err != nil {
 			break
 		}
 		var v string
@@ -266,9 +268,9 @@ func (r *attrRequest) run(stdout, stderr io.Writer) int {
 			return 0
 		}
 	case 'v':
-		err = editCIB(r.cibFile, func(c *cib.CIB) (*cib.CIB, error) { return cibedit.SetAttr(c, r.attr, r.value) })
+		err = st.Update(func(c *cib.CIB) (*cib.CIB, error) { return cibedit.SetAttr(c, r.attr, r.value) })
 	case 'D':
-		err = editCIB(r.cibFile, func(c *cib.CIB) (*cib.CIB, error) { return cibedit.DelAttr(c, r.attr) })
+		err = st.Update(func(c *cib.CIB) (*cib.CIB, error) { return cibedit.DelAttr(c, r.attr) })
 	}
 	switch {
 	case err == nil:

@@ -13,7 +13,7 @@ import (
 // names, it runs the tool instead of the tests.
 func TestMain(m *testing.M) {
 	if tool := filepath.Base(os.Args[0]); attrToolNames[tool] {
-		os.Exit(runAttrTool(tool, os.Args[1:], attrEnv{getenv: os.Getenv, cib: os.Getenv(cibFileEnv)}, os.Stdout, os.Stderr))
+		os.Exit(runAttrTool(tool, os.Args[1:], attrEnv{getenv: os.Getenv, cib: os.Getenv(cibFileEnv), socket: envOr("RINGMASTER_SOCKET", defaultSocket)}, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

@@ -29,8 +29,8 @@ func addCrmEditCmds(crm *cobra.Command, g *globals) {
 	var cibFile string
 	crm.PersistentFlags().StringVar(&cibFile, "cib", os.Getenv(cibFileEnv), "edit this CIB file instead of the cluster's (env "+cibFileEnv+")")
 	file := func() string { return cibFile }
-	crm.AddCommand(newCrmExportCmd(file), newCrmApplyCmd(file), newCrmImportCmd(file),
-		newCrmResourceCmd(file), newCrmNodeCmd(file), newCrmAttributeCmd(file))
+	crm.AddCommand(newCrmExportCmd(g, file), newCrmApplyCmd(g, file), newCrmImportCmd(g, file),
+		newCrmResourceCmd(g, file), newCrmNodeCmd(g, file), newCrmAttributeCmd(g, file))
 }
 
 func readCIBFile(path string) (*cib.CIB, error) {
@@ -63,13 +63,38 @@ func writeCIBFile(path string, c *cib.CIB) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// editCIB applies edit to the --cib file; without one the command needs
-// ringd.
-func editCIB(path string, edit func(*cib.CIB) (*cib.CIB, error)) error {
-	if path == "" {
-		return errNeedsRingd
+// cibStore is where the configuration commands read and change the CIB.
+// Today the one implementation is a file (--cib FILE, RINGMASTER_CIB_FILE).
+// The ringd wiring adds one that talks to the resource manager over IPC in
+// openCIBStore: Load fetches the cluster's CIB; Update runs the edit (a pure
+// cibedit function) against the current CIB and submits the result with
+// the version it was based on, retrying on a conflict, or ships the edit
+// to the DC. Update must change nothing when edit returns an error, and
+// nothing when edit returns its input unchanged (the same pointer).
+type cibStore interface {
+	Load() (*cib.CIB, error)
+	Update(edit func(*cib.CIB) (*cib.CIB, error)) error
+}
+
+// openCIBStore picks the store: the CIB file when one is named, else ringd
+// at socket (not wired yet: errNeedsRingd).
+func openCIBStore(socket, file string) (cibStore, error) {
+	if file != "" {
+		return fileStore(file), nil
 	}
-	cur, err := readCIBFile(path)
+	_ = socket // the ringd client goes here with the wiring
+	return nil, errNeedsRingd
+}
+
+// fileStore is a CIB kept in a file, replaced atomically on each update.
+// Concurrent updates by two processes are not serialised (last one wins):
+// it is a test hook and an offline editor, not the cluster's store.
+type fileStore string
+
+func (f fileStore) Load() (*cib.CIB, error) { return readCIBFile(string(f)) }
+
+func (f fileStore) Update(edit func(*cib.CIB) (*cib.CIB, error)) error {
+	cur, err := readCIBFile(string(f))
 	if err != nil {
 		return err
 	}
@@ -80,10 +105,19 @@ func editCIB(path string, edit func(*cib.CIB) (*cib.CIB, error)) error {
 	if next == cur {
 		return nil
 	}
-	return writeCIBFile(path, next)
+	return writeCIBFile(string(f), next)
 }
 
-func newCrmExportCmd(file func() string) *cobra.Command {
+// editCIB applies edit through the store for socket and file.
+func editCIB(socket, file string, edit func(*cib.CIB) (*cib.CIB, error)) error {
+	st, err := openCIBStore(socket, file)
+	if err != nil {
+		return err
+	}
+	return st.Update(edit)
+}
+
+func newCrmExportCmd(g *globals, file func() string) *cobra.Command {
 	var asTOML bool
 	c := &cobra.Command{
 		Use:   "export [--toml]",
@@ -93,10 +127,11 @@ or with --toml the configuration as a resources.toml for ringctl crm apply.
 Reads the cluster's CIB from ringd, or the file given with --cib.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file() == "" {
-				return errNeedsRingd
+			st, err := openCIBStore(g.socket, file())
+			if err != nil {
+				return err
 			}
-			c, err := readCIBFile(file())
+			c, err := st.Load()
 			if err != nil {
 				return err
 			}
@@ -119,7 +154,8 @@ func printCIB(w io.Writer, c *cib.CIB, asTOML bool) error {
 	return m.Encode(w)
 }
 
-// baseCIB is the CIB a dry run applies to: the --cib file, or an empty CIB.
+// baseCIB is the CIB a dry run applies to: the --cib file, or an empty CIB
+// (a dry run never needs ringd).
 func baseCIB(path string) (*cib.CIB, error) {
 	if path == "" {
 		return cibedit.Empty(), nil
@@ -127,7 +163,7 @@ func baseCIB(path string) (*cib.CIB, error) {
 	return readCIBFile(path)
 }
 
-func newCrmApplyCmd(file func() string) *cobra.Command {
+func newCrmApplyCmd(g *globals, file func() string) *cobra.Command {
 	var (
 		tomlFile string
 		dryRun   bool
@@ -157,7 +193,7 @@ nothing changes. --dry-run prints the resulting CIB instead (applied to the
 			if err != nil {
 				return err
 			}
-			return replaceAndPrint(cmd, file(), dryRun, func(cur *cib.CIB) (*cib.CIB, error) { return cibedit.ReplaceConfig(cur, cfg) })
+			return replaceAndPrint(cmd, g, file(), dryRun, func(cur *cib.CIB) (*cib.CIB, error) { return cibedit.ReplaceConfig(cur, cfg) })
 		},
 	}
 	c.Flags().StringVarP(&tomlFile, "file", "f", "", "resources.toml to apply")
@@ -165,7 +201,7 @@ nothing changes. --dry-run prints the resulting CIB instead (applied to the
 	return c
 }
 
-func replaceAndPrint(cmd *cobra.Command, path string, dryRun bool, edit func(*cib.CIB) (*cib.CIB, error)) error {
+func replaceAndPrint(cmd *cobra.Command, g *globals, path string, dryRun bool, edit func(*cib.CIB) (*cib.CIB, error)) error {
 	if dryRun {
 		cur, err := baseCIB(path)
 		if err != nil {
@@ -178,10 +214,10 @@ func replaceAndPrint(cmd *cobra.Command, path string, dryRun bool, edit func(*ci
 		_, err = next.WriteTo(cmd.OutOrStdout())
 		return err
 	}
-	return editCIB(path, edit)
+	return editCIB(g.socket, path, edit)
 }
 
-func newCrmImportCmd(file func() string) *cobra.Command {
+func newCrmImportCmd(g *globals, file func() string) *cobra.Command {
 	var dryRun bool
 	c := &cobra.Command{
 		Use:   "import CIB.xml [--dry-run]",
@@ -197,14 +233,14 @@ the resulting CIB instead.`,
 			if err != nil {
 				return err
 			}
-			return replaceAndPrint(cmd, file(), dryRun, func(cur *cib.CIB) (*cib.CIB, error) { return cibedit.Replace(cur, next) })
+			return replaceAndPrint(cmd, g, file(), dryRun, func(cur *cib.CIB) (*cib.CIB, error) { return cibedit.Replace(cur, next) })
 		},
 	}
 	c.Flags().BoolVar(&dryRun, "dry-run", false, "validate and print the resulting CIB XML; change nothing")
 	return c
 }
 
-func newCrmResourceCmd(file func() string) *cobra.Command {
+func newCrmResourceCmd(g *globals, file func() string) *cobra.Command {
 	cmd := &cobra.Command{Use: "resource", Short: "Start, stop, move, ban, clear or clean up a resource (crm_resource)"}
 	simple := func(use, short string, nodeArg bool, edit func(c *cib.CIB, rsc, node string) (*cib.CIB, error)) *cobra.Command {
 		args := cobra.ExactArgs(1)
@@ -216,7 +252,7 @@ func newCrmResourceCmd(file func() string) *cobra.Command {
 			if len(a) > 1 {
 				node = a[1]
 			}
-			return editCIB(file(), func(c *cib.CIB) (*cib.CIB, error) { return edit(c, a[0], node) })
+			return editCIB(g.socket, file(), func(c *cib.CIB) (*cib.CIB, error) { return edit(c, a[0], node) })
 		}}
 	}
 	cmd.AddCommand(
@@ -237,7 +273,7 @@ func newCrmResourceCmd(file func() string) *cobra.Command {
 	return cmd
 }
 
-func newCrmNodeCmd(file func() string) *cobra.Command {
+func newCrmNodeCmd(g *globals, file func() string) *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Put a node in standby or back online"}
 	for _, on := range []bool{true, false} {
 		on := on
@@ -246,13 +282,13 @@ func newCrmNodeCmd(file func() string) *cobra.Command {
 			use, short = "standby NODE", "Move every resource off the node (standby on)"
 		}
 		cmd.AddCommand(&cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, a []string) error {
-			return editCIB(file(), func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Standby(c, a[0], on) })
+			return editCIB(g.socket, file(), func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Standby(c, a[0], on) })
 		}})
 	}
 	return cmd
 }
 
-func newCrmAttributeCmd(file func() string) *cobra.Command {
+func newCrmAttributeCmd(g *globals, file func() string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "attribute [crm_attribute options]",
 		Short: "Query and change node attributes and cluster options (crm_attribute's options)",
@@ -263,7 +299,7 @@ for options, -z for utilization, -p/--promotion[=RSC] for a promotion
 score, -q to print only the value.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env := attrEnv{getenv: os.Getenv, cib: file()}
+			env := attrEnv{getenv: os.Getenv, cib: file(), socket: g.socket}
 			if code := runAttrTool("crm_attribute", args, env, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
 				return exitError{code: code}
 			}

@@ -110,7 +110,7 @@ func main() {
 	// Installed (linked) as crm_attribute, crm_master or attrd_updater,
 	// ringctl answers the resource agents that call them (attrtool.go).
 	if tool := filepath.Base(os.Args[0]); attrToolNames[tool] {
-		os.Exit(runAttrTool(tool, os.Args[1:], attrEnv{getenv: os.Getenv, cib: os.Getenv(cibFileEnv)}, os.Stdout, os.Stderr))
+		os.Exit(runAttrTool(tool, os.Args[1:], attrEnv{getenv: os.Getenv, cib: os.Getenv(cibFileEnv), socket: envOr("RINGMASTER_SOCKET", defaultSocket)}, os.Stdout, os.Stderr))
 	}
 	err := newRootCmd().Execute()
 	if err == nil {
