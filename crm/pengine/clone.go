@@ -188,11 +188,10 @@ func (s *scheduler) findAnonymousInstance(c *resource, n *node) *resource {
 	return found
 }
 
-// graphName is the name an action's resource carries in the graph and in
-// crm_simulate's output: for an anonymous instance, the id the history uses
-// when some instance's history is recorded under the plain id, else the
-// instance's own history name or id (add_resource_details and
-// crm_simulate's lookup).
+// graphName is the name crm_simulate shows for an action's resource: for
+// an anonymous instance, the configured id when some instance's history is
+// recorded under it (crm_simulate finds a resource by that name), else the
+// instance id (the graph's long-id).
 func (s *scheduler) graphName(r *resource) string {
 	if !isAnonInstance(r) {
 		return r.id
@@ -202,9 +201,6 @@ func (s *scheduler) graphName(r *resource) string {
 		if c.cloneName == base {
 			return base
 		}
-	}
-	if r.cloneName != "" {
-		return r.cloneName
 	}
 	return r.id
 }
@@ -521,9 +517,9 @@ func (s *scheduler) cloneActionFlags(a *action, n *node) *action {
 	return &action{flags: flags}
 }
 
-// cloneProbe is clone_create_probe for an anonymous clone: nothing if any
-// instance is known on the node, else a probe of the instance active there
-// or of the first instance.
+// cloneProbe is clone_create_probe: every instance of a unique clone; for
+// an anonymous one, nothing if any instance is known on the node, else one
+// probe.
 func (s *scheduler) cloneProbe(r *resource, n *node) bool {
 	children := append([]*resource(nil), r.children...)
 	sort.SliceStable(children, func(i, j int) bool { return instanceNumber(children[i]) < instanceNumber(children[j]) })
@@ -544,12 +540,22 @@ func (s *scheduler) cloneProbe(r *resource, n *node) bool {
 			return false
 		}
 	}
-	pick := children[0]
+	// The instance active there, else the one to be started there, else
+	// the first (probe_anonymous_clone).
+	var pick *resource
 	for _, c := range children {
 		if c.isRunningOn(n) {
 			pick = c
 			break
 		}
+	}
+	for _, c := range children {
+		if pick == nil && c.allocatedTo == n {
+			pick = c
+		}
+	}
+	if pick == nil {
+		pick = children[0]
 	}
 	return s.probeRsc(pick, n)
 }
