@@ -205,6 +205,9 @@ type Order struct {
 	Kind        string
 	Score       string
 	Symmetrical string
+	// RequireAll is require-all: "false" lets a clone's first action
+	// satisfy the order once one instance's has run (like clone-min=1).
+	RequireAll string
 }
 
 // Parse reads and validates a CIB.

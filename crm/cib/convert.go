@@ -519,8 +519,9 @@ func (p *converter) constraints(sec *Element, conf *Configuration) error {
 				Kind:        e.Attrs.Value("kind"),
 				Score:       e.Attrs.Value("score"),
 				Symmetrical: e.Attrs.Value("symmetrical"),
+				RequireAll:  e.Attrs.Value("require-all"),
 			}
-			for _, a := range []string{"first-instance", "then-instance", "require-all"} {
+			for _, a := range []string{"first-instance", "then-instance"} {
 				if _, ok := e.Attrs.Get(a); ok {
 					return unsupported(e)
 				}

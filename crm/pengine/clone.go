@@ -74,8 +74,6 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 		return cloneUnsupported(r, "clone notifications")
 	case ci.template.IsGroup():
 		return cloneUnsupported(r, "cloned group")
-	case ci.min > 0:
-		return cloneUnsupported(r, "clone-min")
 	}
 	// Clones default to a stickiness of 1 (unless resource defaults or the
 	// clone set one), so that instances stay where they run.
@@ -696,4 +694,38 @@ func (s *scheduler) rscsMatchingID(id string) []*resource {
 		walk(r)
 	}
 	return out
+}
+
+// minimumFirstInstances is get_minimum_first_instances: how many instances
+// of a clone must run their first action before an order's then action
+// may: clone-min, or 1 for require-all=false.
+func minimumFirstInstances(first *resource, o *cib.Order) int {
+	if !first.isClone {
+		return 0
+	}
+	if _, ok := first.meta["clone-min"]; ok {
+		return first.clone.min
+	}
+	if v, ok := cib.ParseBool(o.RequireAll); ok && !v {
+		return 1
+	}
+	return 0
+}
+
+// cloneMinOrdering is clone_min_ordering: the instances' first actions
+// feed a pseudo action that becomes runnable once min of them are, and the
+// then action follows that pseudo action.
+func (s *scheduler) cloneMinOrdering(id string, first *resource, firstTask string, then *resource, thenTask string, flags orderFlags, min int) {
+	key := "clone-one-or-more:" + id
+	met := s.singletons[key]
+	if met == nil {
+		met = s.customAction(nil, key, key, nil, true, true)
+		met.set(actPseudo | actRunnable)
+	}
+	met.requiredRunnableBefore = min
+	met.set(actRequiresAny)
+	for _, c := range first.children {
+		s.newOrdering(c, opKey(c.id, firstTask, 0), nil, nil, "", met, orderOneOrMore|orderImpliesThenPrinted)
+	}
+	s.newOrdering(nil, "", met, then, opKey(then.id, thenTask, 0), nil, flags|orderRunnableLeft)
 }

@@ -316,7 +316,11 @@ func (s *scheduler) unpackOrder(o *cib.Order) error {
 		}
 	}
 	flags := orderFlagsForKind(kind, firstAction, symmetric, false)
-	s.orderResourceActions(first, firstAction, then, thenAction, flags)
+	if min := minimumFirstInstances(first, o); min > 0 {
+		s.cloneMinOrdering(o.ID, first, firstAction, then, thenAction, flags, min)
+	} else {
+		s.orderResourceActions(first, firstAction, then, thenAction, flags)
+	}
 	if symmetric {
 		ia, ib := invertAction(thenAction), invertAction(firstAction)
 		if ia == "" || ib == "" {
