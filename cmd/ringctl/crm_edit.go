@@ -264,7 +264,7 @@ func newCrmResourceCmd(g *globals, file func() string) *cobra.Command {
 				// CIB file has none.
 				return errors.New("restart needs a running ringd with the resource manager: the controller waits for the stop before restoring target-role (with --cib, run stop and start)")
 			}},
-		simple("move RSC NODE", "Prefer NODE (constraint cli-prefer-RSC, INFINITY) until clear", true, func(c *cib.CIB, r, n string) (*cib.CIB, error) { return cibedit.Move(c, r, n) }),
+		simple("move RSC [NODE]", "Prefer NODE (cli-prefer-RSC, INFINITY), or without NODE ban the current node, until clear", true, func(c *cib.CIB, r, n string) (*cib.CIB, error) { return cibedit.Move(c, r, n) }),
 		simple("ban RSC NODE", "Keep the resource off NODE (cli-ban-RSC-on-NODE, -INFINITY) until clear", true, func(c *cib.CIB, r, n string) (*cib.CIB, error) { return cibedit.Ban(c, r, n) }),
 		simple("clear RSC [NODE]", "Remove the constraints of move and ban", true, cibedit.Clear),
 		simple("cleanup RSC [NODE]", "Forget failures (fail counts, failed history) so the resource is reprobed", true, cibedit.Cleanup),

@@ -8,6 +8,7 @@
 //	Start / Stop              crm_resource --meta -p target-role   meta target-role
 //	Restart                   crm_resource --restart           Stop, then Restore
 //	Move RSC NODE             crm_resource --move              cli-prefer-RSC  (INFINITY on NODE)
+//	Move RSC (no node)        crm_resource --move              cli-ban-RSC-on-CURRENT
 //	Ban RSC NODE              crm_resource --ban               cli-ban-RSC-on-NODE (-INFINITY)
 //	Clear RSC [NODE]          crm_resource --clear             removes the two above
 //	Cleanup RSC [NODE]        crm_resource --cleanup           fail counts and failed history

@@ -33,7 +33,12 @@ func TestEditTable(t *testing.T) {
 		{name: "unknown resource", steps: []step{func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Start(c, "nope") }}, err: cibedit.ErrNoResource},
 		{name: "bad role", steps: []step{func(c *cib.CIB) (*cib.CIB, error) { return cibedit.SetTargetRole(c, "db", "Up") }}, err: cibedit.ErrUsage},
 		{name: "move to unknown node", steps: []step{func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Move(c, "db", "node9") }}, err: cibedit.ErrNoNode},
-		{name: "move without node", steps: []step{func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Move(c, "db", "") }}, err: cibedit.ErrUsage},
+		{name: "move without node bans the current node", steps: []step{func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Move(c, "web", "") }},
+			version: "0.6.0", contains: []string{`<rsc_location id="cli-ban-web-on-node1" rsc="web" role="Started" node="node1" score="-INFINITY"/>`}},
+		{name: "move without node of a stopped resource", steps: []step{
+			func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Refresh(c, "db", "") },
+			func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Move(c, "db", "") },
+		}, err: cibedit.ErrUsage},
 		{name: "move replaces earlier move and the ban on the target", steps: []step{
 			func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Ban(c, "db", "node3") },
 			func(c *cib.CIB) (*cib.CIB, error) { return cibedit.Move(c, "db", "node1") },

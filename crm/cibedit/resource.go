@@ -128,8 +128,74 @@ func isCLIConstraint(e *cib.Element, rsc string, node string) bool {
 // adds <rsc_location id="cli-prefer-RSC" rsc=RSC role="Started"
 // node=NODE score="INFINITY"/>. The constraint stays until Clear; with
 // stickiness the resource then stays on NODE.
+//
+// Without a node, as crm_resource --move without --node, the resource is
+// moved away from where it runs: a Ban on its current node. That needs the
+// resource (or, for a group or clone, its members) active on exactly one
+// node according to the recorded history.
 func Move(c *cib.CIB, rsc, node string) (*cib.CIB, error) {
+	if node == "" {
+		d, err := open(c)
+		if err != nil {
+			return nil, err
+		}
+		mine, err := d.historyIDs(rsc)
+		if err != nil {
+			return nil, err
+		}
+		on := d.activeNodes(mine)
+		if len(on) != 1 {
+			return nil, fmt.Errorf("%w: %s is active on %d nodes %v; name the node to move it to", ErrUsage, rsc, len(on), on)
+		}
+		return location(c, rsc, on[0], false)
+	}
 	return location(c, rsc, node, true)
+}
+
+// activeNodes lists the nodes (in status order) where a resource matched
+// by mine was last seen active: its newest non-recurring result (by
+// call-id) is a successful start, promote, demote, migrate_from or a probe
+// that found it running (rc 0, or 8 for promoted).
+func (d *doc) activeNodes(mine func(string) bool) []string {
+	var out []string
+	st := d.root.Child("status")
+	if st == nil {
+		return nil
+	}
+	for _, ns := range st.Children {
+		if ns.Name != "node_state" || ns.Attrs.Value("crmd") == "offline" || ns.Attrs.Value("in_ccm") == "false" {
+			continue
+		}
+		active := false
+		walk(ns, func(lr *cib.Element) {
+			if lr.Name != "lrm_resource" || !mine(lr.ID()) {
+				return
+			}
+			var last *cib.LRMOp
+			for _, oe := range lr.Children {
+				o := &cib.LRMOp{Attrs: oe.Attrs}
+				if oe.Name != "lrm_rsc_op" || o.IntervalMS() != 0 || o.CallID() < 0 || strings.HasSuffix(o.ID(), "_last_failure_0") {
+					continue
+				}
+				if last == nil || o.CallID() > last.CallID() {
+					last = o
+				}
+			}
+			if last == nil || last.OpStatus() != 0 {
+				return
+			}
+			switch last.Task() {
+			case "start", "promote", "demote", "migrate_from", "monitor":
+				if last.RC() == 0 || last.RC() == 8 {
+					active = true
+				}
+			}
+		})
+		if active {
+			out = append(out, ns.Attrs.Value("uname"))
+		}
+	}
+	return out
 }
 
 // Ban is crm_resource --ban -r RSC -N NODE: <rsc_location
