@@ -151,6 +151,12 @@ func parseAttrTool(tool string, args []string, env attrEnv) (*attrRequest, error
 		// crm_attribute without a command queries.
 		req.op = 'G'
 	default:
+		if fs.Changed("update-delay") {
+			// Only the dampening delay changes: the CIB is written at
+			// once anyway, so there is nothing to do.
+			req.op = 'P'
+			return req, nil
+		}
 		if refresh {
 			req.op = 'R'
 			return req, nil

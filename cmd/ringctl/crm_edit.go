@@ -27,10 +27,14 @@ const cibFileEnv = "RINGMASTER_CIB_FILE"
 // addCrmEditCmds adds the configuration commands to `ringctl crm`.
 func addCrmEditCmds(crm *cobra.Command, g *globals) {
 	var cibFile string
-	crm.PersistentFlags().StringVar(&cibFile, "cib", os.Getenv(cibFileEnv), "edit this CIB file instead of the cluster's (env "+cibFileEnv+")")
 	file := func() string { return cibFile }
-	crm.AddCommand(newCrmExportCmd(g, file), newCrmApplyCmd(g, file), newCrmImportCmd(g, file),
-		newCrmResourceCmd(g, file), newCrmNodeCmd(g, file), newCrmAttributeCmd(g, file))
+	for _, c := range []*cobra.Command{newCrmExportCmd(g, file), newCrmApplyCmd(g, file), newCrmImportCmd(g, file),
+		newCrmResourceCmd(g, file), newCrmNodeCmd(g, file), newCrmAttributeCmd(g, file)} {
+		// Every editing command (not simulate, which takes -x) shares the
+		// one --cib value.
+		c.PersistentFlags().StringVar(&cibFile, "cib", os.Getenv(cibFileEnv), "edit this CIB file instead of the cluster's (env "+cibFileEnv+")")
+		crm.AddCommand(c)
+	}
 }
 
 func readCIBFile(path string) (*cib.CIB, error) {

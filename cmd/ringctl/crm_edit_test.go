@@ -56,6 +56,23 @@ func TestCrmApplyImportExport(t *testing.T) {
 	}
 	fileHas(t, f, `epoch="6"`, `<node_state id="1" uname="node1"`, `<clone id="db-clone">`)
 
+	// A bad file changes nothing; neither does an unsupported CIB.
+	before, _ := os.ReadFile(f)
+	if _, err := runRingctl(t, "crm", "apply", "-f", bad, "--cib", f); err == nil {
+		t.Error("bad file applied")
+	}
+	bundle := filepath.Join(t.TempDir(), "bundle.xml")
+	os.WriteFile(bundle, []byte(strings.Replace(string(before), "<resources>", `<resources><bundle id="bu"/>`, 1)), 0o644)
+	if _, err := runRingctl(t, "crm", "import", bundle, "--cib", f); err == nil || !strings.Contains(err.Error(), `<bundle id="bu">`) {
+		t.Errorf("import of a bundle: %v", err)
+	}
+	if after, _ := os.ReadFile(f); string(after) != string(before) {
+		t.Error("a refused apply or import changed the CIB file")
+	}
+	if _, err := runRingctl(t, "crm", "simulate", "--cib", f); err == nil {
+		t.Error("simulate accepted --cib")
+	}
+
 	// import --dry-run of a Pacemaker CIB, then export as XML and TOML.
 	in := filepath.Join("..", "..", "crm", "pengine", "testdata", "group.xml")
 	if out, err := runRingctl(t, "crm", "import", in, "--dry-run"); err != nil || !strings.Contains(out, "<group") {
@@ -168,6 +185,7 @@ func TestAttrTools(t *testing.T) {
 		{"attrd_updater", "-D -n pingd", 0, ""},
 		{"attrd_updater", "-Q -n pingd", exitNoSuch, ""},
 		{"attrd_updater", "-n pingd", exitUsage, ""},
+		{"attrd_updater", "-n pingd -Y -d 10s", 0, ""},
 	}
 	for _, s := range steps {
 		var out, errb bytes.Buffer
