@@ -55,6 +55,10 @@ func TestWriteToVerifies(t *testing.T) {
 		t.Log(msg)
 		floor = 15
 	}
+	// The clone tier next to the cases, where present: every clone CIB
+	// the parser accepts must round-trip too.
+	clones, _ := filepath.Glob(filepath.Join(filepath.Dir(shared), "clones", "*.xml"))
+	files = append(files, clones...)
 	local, _ := filepath.Glob("../pengine/testdata/*.xml")
 	files = append(files, local...)
 	dir := t.TempDir()
