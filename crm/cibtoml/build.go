@@ -316,7 +316,8 @@ func (m *Model) Build() (*cib.Element, error) {
 		}
 		b.check(path+".role", c.Role, roles)
 		b.check(path+".with-role", c.WithRole, roles)
-		score := b.score(path+".score", c.Score, true)
+		// Pacemaker takes a colocation without a score as score 0.
+		score := b.score(path+".score", c.Score, false)
 		id := c.ID
 		if id == "" {
 			id = b.id("colocation-" + c.Resource + "-" + c.With + "-" + score)
@@ -346,8 +347,12 @@ func (m *Model) Build() (*cib.Element, error) {
 		if o.Symmetrical != nil {
 			sym = strconv.FormatBool(*o.Symmetrical)
 		}
+		reqAll := ""
+		if o.RequireAll != nil {
+			reqAll = strconv.FormatBool(*o.RequireAll)
+		}
 		cons.Children = append(cons.Children, el("rsc_order", "id", id, "first", o.First, "first-action", o.FirstAction,
-			"then", o.Then, "then-action", o.ThenAction, "kind", o.Kind, "symmetrical", sym))
+			"then", o.Then, "then-action", o.ThenAction, "kind", o.Kind, "symmetrical", sym, "require-all", reqAll))
 	}
 	add(cfg, crm, nodes, resources, cons)
 	if s := b.nvset("meta_attributes", "rsc-options", m.RscDefaults); s != nil {

@@ -153,6 +153,10 @@ func FromConfig(conf *cib.Configuration) (*Model, error) {
 				b := cib.IsTrue(x.Symmetrical)
 				o.Symmetrical = &b
 			}
+			if x.RequireAll != "" {
+				b := cib.IsTrue(x.RequireAll)
+				o.RequireAll = &b
+			}
 			m.Orders = append(m.Orders, o)
 		}
 	}
@@ -321,6 +325,7 @@ func (m *Model) Encode(w io.Writer) error {
 		kv("then-action", o.ThenAction)
 		kv("kind", o.Kind)
 		boolp("symmetrical", o.Symmetrical)
+		boolp("require-all", o.RequireAll)
 		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")

@@ -161,4 +161,7 @@ type Order struct {
 	ThenAction  string `toml:"then-action"`
 	Kind        string `toml:"kind"`
 	Symmetrical *bool  `toml:"symmetrical"`
+	// RequireAll false lets any one instance of a cloned first satisfy
+	// the order (require-all="false").
+	RequireAll *bool `toml:"require-all"`
 }
