@@ -122,13 +122,16 @@ func editCIB(socket, file string, edit func(*cib.CIB) (*cib.CIB, error)) error {
 }
 
 func newCrmExportCmd(g *globals, file func() string) *cobra.Command {
-	var asTOML bool
+	var asTOML, pacemaker bool
 	c := &cobra.Command{
-		Use:   "export [--toml]",
+		Use:   "export [--toml|--pacemaker]",
 		Short: "Print the cluster's CIB as Pacemaker XML (valid for crm_verify) or as resources.toml",
 		Long: `Print the CIB: Pacemaker XML by default (what crm_verify and cibadmin read),
 or with --toml the configuration as a resources.toml for ringctl crm apply.
-Reads the cluster's CIB from ringd, or the file given with --cib.`,
+Reads the cluster's CIB from ringd, or the file given with --cib.
+Pacemaker's schema has no class "builtin": --pacemaker writes the built-in
+agents as ocf:ringmaster:TYPE so that crm_verify and Pacemaker accept the
+CIB (running it under Pacemaker needs OCF agents of those names).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := openCIBStore(g.socket, file())
@@ -139,10 +142,19 @@ Reads the cluster's CIB from ringd, or the file given with --cib.`,
 			if err != nil {
 				return err
 			}
+			if pacemaker {
+				if asTOML {
+					return errors.New("--pacemaker is for the XML form, not --toml")
+				}
+				if c, err = cibedit.PacemakerAgents(c); err != nil {
+					return err
+				}
+			}
 			return printCIB(cmd.OutOrStdout(), c, asTOML)
 		},
 	}
 	c.Flags().BoolVar(&asTOML, "toml", false, "print the configuration as TOML (resources.toml)")
+	c.Flags().BoolVar(&pacemaker, "pacemaker", false, "write builtin:TYPE agents as ocf:ringmaster:TYPE (Pacemaker's schema)")
 	return c
 }
 

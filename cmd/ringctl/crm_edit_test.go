@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,6 +88,21 @@ func TestCrmApplyImportExport(t *testing.T) {
 	out, err = runRingctl(t, "crm", "export", "--toml", "--cib", f)
 	if err != nil || !strings.Contains(out, "[[resource]]\nid = \"fence-all\"\nagent = \"stonith:fence_dummy\"") {
 		t.Errorf("export --toml: %v\n%s", err, out)
+	}
+	out, err = runRingctl(t, "crm", "export", "--pacemaker", "--cib", f)
+	if err != nil || !strings.Contains(out, `<primitive id="vip" class="ocf" type="vip" description="the service address" provider="ringmaster">`) || strings.Contains(out, "builtin") {
+		t.Errorf("export --pacemaker: %v\n%s", err, out)
+	}
+	if verify, err := exec.LookPath("crm_verify"); err == nil {
+		px := filepath.Join(t.TempDir(), "p.xml")
+		os.WriteFile(px, []byte(out), 0o644)
+		// Only errors count: a configuration without node history draws
+		// warnings (unclean nodes with stonith enabled).
+		if msg, err := exec.Command(verify, "--xml-file", px).CombinedOutput(); err != nil && !strings.Contains(string(msg), "Warnings found during check") {
+			t.Errorf("crm_verify rejects export --pacemaker: %v\n%s", err, msg)
+		}
+	} else if os.Getenv("CI") == "true" {
+		t.Error("crm_verify not found; CI=true needs it (pacemaker-cli-utils)")
 	}
 	if _, err := runRingctl(t, "crm", "frobnicate"); err == nil {
 		t.Error("unknown crm subcommand accepted")

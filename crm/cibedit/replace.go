@@ -82,3 +82,24 @@ func Empty() *cib.CIB {
 	}
 	return c
 }
+
+// PacemakerAgents returns c with ringmaster's built-in agents written as
+// OCF agents of provider "ringmaster" (class="builtin" type="vip" becomes
+// class="ocf" provider="ringmaster" type="vip"), in the configuration and
+// in the operation history, without a version change. Pacemaker's schema
+// only knows its own classes, so this is the form `ringctl crm export
+// --pacemaker` gives crm_verify and Pacemaker; running it there needs OCF
+// agents of those names.
+func PacemakerAgents(c *cib.CIB) (*cib.CIB, error) {
+	d, err := open(c)
+	if err != nil {
+		return nil, err
+	}
+	walk(d.root, func(e *cib.Element) {
+		if (e.Name == "primitive" || e.Name == "lrm_resource") && e.Attrs.Value("class") == "builtin" {
+			e.Attrs.Set("class", "ocf")
+			e.Attrs.Set("provider", "ringmaster")
+		}
+	})
+	return cib.FromElement(d.root)
+}
