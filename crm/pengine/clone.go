@@ -30,6 +30,8 @@ type cloneInfo struct {
 	unique            bool
 	notify            bool
 	promotable        bool
+	// promotedMax and promotedNodeMax limit promotion (promotable only).
+	promotedMax, promotedNodeMax int
 	template          *cib.Resource
 	// count is the number of instances assigned to each node (node.idx)
 	// during distribution: the parent's node->count.
@@ -68,8 +70,6 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 		}
 	}
 	switch {
-	case ci.promotable:
-		return cloneUnsupported(r, "promotable clone")
 	case ci.notify:
 		return cloneUnsupported(r, "clone notifications")
 	case ci.template.IsGroup():
@@ -80,6 +80,9 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 	if _, ok := r.meta["resource-stickiness"]; !ok {
 		r.meta["resource-stickiness"] = "1"
 		r.stickiness = 1
+	}
+	if ci.promotable {
+		s.unpackPromotable(r)
 	}
 	for i := 0; i < ci.max; i++ {
 		if _, err := s.newInstance(r); err != nil {
@@ -97,6 +100,9 @@ func (s *scheduler) newInstance(r *resource) (*resource, error) {
 	inst, err := s.unpackResource(&cr, r)
 	if err != nil {
 		return nil, err
+	}
+	if r.clone.promotable {
+		instanceTargetRole(inst)
 	}
 	r.children = append(r.children, inst)
 	return inst, nil
@@ -225,6 +231,9 @@ func (s *scheduler) cloneAssign(r *resource, prefer *node) *node {
 	s.showScores("pcmk__clone_assign", r)
 	sort.SliceStable(r.children, func(i, j int) bool { return s.cmpInstance(r.children[i], r.children[j]) < 0 })
 	s.distributeInstances(r)
+	if r.clone.promotable {
+		s.setInstanceRoles(r)
+	}
 	r.clear(rscProvisional | rscAllocating)
 	return nil
 }
@@ -393,6 +402,10 @@ func (s *scheduler) cloneApplyColocScore(dep, pri *resource, c *colocation) {
 	if pri.has(rscProvisional) {
 		return
 	}
+	if pri.clone.promotable && c.primaryRole != RoleUnknown {
+		s.promotableColocation(dep, pri, c)
+		return
+	}
 	if c.score >= Infinity {
 		on := make([]bool, len(s.nodes))
 		for _, child := range pri.children {
@@ -455,6 +468,9 @@ func (s *scheduler) cloneCreateActions(r *resource) {
 	}
 	pseudo(taskStop, !stopping, true)
 	pseudo(taskStopped, !stopping, true)
+	if r.clone.promotable {
+		s.createPromotableActions(r)
+	}
 }
 
 // cloneInternalConstraints is clone_internal_constraints.
@@ -462,6 +478,10 @@ func (s *scheduler) cloneInternalConstraints(r *resource) {
 	s.orderResourceActions(r, taskStopped, r, taskStart, orderOptional)
 	s.orderResourceActions(r, taskStart, r, taskStarted, orderRunnableLeft)
 	s.orderResourceActions(r, taskStop, r, taskStopped, orderRunnableLeft)
+	if r.clone.promotable {
+		s.orderResourceActions(r, taskDemoted, r, taskStop, orderOptional)
+		s.orderResourceActions(r, taskStarted, r, taskPromote, orderRunnableLeft)
+	}
 	children := r.children
 	if r.clone.ordered {
 		children = append([]*resource(nil), children...)
@@ -481,6 +501,9 @@ func (s *scheduler) cloneInternalConstraints(r *resource) {
 			s.orderResourceActions(c, taskStop, last, taskStop, orderOptional)
 		}
 		last = c
+	}
+	if r.clone.promotable {
+		s.promotableConstraints(r)
 	}
 }
 
@@ -596,7 +619,7 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 	rs.Flags = strings.Join(flags, ", ")
 	children := append([]*resource(nil), r.children...)
 	sort.SliceStable(children, func(i, j int) bool { return instanceNumber(children[i]) < instanceNumber(children[j]) })
-	var started []*node
+	var started, promoted, unpromoted []*node
 	active := 0
 	for _, c := range children {
 		if len(c.runningOn) > 0 {
@@ -624,14 +647,24 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 		switch {
 		case full:
 			rs.Members = append(rs.Members, &ResourceStatus{ID: c.id, Agent: c.cfg.Agent(), State: s.nativeState(c, opts)})
+		case c.role > RoleUnpromoted:
+			promoted = append(promoted, cur)
+		case c.role == RoleUnpromoted:
+			unpromoted = append(unpromoted, cur)
 		default:
-			started = append(started, c.runningOn[0])
+			started = append(started, cur)
 		}
 	}
-	sort.SliceStable(started, func(i, j int) bool { return numericLess(started[i].name, started[j].name) })
-	if len(started) > 0 {
-		rl := RoleList{Role: "Started"}
-		for _, n := range started {
+	for _, l := range []struct {
+		role  string
+		nodes []*node
+	}{{"Promoted", promoted}, {"Unpromoted", unpromoted}, {"Started", started}} {
+		if len(l.nodes) == 0 {
+			continue
+		}
+		sort.SliceStable(l.nodes, func(i, j int) bool { return numericLess(l.nodes[i].name, l.nodes[j].name) })
+		rl := RoleList{Role: l.role}
+		for _, n := range l.nodes {
 			rl.Nodes = append(rl.Nodes, n.name)
 		}
 		rs.Roles = append(rs.Roles, rl)

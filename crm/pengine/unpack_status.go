@@ -266,6 +266,10 @@ func (s *scheduler) unpackLRMResource(n *node, lr *cib.LRMResource) {
 	if savedRole > r.role {
 		r.role = savedRole
 	}
+	if r.role == RoleStarted && r.top().isClone && r.top().clone.promotable {
+		// A promotable clone's instance that runs is unpromoted.
+		r.role = RoleUnpromoted
+	}
 }
 
 func (s *scheduler) processOrphan(lr *cib.LRMResource, n *node) *resource {
