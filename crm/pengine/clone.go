@@ -32,7 +32,7 @@ type cloneInfo struct {
 	promotable        bool
 	// promotedMax and promotedNodeMax limit promotion (promotable only).
 	promotedMax, promotedNodeMax int
-	template          *cib.Resource
+	template                     *cib.Resource
 	// count is the number of instances assigned to each node (node.idx)
 	// during distribution: the parent's node->count.
 	count []int
