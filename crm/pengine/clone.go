@@ -32,6 +32,8 @@ type cloneInfo struct {
 	promotable        bool
 	// promotedMax and promotedNodeMax limit promotion (promotable only).
 	promotedMax, promotedNodeMax int
+	// notifs are the notification actions of each clone action.
+	notifs []*notifyData
 	template                     *cib.Resource
 	// count is the number of instances assigned to each node (node.idx)
 	// during distribution: the parent's node->count.
@@ -70,8 +72,6 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 		}
 	}
 	switch {
-	case ci.notify:
-		return cloneUnsupported(r, "clone notifications")
 	case ci.template.IsGroup():
 		return cloneUnsupported(r, "cloned group")
 	}
@@ -461,13 +461,15 @@ func (s *scheduler) cloneCreateActions(r *resource) {
 		}
 		return a
 	}
-	pseudo(taskStart, !starting, true)
+	start := pseudo(taskStart, !starting, true)
 	started := pseudo(taskStarted, !starting, false)
 	if active || starting {
 		started.set(actRunnable)
 	}
-	pseudo(taskStop, !stopping, true)
-	pseudo(taskStopped, !stopping, true)
+	s.cloneNotifPseudoOps(r, taskStart, start, started)
+	stop := pseudo(taskStop, !stopping, true)
+	stopped := pseudo(taskStopped, !stopping, true)
+	s.cloneNotifPseudoOps(r, taskStop, stop, stopped)
 	if r.clone.promotable {
 		s.createPromotableActions(r)
 	}

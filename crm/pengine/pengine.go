@@ -203,6 +203,7 @@ func (s *scheduler) run() error {
 	}
 	s.scheduleFencingAndShutdowns()
 	s.applyOrderings()
+	s.createNotifications()
 	return s.checkMigrations()
 }
 
