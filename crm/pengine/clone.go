@@ -33,8 +33,8 @@ type cloneInfo struct {
 	// promotedMax and promotedNodeMax limit promotion (promotable only).
 	promotedMax, promotedNodeMax int
 	// notifs are the notification actions of each clone action.
-	notifs []*notifyData
-	template                     *cib.Resource
+	notifs   []*notifyData
+	template *cib.Resource
 	// count is the number of instances assigned to each node (node.idx)
 	// during distribution: the parent's node->count.
 	count []int
@@ -515,6 +515,14 @@ func (s *scheduler) cloneInternalConstraints(r *resource) {
 func (s *scheduler) cloneActionFlags(a *action, n *node) *action {
 	flags := actOptional | actRunnable | actPseudo
 	task := complexTask(a.task)
+	if a.task == taskNotify || a.task == "notified" {
+		// A notification stands for the action it notifies about
+		// (CLONE_pre_notify_start_0 -> start).
+		k := strings.TrimSuffix(a.uuid, "_0")
+		if i := strings.LastIndex(k, "_notify_"); i >= 0 {
+			task = complexTask(k[i+len("_notify_"):])
+		}
+	}
 	checkRunnable := task != taskStop
 	anyRunnable := false
 	for _, c := range a.rsc.children {

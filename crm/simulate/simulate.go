@@ -441,7 +441,12 @@ func (f *simFuncs) Resource(a *graph.Action) error {
 		}
 	}
 	switch a.Task {
-	case "delete", "meta-data":
+	case "delete", "meta-data", "notify":
+		// Notifications leave no history that scheduling would read.
+		if a.Task == "notify" {
+			printOp()
+			return nil
+		}
 		f.p.line(fmt.Sprintf("  * Resource action: %-15s %s on %s", a.Resource, a.Task, a.Node))
 		return nil
 	}
