@@ -227,8 +227,12 @@ func (s *scheduler) createNotifyActions(c *resource, nd *notifyData) {
 	if c.nextRole != RoleStopped && (nd.task == taskStart || nd.task == taskPromote) {
 		start := findFirstAction(c.actions, "", taskStart, nil)
 		if start != nil {
-			if p := findFirstAction(c.actions, "", taskPromote, nil); p != nil && !p.has(actRunnable) {
-				return
+			// A promote with no node (created only to hang orderings on)
+			// does not count.
+			for _, p := range c.actions {
+				if p.task == taskPromote && p.node != nil && !p.has(actRunnable) {
+					return
+				}
 			}
 			if !start.has(actRunnable) {
 				return
