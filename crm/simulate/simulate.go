@@ -461,8 +461,10 @@ func (f *simFuncs) Resource(a *graph.Action) error {
 		}
 	}
 	ns := f.cib.Status.EnsureNode(a.NodeID, a.Node)
+	// As crm_simulate: the history entry named as the action shows the
+	// resource, if the node has one, else a new one under the history id.
 	histID := a.Resource
-	if a.HistoryID != "" {
+	if a.HistoryID != "" && ns.Resource(a.Resource) == nil {
 		histID = a.HistoryID
 	}
 	lr := ns.EnsureResource(histID, a.Class, a.Type, a.Provider)
