@@ -72,8 +72,6 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 		}
 	}
 	switch {
-	case ci.template.IsGroup():
-		return cloneUnsupported(r, "cloned group")
 	}
 	// Clones default to a stickiness of 1 (unless resource defaults or the
 	// clone set one), so that instances stay where they run.
@@ -97,6 +95,15 @@ func (s *scheduler) newInstance(r *resource) (*resource, error) {
 	n := len(r.children)
 	cr := *r.clone.template
 	cr.ID = fmt.Sprintf("%s:%d", cr.ID, n)
+	if cr.IsGroup() {
+		// A cloned group's instance has numbered members too.
+		cr.Children = nil
+		for _, m := range r.clone.template.Children {
+			mc := *m
+			mc.ID = fmt.Sprintf("%s:%d", m.ID, n)
+			cr.Children = append(cr.Children, &mc)
+		}
+	}
 	inst, err := s.unpackResource(&cr, r)
 	if err != nil {
 		return nil, err
@@ -118,9 +125,40 @@ func cloneBaseID(id string) string {
 	return id
 }
 
-// isAnonInstance reports whether r is an instance of an anonymous clone.
+// isAnonInstance reports whether r is a primitive inside an anonymous
+// clone: an instance, or a member of a cloned group's instance.
 func isAnonInstance(r *resource) bool {
-	return r.parent != nil && r.parent.isClone && !r.parent.clone.unique
+	if r.collective() || r.parent == nil {
+		return false
+	}
+	top := r.top()
+	return top.isClone && !top.clone.unique
+}
+
+// instanceOf returns the clone instance r belongs to (r itself, or its
+// group).
+func instanceOf(r *resource) *resource {
+	for r.parent != nil && !r.parent.isClone {
+		r = r.parent
+	}
+	return r
+}
+
+// memberNamed returns the primitive of instance inst whose id without
+// instance number is base.
+func memberNamed(inst *resource, base string) *resource {
+	if !inst.collective() {
+		if cloneBaseID(inst.id) == base {
+			return inst
+		}
+		return nil
+	}
+	for _, c := range inst.children {
+		if m := memberNamed(c, base); m != nil {
+			return m
+		}
+	}
+	return nil
 }
 
 // historyResource is unpack_find_resource: the resource a node's history
@@ -138,7 +176,10 @@ func (s *scheduler) historyResource(id string, n *node) (r *resource, ok bool) {
 	if r == nil || !isAnonInstance(r) {
 		return r, true
 	}
-	inst := s.findAnonymousInstance(r.parent, n)
+	inst := s.findAnonymousInstance(r.top(), n, cloneBaseID(id))
+	if inst == nil {
+		return nil, false
+	}
 	if id != inst.id && id != inst.cloneName {
 		inst.cloneName = id
 	}
@@ -148,22 +189,30 @@ func (s *scheduler) historyResource(id string, n *node) (r *resource, ok bool) {
 // findAnonymousInstance is find_anonymous_clone: the instance active on n,
 // else the first inactive one (not blocked, not pending elsewhere), else a
 // new orphan instance.
-func (s *scheduler) findAnonymousInstance(c *resource, n *node) *resource {
+func (s *scheduler) findAnonymousInstance(c *resource, n *node, base string) *resource {
 	var found, inactive *resource
 	skipInactive := false
 	for _, child := range c.children {
 		if len(child.runningOn) > 0 {
-			if child.runningOn[0] == n {
-				// A second history entry here for an instance already
-				// active here (after globally-unique was switched off):
-				// this one and any further ones are orphans.
-				skipInactive = true
+			if child.isRunningOn(n) {
+				m := memberNamed(child, base)
+				if m != nil && len(m.runningOn) > 0 {
+					// A second history entry here for an instance
+					// already active here (after globally-unique was
+					// switched off): it and any further ones are
+					// orphans.
+					skipInactive = true
+				} else if m != nil {
+					found = m
+					break
+				}
 			}
 			continue
 		}
 		if !skipInactive && inactive == nil && !child.has(rscBlock) {
-			if child.pendingNode == nil || child.pendingNode == n {
-				inactive = child
+			m := memberNamed(child, base)
+			if m != nil && (m.pendingNode == nil || m.pendingNode == n) {
+				inactive = m
 			}
 		}
 	}
@@ -182,12 +231,18 @@ func (s *scheduler) findAnonymousInstance(c *resource, n *node) *resource {
 			panic(fmt.Sprintf("pengine: orphan instance of %s: %v", c.id, err))
 		}
 		inst.set(rscOrphan)
+		for _, m := range inst.children {
+			m.set(rscOrphan)
+		}
 		if !s.stopOrphans {
 			inst.clear(rscManaged)
+			for _, m := range inst.children {
+				m.clear(rscManaged)
+			}
 		} else {
 			s.resourceLocation(inst, nil, -Infinity, "__orphan_do_not_run__")
 		}
-		found = inst
+		found = memberNamed(inst, base)
 	}
 	return found
 }
@@ -201,8 +256,8 @@ func (s *scheduler) graphName(r *resource) string {
 		return r.id
 	}
 	base := cloneBaseID(r.id)
-	for _, c := range r.parent.children {
-		if c.cloneName == base {
+	for _, c := range s.rscsMatchingID(base) {
+		if c.top() == r.top() {
 			return base
 		}
 	}
@@ -319,7 +374,7 @@ func (s *scheduler) distributeInstances(r *resource) {
 		}
 		if assigned >= ci.max {
 			s.resourceLocation(child, nil, -Infinity, "clone:limit_reached")
-			s.primitiveAssign(child, nil)
+			s.assign(child, nil)
 			continue
 		}
 		if s.assignInstance(r, child, nil, allColoc) {
@@ -344,7 +399,7 @@ func (s *scheduler) assignInstance(r, child *resource, prefer *node, allColoc bo
 	}
 	s.limitInstance(r, child)
 	backup := child.allowed.clone()
-	chosen := s.primitiveAssign(child, prefer)
+	chosen := s.assign(child, prefer)
 	if chosen != nil && prefer != nil && chosen != prefer {
 		child.allowed = backup
 		s.unassign(child)
@@ -437,7 +492,7 @@ func (s *scheduler) cloneCreateActions(r *resource) {
 		if len(c.runningOn) > 0 {
 			active = true
 		}
-		for _, a := range c.actions {
+		for _, a := range leafActions(c) {
 			if a.has(actOptional) || !a.has(actPseudo) && !a.has(actRunnable) {
 				continue
 			}
@@ -641,6 +696,19 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 			cur = c.runningOn[0]
 		}
 		full := false
+		if c.isGroup {
+			// A cloned group's instance is summarised only when all its
+			// members run, managed and healthy, on one node.
+			for _, m := range c.children {
+				if cur == nil || !m.isRunningOn(cur) || len(m.runningOn) != 1 || !m.has(rscManaged) || m.has(rscFailed) || m.has(rscOrphan) {
+					full = true
+				}
+			}
+			if activeHere && full && !r.clone.unique && !c.has(rscOrphan) {
+				rs.Members = append(rs.Members, s.resourceStatus(c, opts))
+				continue
+			}
+		}
 		switch {
 		case c.has(rscOrphan) && !activeHere:
 			continue
@@ -655,11 +723,13 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 			full = true
 		}
 		switch {
+		case full && c.isGroup:
+			rs.Members = append(rs.Members, s.resourceStatus(c, opts))
 		case full:
 			rs.Members = append(rs.Members, &ResourceStatus{ID: c.id, Agent: c.cfg.Agent(), State: s.nativeState(c, opts)})
-		case c.role > RoleUnpromoted:
+		case s.rscState(c) > RoleUnpromoted:
 			promoted = append(promoted, cur)
-		case c.role == RoleUnpromoted:
+		case s.rscState(c) == RoleUnpromoted:
 			unpromoted = append(unpromoted, cur)
 		default:
 			started = append(started, cur)
@@ -771,4 +841,17 @@ func (s *scheduler) cloneMinOrdering(id string, first *resource, firstTask strin
 		s.newOrdering(c, opKey(c.id, firstTask, 0), nil, nil, "", met, orderOneOrMore|orderImpliesThenPrinted)
 	}
 	s.newOrdering(nil, "", met, then, opKey(then.id, thenTask, 0), nil, flags|orderRunnableLeft)
+}
+
+// leafActions lists the actions of r's primitives (r's own for a
+// primitive), as clone_update_pseudo_status walks them.
+func leafActions(r *resource) []*action {
+	if !r.collective() {
+		return r.actions
+	}
+	var out []*action
+	for _, c := range r.children {
+		out = append(out, leafActions(c)...)
+	}
+	return out
 }

@@ -245,6 +245,17 @@ func (p *printer) status(title string, st *pengine.ClusterStatus) {
 				p.line(fmt.Sprintf("    * Clone Set: %s [%s]:", r.ID, r.Child))
 			}
 			for _, m := range r.Members {
+				if m.IsGroup {
+					if m.Flags != "" {
+						p.line(fmt.Sprintf("      * Resource Group: %s (%s):", m.ID, m.Flags))
+					} else {
+						p.line(fmt.Sprintf("      * Resource Group: %s:", m.ID))
+					}
+					for _, x := range m.Members {
+						p.line(fmt.Sprintf("        * %s\t(%s):\t%s", x.ID, x.Agent, x.State))
+					}
+					continue
+				}
 				p.line(fmt.Sprintf("      * %s\t(%s):\t%s", m.ID, m.Agent, m.State))
 			}
 			for _, rl := range r.Roles {
