@@ -622,7 +622,7 @@ func (s *scheduler) cloneProbe(r *resource, n *node) bool {
 		return any
 	}
 	for _, c := range children {
-		if c.knownOn[n.idx] {
+		if knownOnNode(c, n) {
 			return false
 		}
 	}
@@ -854,4 +854,18 @@ func leafActions(r *resource) []*action {
 		out = append(out, leafActions(c)...)
 	}
 	return out
+}
+
+// knownOnNode reports whether r (or, for a group, any member) has been
+// seen on n.
+func knownOnNode(r *resource, n *node) bool {
+	if r.knownOn[n.idx] {
+		return true
+	}
+	for _, c := range r.children {
+		if knownOnNode(c, n) {
+			return true
+		}
+	}
+	return false
 }

@@ -460,7 +460,7 @@ func (s *scheduler) unpackResource(cr *cib.Resource, parent *resource) (*resourc
 		if v, ok := r.meta["collocated"]; ok {
 			r.groupColocated = cib.IsTrue(v)
 		}
-		if cib.IsTrue(r.meta["promotable"]) {
+		if cib.IsTrue(r.meta["promotable"]) && (parent == nil || !parent.isClone) {
 			return nil, fmt.Errorf("%w: promotable group %q", cib.ErrUnsupported, r.id)
 		}
 		for _, cc := range cr.Children {
