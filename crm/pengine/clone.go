@@ -386,7 +386,7 @@ func (s *scheduler) distributeInstances(r *resource) {
 // assignInstance is allocate_instance.
 func (s *scheduler) assignInstance(r, child *resource, prefer *node, allColoc bool) bool {
 	if !child.has(rscProvisional) {
-		return child.allocatedTo != nil
+		return instLocation(child) != nil
 	}
 	if child.has(rscAllocating) {
 		return false
@@ -464,8 +464,8 @@ func (s *scheduler) cloneApplyColocScore(dep, pri *resource, c *colocation) {
 	if c.score >= Infinity {
 		on := make([]bool, len(s.nodes))
 		for _, child := range pri.children {
-			if child.allocatedTo != nil && !child.has(rscBlock) {
-				on[child.allocatedTo.idx] = true
+			if n := instLocation(child); n != nil && !child.has(rscBlock) {
+				on[n.idx] = true
 			}
 		}
 		for _, n := range s.nodes {
@@ -636,7 +636,7 @@ func (s *scheduler) cloneProbe(r *resource, n *node) bool {
 		}
 	}
 	for _, c := range children {
-		if pick == nil && c.allocatedTo == n {
+		if pick == nil && instLocation(c) == n {
 			pick = c
 		}
 	}
