@@ -461,6 +461,9 @@ func (s *scheduler) cloneApplyColocScore(dep, pri *resource, c *colocation) {
 		s.promotableColocation(dep, pri, c)
 		return
 	}
+	if s.interleavedColocation(dep, pri, c) {
+		return
+	}
 	if c.score >= Infinity {
 		on := make([]bool, len(s.nodes))
 		for _, child := range pri.children {
@@ -868,4 +871,160 @@ func knownOnNode(r *resource, n *node) bool {
 		}
 	}
 	return false
+}
+
+// --- interleaving -----------------------------------------------------------
+
+// canInterleave is can_interleave_actions: an ordering between two clones
+// applies instance by instance when the clone that acts second (the first
+// one for stops and demotes) is interleaved.
+func canInterleave(first, then *action) bool {
+	if first.rsc == nil || then.rsc == nil || first.rsc == then.rsc || !first.rsc.isClone || !then.rsc.isClone {
+		return false
+	}
+	r := then.rsc
+	if strings.HasSuffix(then.uuid, "_stop_0") || strings.HasSuffix(then.uuid, "_demote_0") {
+		r = first.rsc
+	}
+	return r.clone.interleave
+}
+
+// instanceNode is fns->location: where an instance runs now (current) or
+// is assigned to; nil for a blocked one.
+func instanceNode(r *resource, current bool) *node {
+	if current {
+		if r.isGroup {
+			var one *node
+			for _, c := range r.children {
+				for _, n := range c.runningOn {
+					if one == nil {
+						one = n
+					} else if one != n {
+						return nil
+					}
+				}
+			}
+			return one
+		}
+		if len(r.runningOn) == 1 {
+			return r.runningOn[0]
+		}
+		return nil
+	}
+	return instLocation(r)
+}
+
+// compatibleInstance is find_compatible_child: the instance of clone c on
+// the node where local runs (or is assigned), else on the first of local's
+// allowed nodes that has one.
+func (s *scheduler) compatibleInstance(local, c *resource, filter Role, current bool) *resource {
+	byNode := func(n *node) *resource {
+		for _, x := range c.children {
+			var at *node
+			if !blockedRecursive(x) {
+				at = instanceNode(x, current)
+			}
+			role := x.nextRole
+			if current {
+				role = s.rscState(x)
+			}
+			if filter != RoleUnknown && role != filter {
+				continue
+			}
+			if at != nil && at == n {
+				return x
+			}
+		}
+		return nil
+	}
+	if n := instanceNode(local, current); n != nil {
+		return byNode(n)
+	}
+	for _, n := range s.sortedAllowedNodes(local) {
+		if x := byNode(n); x != nil {
+			return x
+		}
+	}
+	return nil
+}
+
+func blockedRecursive(r *resource) bool {
+	if r.has(rscBlock) {
+		return true
+	}
+	for _, c := range r.children {
+		if blockedRecursive(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// cloneUpdateInterleaved is clone_update_actions_interleave: the ordering
+// is applied between each then instance and the first clone's instance on
+// the same node; a then instance without one cannot run when the ordering
+// is mandatory.
+func (s *scheduler) cloneUpdateInterleaved(first, then *action, n *node, flags, filter actFlags, typ orderFlags) graphChange {
+	var changed graphChange
+	current := strings.HasSuffix(first.uuid, "_stopped_0") || strings.HasSuffix(first.uuid, "_demoted_0")
+	firstTask := complexTask(first.task)
+	for _, tc := range then.rsc.children {
+		fc := s.compatibleInstance(tc, first.rsc, RoleUnknown, current)
+		if fc == nil {
+			if !current && typ&(orderRunnableLeft|orderImpliesThen) != 0 {
+				if s.unassignInstance(tc) {
+					changed |= updatedThen
+				}
+			}
+			continue
+		}
+		fa := findFirstAction(fc.actions, "", firstTask, n)
+		ta := findFirstAction(tc.actions, "", then.task, n)
+		if fa == nil || ta == nil {
+			continue
+		}
+		if s.orderActions(fa, ta, typ) {
+			changed |= updatedFirst | updatedThen
+		}
+		changed |= s.updateActions(fa, ta, n, s.actionFlags(fa, n).flags, filter, typ)
+	}
+	return changed
+}
+
+// unassignInstance is assign_node(instance, NULL, TRUE): the instance is
+// stopped; it reports whether that changed anything.
+func (s *scheduler) unassignInstance(r *resource) bool {
+	if r.collective() {
+		changed := false
+		for _, c := range r.children {
+			if s.unassignInstance(c) {
+				changed = true
+			}
+		}
+		return changed
+	}
+	was := r.allocatedTo != nil
+	s.finalizeAssignment(r, nil, true)
+	return was
+}
+
+// interleavedColocation is the interleaved case of clone_rsc_colocation_rh:
+// an instance of an interleaved clone is colocated with the other clone's
+// instance on its node, not with the whole clone.
+func (s *scheduler) interleavedColocation(dep, pri *resource, c *colocation) bool {
+	if c.dependent == nil || !c.dependent.isClone || !c.dependent.clone.interleave || dep == c.dependent {
+		return false
+	}
+	if c.dependent.clone.nodeMax != pri.clone.nodeMax {
+		s.warnf("cannot interleave %s and %s because they do not support the same number of instances per node", c.dependent.id, pri.id)
+		return false
+	}
+	pi := s.compatibleInstance(dep, pri, RoleUnknown, false)
+	switch {
+	case pi != nil:
+		s.applyColocScore(dep, pi, c)
+	case c.score >= Infinity:
+		s.unassignInstance(dep)
+	}
+	return true
 }

@@ -408,6 +408,9 @@ func (s *scheduler) updateForOrderingFlags(first, then *action, firstFlags, then
 // a group applies the ordering to itself and to each member's matching
 // action.
 func (s *scheduler) updateActions(first, then *action, n *node, flags, filter actFlags, typ orderFlags) graphChange {
+	if then.rsc != nil && then.rsc.isClone && canInterleave(first, then) {
+		return s.cloneUpdateInterleaved(first, then, n, flags, filter, typ)
+	}
 	if then.rsc != nil && then.rsc.isClone {
 		// pcmk__multi_update_actions without interleaving: the clone
 		// action, then each runnable instance action.
