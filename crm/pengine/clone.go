@@ -144,17 +144,18 @@ func instanceOf(r *resource) *resource {
 	return r
 }
 
-// memberNamed returns the primitive of instance inst whose id without
-// instance number is base.
-func memberNamed(inst *resource, base string) *resource {
+// memberNamed returns the primitive of instance inst that a history id
+// names (find_rsc with pe_find_clone): its own id, or its configured id
+// without instance number.
+func memberNamed(inst *resource, id string) *resource {
 	if !inst.collective() {
-		if cloneBaseID(inst.id) == base {
+		if inst.id == id || cloneBaseID(inst.id) == id {
 			return inst
 		}
 		return nil
 	}
 	for _, c := range inst.children {
-		if m := memberNamed(c, base); m != nil {
+		if m := memberNamed(c, id); m != nil {
 			return m
 		}
 	}
@@ -176,7 +177,7 @@ func (s *scheduler) historyResource(id string, n *node) (r *resource, ok bool) {
 	if r == nil || !isAnonInstance(r) {
 		return r, true
 	}
-	inst := s.findAnonymousInstance(r.top(), n, cloneBaseID(id))
+	inst := s.findAnonymousInstance(r.top(), n, id)
 	if inst == nil {
 		return nil, false
 	}
@@ -242,7 +243,7 @@ func (s *scheduler) findAnonymousInstance(c *resource, n *node, base string) *re
 		} else {
 			s.resourceLocation(inst, nil, -Infinity, "__orphan_do_not_run__")
 		}
-		found = memberNamed(inst, base)
+		found = memberNamed(inst, cloneBaseID(base))
 	}
 	return found
 }
