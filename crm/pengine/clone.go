@@ -144,18 +144,17 @@ func instanceOf(r *resource) *resource {
 	return r
 }
 
-// memberNamed returns the primitive of instance inst that a history id
-// names (find_rsc with pe_find_clone): its own id, or its configured id
-// without instance number.
-func memberNamed(inst *resource, id string) *resource {
+// memberNamed returns the primitive of instance inst whose configured id
+// (without instance number) is base.
+func memberNamed(inst *resource, base string) *resource {
 	if !inst.collective() {
-		if inst.id == id || cloneBaseID(inst.id) == id {
+		if cloneBaseID(inst.id) == base {
 			return inst
 		}
 		return nil
 	}
 	for _, c := range inst.children {
-		if m := memberNamed(c, id); m != nil {
+		if m := memberNamed(c, base); m != nil {
 			return m
 		}
 	}
@@ -177,7 +176,10 @@ func (s *scheduler) historyResource(id string, n *node) (r *resource, ok bool) {
 	if r == nil || !isAnonInstance(r) {
 		return r, true
 	}
-	inst := s.findAnonymousInstance(r.top(), n, id)
+	// As unpack_find_resource, the instance is looked for by the id
+	// without instance number; the entry's own id is kept as the
+	// instance's history name.
+	inst := s.findAnonymousInstance(r.top(), n, cloneBaseID(id))
 	if inst == nil {
 		return nil, false
 	}
@@ -243,7 +245,7 @@ func (s *scheduler) findAnonymousInstance(c *resource, n *node, base string) *re
 		} else {
 			s.resourceLocation(inst, nil, -Infinity, "__orphan_do_not_run__")
 		}
-		found = memberNamed(inst, cloneBaseID(base))
+		found = memberNamed(inst, base)
 	}
 	return found
 }
@@ -251,7 +253,8 @@ func (s *scheduler) findAnonymousInstance(c *resource, n *node, base string) *re
 // graphName is the name crm_simulate shows for an action's resource: for
 // an anonymous instance, the configured id when some instance's history is
 // recorded under it (crm_simulate finds a resource by that name), else the
-// instance id (the graph's long-id).
+// graph's long-id: the instance's history name (an older "rsc:N", which
+// need not be its own number) or its id.
 func (s *scheduler) graphName(r *resource) string {
 	if !isAnonInstance(r) {
 		return r.id
@@ -261,6 +264,9 @@ func (s *scheduler) graphName(r *resource) string {
 		if c.top() == r.top() {
 			return base
 		}
+	}
+	if r.cloneName != "" && r.cloneName != base && len(s.rscsMatchingID(r.cloneName)) > 0 {
+		return r.cloneName
 	}
 	return r.id
 }

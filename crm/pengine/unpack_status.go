@@ -266,6 +266,11 @@ func (s *scheduler) unpackLRMResource(n *node, lr *cib.LRMResource) {
 	if savedRole > r.role {
 		r.role = savedRole
 	}
+	if (r.role == RoleStopped || r.role == RoleUnknown) && strings.Contains(r.cloneName, ":") {
+		// An older numbered history name is kept only for an instance
+		// that is active (process_rsc_state).
+		r.cloneName = ""
+	}
 	if r.role == RoleStarted && r.top().isClone && r.top().clone.promotable {
 		// A promotable clone's instance that runs is unpromoted.
 		r.role = RoleUnpromoted
