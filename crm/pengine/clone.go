@@ -745,6 +745,19 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 			started = append(started, cur)
 		}
 	}
+	if !r.clone.unique {
+		// An anonymous instance's primitives are shown under their
+		// configured id (rsc_printable_id); a group keeps its number.
+		for _, m := range rs.Members {
+			if m.IsGroup {
+				for _, x := range m.Members {
+					x.ID = cloneBaseID(x.ID)
+				}
+			} else {
+				m.ID = cloneBaseID(m.ID)
+			}
+		}
+	}
 	for _, l := range []struct {
 		role  string
 		nodes []*node
