@@ -11,7 +11,11 @@ import (
 // and parameter changes.
 func (s *scheduler) checkActionsFor(lr *cib.LRMResource, r *resource, n *node) {
 	if r.has(rscOrphan) {
-		s.deleteRsc(r, n, false)
+		// An anonymous clone's orphaned instance keeps its history (it
+		// may be the configured resource's again).
+		if !isAnonInstance(r) {
+			s.deleteRsc(r, n, false)
+		}
 		return
 	}
 	if !r.isRunningOn(n) {
