@@ -87,9 +87,11 @@ func (s *scheduler) assignBestNode(r *resource, prefer *node) bool {
 	}
 	if chosen == nil && best != nil {
 		chosen = best
-		if r.allowed.w[chosen.idx] > 0 && chosen.available() {
+		uniqueInstance := r.parent != nil && r.parent.isClone && r.parent.clone.unique
+		if !uniqueInstance && r.allowed.w[chosen.idx] > 0 && chosen.available() {
 			// Prefer the node the resource already runs on when it is
-			// just as good as the best one.
+			// just as good as the best one (not for a unique clone's
+			// instances, which spread out instead).
 			running := currentNodeOf(r)
 			if running != nil && running.available() && running.weight >= 0 {
 				for _, n := range nodes[1:] {

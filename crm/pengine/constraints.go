@@ -530,7 +530,7 @@ func (s *scheduler) internalConstraints(r *resource) {
 		return
 	}
 	s.orderResourceActions(r, taskStop, r, taskStart, orderOptional|orderImpliesThen|orderRestart)
-	if r.role > RoleUnpromoted {
+	if top := r.top(); r.role > RoleUnpromoted || top.isClone && top.clone.promotable {
 		s.orderResourceActions(r, taskDemote, r, taskStop, orderPromotedImpliesFirst)
 		s.orderResourceActions(r, taskStart, r, taskPromote, orderRunnableLeft)
 	}
