@@ -131,17 +131,23 @@ func (s *scheduler) setInstanceRoles(r *resource) {
 // canBePromoted is can_be_promoted: the node a placed instance could be
 // promoted on, if its priority allows and the node has room.
 func (s *scheduler) canBePromoted(r, c *resource, promotedCount []int) *node {
-	if c.priority < 0 {
-		return nil
+	for _, m := range c.children {
+		if s.canBePromoted(r, m, promotedCount) == nil {
+			return nil
+		}
 	}
 	n := instLocation(c)
-	if n == nil {
+	switch {
+	case n == nil:
 		return nil
-	}
-	if !c.has(rscManaged) && c.role != RolePromoted {
+	case !c.has(rscManaged):
+		// An unmanaged instance stays promoted if it is.
+		if s.rscState(c) != RolePromoted {
+			return nil
+		}
+	case c.priority < 0:
 		return nil
-	}
-	if !n.available() {
+	case !n.available():
 		return nil
 	}
 	if !r.allowed.has[n.idx] {
