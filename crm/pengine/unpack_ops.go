@@ -556,6 +556,7 @@ func (s *scheduler) processRscState(r *resource, n *node, onFail failAction) {
 	switch onFail {
 	case failDemote:
 		r.set(rscFailed)
+		s.customAction(r, opKey(r.id, taskDemote, 0), taskDemote, n, false, true)
 	case failFence:
 		s.fenceNode(n, r.id+" failed there", false)
 	case failStandby:
