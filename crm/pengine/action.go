@@ -106,6 +106,10 @@ func (s *scheduler) customAction(r *resource, key, task string, n *node, optiona
 				s.singletons[key] = a
 			} else {
 				r.actions = append(r.actions, a)
+				if r.lastByTask == nil {
+					r.lastByTask = map[string]*action{}
+				}
+				r.lastByTask[task] = a
 			}
 		}
 	}
@@ -404,10 +408,10 @@ func resourceActions(r *resource, n *node, task string, requireNode bool) []*act
 func findFirstAction(list []*action, uuid, task string, n *node) *action {
 	for i := len(list) - 1; i >= 0; i-- {
 		a := list[i]
-		if uuid != "" && !strings.EqualFold(uuid, a.uuid) {
+		if uuid != "" && uuid != a.uuid && (len(uuid) != len(a.uuid) || !strings.EqualFold(uuid, a.uuid)) {
 			continue
 		}
-		if task != "" && !strings.EqualFold(task, a.task) {
+		if task != "" && task != a.task && (len(task) != len(a.task) || !strings.EqualFold(task, a.task)) {
 			continue
 		}
 		if n == nil {

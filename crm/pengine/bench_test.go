@@ -3,6 +3,8 @@ package pengine_test
 import (
 	"fmt"
 	"math/rand"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -166,5 +168,120 @@ func TestScheduleLargeIsDeterministic(t *testing.T) {
 	}
 	if before.String() != after.String() {
 		t.Error("Schedule modified its input CIB")
+	}
+}
+
+// genCloneCluster is genCluster's cluster with clones added: nClones
+// anonymous clones of a primitive (one instance per node, running on all
+// but the standby node), one promotable clone, and one globally-unique
+// clone with uniqueInstances instances (clone-node-max large enough to
+// place them all). Each clone's primitive counts as one resource.
+func genCloneCluster(tb testing.TB, nRsc, nNodes, nClones, uniqueInstances int) *cib.CIB {
+	tb.Helper()
+	base := genCluster(tb, nRsc-nClones-2, nNodes)
+	var cfg, st strings.Builder
+	node := func(i int) string { return fmt.Sprintf("node%02d", i+1) }
+	op := func(b *strings.Builder, rsc, task string, iv, rc, call int) {
+		id := rsc + "_last_0"
+		if iv > 0 {
+			id = fmt.Sprintf("%s_%s_%d", rsc, task, iv)
+		}
+		fmt.Fprintf(b, `<lrm_rsc_op id="%s" operation_key="%s_%s_%d" operation="%s" transition-key="%d:1:0:x" transition-magic="0:%d;%d:1:0:x" call-id="%d" rc-code="%d" op-status="0" interval="%d" last-rc-change="1700000000" op-digest="x"/>`,
+			id, rsc, task, iv, task, call, rc, call, call, rc, iv)
+	}
+	for c := 0; c < nClones; c++ {
+		fmt.Fprintf(&cfg, `<clone id="cl%d"><meta_attributes id="cl%d-m"><nvpair id="cl%d-i" name="interleave" value="true"/></meta_attributes><primitive id="clp%d" class="ocf" provider="heartbeat" type="Dummy"><operations><op id="clp%d-mon" name="monitor" interval="10s"/></operations></primitive></clone>`, c, c, c, c, c)
+	}
+	fmt.Fprintf(&cfg, `<clone id="ms"><meta_attributes id="ms-m"><nvpair id="ms-p" name="promotable" value="true"/><nvpair id="ms-n" name="notify" value="true"/></meta_attributes><primitive id="db" class="ocf" provider="pacemaker" type="Stateful"><operations><op id="db-m1" name="monitor" interval="10s" role="Promoted"/><op id="db-m2" name="monitor" interval="11s" role="Unpromoted"/></operations></primitive></clone>`)
+	fmt.Fprintf(&cfg, `<clone id="uq"><meta_attributes id="uq-m"><nvpair id="uq-u" name="globally-unique" value="true"/><nvpair id="uq-max" name="clone-max" value="%d"/><nvpair id="uq-nm" name="clone-node-max" value="%d"/></meta_attributes><primitive id="ip" class="ocf" provider="heartbeat" type="IPaddr2"><operations><op id="ip-mon" name="monitor" interval="10s"/></operations></primitive></clone>`, uniqueInstances, (uniqueInstances+nNodes-2)/(nNodes-1)+1)
+	call := 100000
+	status := map[int]string{}
+	for n := 0; n < nNodes; n++ {
+		st.Reset()
+		for c := 0; c < nClones; c++ {
+			fmt.Fprintf(&st, `<lrm_resource id="clp%d" class="ocf" provider="heartbeat" type="Dummy">`, c)
+			if n == 3 {
+				op(&st, fmt.Sprintf("clp%d", c), "monitor", 0, 7, call)
+			} else {
+				op(&st, fmt.Sprintf("clp%d", c), "start", 0, 0, call)
+				op(&st, fmt.Sprintf("clp%d", c), "monitor", 10000, 0, call+1)
+			}
+			call += 2
+			st.WriteString("</lrm_resource>")
+		}
+		st.WriteString(`<lrm_resource id="db" class="ocf" provider="pacemaker" type="Stateful">`)
+		op(&st, "db", "monitor", 0, 7, call)
+		call++
+		st.WriteString("</lrm_resource>")
+		for i := n; i < uniqueInstances; i += nNodes {
+			if n == 3 {
+				continue
+			}
+			id := fmt.Sprintf("ip:%d", i)
+			fmt.Fprintf(&st, `<lrm_resource id="%s" class="ocf" provider="heartbeat" type="IPaddr2">`, id)
+			op(&st, id, "start", 0, 0, call)
+			op(&st, id, "monitor", 10000, 0, call+1)
+			call += 2
+			st.WriteString("</lrm_resource>")
+		}
+		status[n] = st.String()
+	}
+	var out strings.Builder
+	if _, err := base.WriteTo(&out); err != nil {
+		tb.Fatal(err)
+	}
+	doc := strings.Replace(out.String(), "</resources>", cfg.String()+"</resources>", 1)
+	for n := 0; n < nNodes; n++ {
+		marker := fmt.Sprintf(`uname="%s"`, node(n))
+		i := strings.Index(doc, marker)
+		j := strings.Index(doc[i:], "<lrm_resources>")
+		if i < 0 || j < 0 {
+			tb.Fatalf("no status for %s", node(n))
+		}
+		at := i + j + len("<lrm_resources>")
+		doc = doc[:at] + status[n] + doc[at:]
+	}
+	c, err := cib.Parse(strings.NewReader(doc))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkSchedule1000x32Clones schedules 1,000 resources on 32 nodes, 40
+// of them anonymous clones (one instance per node), plus a promotable clone
+// with notifications and a 200-instance unique clone.
+func BenchmarkSchedule1000x32Clones(b *testing.B) {
+	benchSchedule(b, genCloneCluster(b, 1000, 32, 40, 200))
+}
+
+// BenchmarkSchedule200CloneInstances schedules a small cluster whose weight
+// is one globally-unique clone of 200 instances on 32 nodes.
+func BenchmarkSchedule200CloneInstances(b *testing.B) {
+	benchSchedule(b, genCloneCluster(b, 12, 32, 1, 200))
+}
+
+func benchSchedule(b *testing.B, c *cib.CIB) {
+	if d := os.Getenv("RINGMASTER_BENCH_DUMP"); d != "" {
+		// Keep the input, to time crm_simulate on the same CIB.
+		var w strings.Builder
+		if _, err := c.WriteTo(&w); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, b.Name()+".xml"), []byte(w.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	now := time.Unix(1700000000, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := pengine.Schedule(c, now, pengine.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Graph.Actions) == 0 {
+			b.Fatal("empty transition")
+		}
 	}
 }

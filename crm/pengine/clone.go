@@ -591,7 +591,7 @@ func (s *scheduler) cloneActionFlags(a *action, n *node) *action {
 	checkRunnable := task != taskStop
 	anyRunnable := false
 	for _, c := range a.rsc.children {
-		ca := findFirstAction(c.actions, "", task, n)
+		ca := instanceAction(c, task, n)
 		if ca == nil {
 			continue
 		}
@@ -815,21 +815,29 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 
 // rscsMatchingID is pcmk__rscs_matching_id restricted to primitives: those
 // whose id or history name is id.
+//
+// The index is built on first use, once the status (which sets history
+// names) has been unpacked; resources are in configuration order.
 func (s *scheduler) rscsMatchingID(id string) []*resource {
-	var out []*resource
-	var walk func(r *resource)
-	walk = func(r *resource) {
-		if !r.collective() && (r.id == id || r.cloneName == id) {
-			out = append(out, r)
+	if s.byHistoryName == nil {
+		s.byHistoryName = map[string][]*resource{}
+		var walk func(r *resource)
+		walk = func(r *resource) {
+			if !r.collective() {
+				s.byHistoryName[r.id] = append(s.byHistoryName[r.id], r)
+				if r.cloneName != "" && r.cloneName != r.id {
+					s.byHistoryName[r.cloneName] = append(s.byHistoryName[r.cloneName], r)
+				}
+			}
+			for _, c := range r.children {
+				walk(c)
+			}
 		}
-		for _, c := range r.children {
-			walk(c)
+		for _, r := range s.resources {
+			walk(r)
 		}
 	}
-	for _, r := range s.resources {
-		walk(r)
-	}
-	return out
+	return s.byHistoryName[id]
 }
 
 // minimumFirstInstances is get_minimum_first_instances: how many instances
@@ -1047,4 +1055,18 @@ func (s *scheduler) interleavedColocation(dep, pri *resource, c *colocation) boo
 		s.unassignInstance(dep)
 	}
 	return true
+}
+
+// instanceAction is find_first_action(child->actions, NULL, task, node)
+// for clone-wide updates; without a node it uses the per-task index.
+func instanceAction(c *resource, task string, n *node) *action {
+	if n == nil {
+		if a := c.lastByTask[task]; a != nil {
+			return a
+		}
+		if lower(task) == task {
+			return nil
+		}
+	}
+	return findFirstAction(c.actions, "", task, n)
 }

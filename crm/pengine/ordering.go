@@ -416,7 +416,7 @@ func (s *scheduler) updateActions(first, then *action, n *node, flags, filter ac
 		// action, then each runnable instance action.
 		changed := s.primitiveUpdateActions(first, then, n, flags, filter, typ)
 		for _, c := range then.rsc.children {
-			ca := findFirstAction(c.actions, "", then.task, n)
+			ca := instanceAction(c, then.task, n)
 			if ca == nil || s.actionFlags(ca, n).flags&actRunnable == 0 {
 				continue
 			}

@@ -163,6 +163,9 @@ type resource struct {
 
 	allocatedTo *node
 	actions     []*action // creation order
+	// lastByTask is the newest of actions per task, so that clone-wide
+	// flag updates need not scan every instance's list.
+	lastByTask map[string]*action
 
 	thisWith []*colocation // colocations where this is the dependent
 	withThis []*colocation // colocations where this is the primary

@@ -57,6 +57,9 @@ type scheduler struct {
 	orderings   []*ordering
 	orderID     int
 	colocations []*colocation
+	// byHistoryName indexes primitives by id and history name
+	// (rscsMatchingID).
+	byHistoryName map[string][]*resource
 	locations   []*locationConstraint
 
 	ninstances, disabled, blocked int
