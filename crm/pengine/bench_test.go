@@ -114,19 +114,7 @@ func genCluster(tb testing.TB, nRsc, nNodes int) *cib.CIB {
 
 // BenchmarkSchedule1000x32 schedules 1,000 resources on 32 nodes.
 func BenchmarkSchedule1000x32(b *testing.B) {
-	c := genCluster(b, 1000, 32)
-	now := time.Unix(1700000000, 0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		res, err := pengine.Schedule(c, now, pengine.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(res.Graph.Actions) == 0 {
-			b.Fatal("empty transition")
-		}
-	}
+	benchSchedule(b, genCluster(b, 1000, 32))
 }
 
 // TestScheduleLargeIsDeterministic schedules the benchmark's cluster twice

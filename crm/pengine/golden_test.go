@@ -126,6 +126,51 @@ func TestSharedCases(t *testing.T) {
 	}
 }
 
+// cloneFloor is how many cases of the collective tier
+// (../shared/pengine/clones) must pass at check.py's "final" level.
+const cloneFloor = 131
+
+// TestSharedCloneCases runs the collective tier (clones, promotable
+// clones, notifications, on-fail) like TestSharedCases.
+func TestSharedCloneCases(t *testing.T) {
+	dir := filepath.Join(filepath.Dir(casesDir(t)), "clones")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		msg := "*** SHARED CLONE CASES NOT FOUND at " + dir + ": golden comparison NOT RUN ***"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	passed, total := 0, 0
+	for _, e := range entries {
+		n, ok := strings.CutSuffix(e.Name(), ".xml")
+		if !ok {
+			continue
+		}
+		total++
+		want, err := os.ReadFile(filepath.Join(dir, n+".summary"))
+		if err != nil {
+			t.Errorf("%s: %v", n, err)
+			continue
+		}
+		var out bytes.Buffer
+		if _, err := simulate.Run(&out, loadCIB(t, filepath.Join(dir, n+".xml")), simulate.Options{Now: goldenNow, Simulate: true}); err != nil {
+			t.Logf("FAIL %s: %v", n, err)
+			continue
+		}
+		if level, why := compareSummaries(parseSummary(out.String()), parseSummary(string(want))); level != "" {
+			t.Logf("FAIL %s [%s] %s", n, level, why)
+			continue
+		}
+		passed++
+	}
+	t.Logf("clone cases: %d of %d pass at level final", passed, total)
+	if passed < cloneFloor {
+		t.Errorf("only %d clone cases pass at level final; the floor is %d", passed, cloneFloor)
+	}
+}
+
 // TestSharedScores compares the allocation scores with NAME.scores.
 func TestSharedScores(t *testing.T) {
 	dir, names := requireCases(t)

@@ -60,7 +60,7 @@ type scheduler struct {
 	// byHistoryName indexes primitives by id and history name
 	// (rscsMatchingID).
 	byHistoryName map[string][]*resource
-	locations   []*locationConstraint
+	locations     []*locationConstraint
 
 	ninstances, disabled, blocked int
 	failedProbes                  []failedProbe
