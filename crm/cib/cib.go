@@ -2,11 +2,12 @@
 // typed Go values and writes it back out.
 //
 // Only the subset of the schema that the ringmaster policy engine implements
-// is accepted: primitives and groups, location/colocation/order constraints
+// is accepted: primitives, groups and clones (<clone>, <master>),
+// location/colocation/order constraints
 // with node-attribute rules, attribute sets (with id-refs and rules),
 // rsc_defaults/op_defaults, and the status section (node_state, transient
 // attributes, operation history). Anything else that would change a
-// scheduling decision (clones, bundles, tickets, resource sets, templates,
+// scheduling decision (bundles, tickets, resource sets, templates,
 // remote nodes, date rules, ...) is rejected with an error wrapping
 // ErrUnsupported that names the element and its id, so that an unsupported
 // configuration never yields a silently wrong answer.

@@ -1,7 +1,7 @@
 // Package pengine is ringmaster's policy engine: a pure function from a CIB
 // (configuration plus recorded status) and the current time to a transition
 // graph, mirroring the decisions of Pacemaker's scheduler (version 2.1.5)
-// for primitives and groups.
+// for primitives, groups, clones and promotable clones.
 //
 // The pipeline follows Pacemaker's: unpack the configuration and status
 // (which resource is where, what failed), apply constraints (location
