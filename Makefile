@@ -9,7 +9,7 @@ CMDS    := ringd ringctl pload
 # race detector.
 TESTFLAGS ?= -timeout 20m
 PROGRESS  := $(GO) run ./internal/cmd/testprogress
-RACE_PKGS := ./ipc/... ./totem/... ./cpg/... ./votequorum/... ./confdb/... ./lrmd/... ./clients/... ./internal/...
+RACE_PKGS := ./ipc/... ./totem/... ./cpg/... ./votequorum/... ./confdb/... ./lrmd/... ./clients/... ./internal/... ./stonithd/...
 
 .PHONY: all build test test-race lint bench demo fuzz clean staticcheck
 

@@ -76,18 +76,18 @@ func TestCrmSimulateErrors(t *testing.T) {
 		t.Error("bad injection accepted")
 	}
 	// An unsupported construct is an error, never a silent answer.
-	bad := filepath.Join(t.TempDir(), "clone.xml")
+	bad := filepath.Join(t.TempDir(), "bundle.xml")
 	raw, err := os.ReadFile(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := strings.Replace(string(raw), "<resources>", `<resources><clone id="cl"><primitive id="p" class="ocf" provider="heartbeat" type="Dummy"/></clone>`, 1)
+	doc := strings.Replace(string(raw), "<resources>", `<resources><bundle id="bn"><docker image="x"/></bundle>`, 1)
 	if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, err = runRingctl(t, "crm", "simulate", "-x", bad, "-S")
 	var ee exitError
-	if err == nil || errors.As(err, &ee) || !strings.Contains(err.Error(), "clone") {
-		t.Errorf("clone: got %v", err)
+	if err == nil || errors.As(err, &ee) || !strings.Contains(err.Error(), "bundle") {
+		t.Errorf("bundle: got %v", err)
 	}
 }
