@@ -1,6 +1,7 @@
 package lrmd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +28,8 @@ type ProcSpec struct {
 	Args      []string // after argv[0]
 	Env       []string // the complete environment
 	Dir       string
-	MaxOutput int // per stream; 0 means DefaultMaxOutput
+	Stdin     []byte // fed to the process (fence agents read key=value lines)
+	MaxOutput int    // per stream; 0 means DefaultMaxOutput
 }
 
 // ProcResult is what RunProcess observed.
@@ -60,6 +62,9 @@ func RunProcess(ctx context.Context, spec ProcSpec) ProcResult {
 		cmd.Env = []string{} // never leak the daemon's environment by accident
 	}
 	cmd.Dir = spec.Dir
+	if spec.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(spec.Stdin)
+	}
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"ringmaster/lrmd"
 	"ringmaster/stonithd"
-	"ringmaster/stonithd/internal/proc"
 	"ringmaster/stonithd/vsockfence"
 )
 
@@ -47,7 +47,7 @@ var agentName = regexp.MustCompile(`^fence_[A-Za-z0-9_.-]+$`)
 type Config struct {
 	// Dir holds the fence_* executables (default DefaultDir).
 	Dir string
-	// MaxOutput bounds each captured stream (0: proc.DefaultMaxOutput).
+	// MaxOutput bounds each captured stream (0: defaultMaxOutput).
 	MaxOutput int
 	// Env is the agents' environment (default: a PATH only; agents get
 	// their parameters on stdin, never from the daemon's environment).
@@ -91,11 +91,25 @@ func (r *Registry) Exec(ctx context.Context, cmd stonithd.Command) stonithd.Comm
 	if err != nil {
 		return stonithd.CommandResult{RC: -1, Err: err.Error()}
 	}
-	res := proc.Run(ctx, proc.Spec{Path: path, Env: r.cfg.Env, Stdin: stdin, MaxOutput: r.cfg.MaxOutput})
+	res := runProcess(ctx, lrmd.ProcSpec{Path: path, Env: r.cfg.Env, Stdin: stdin, MaxOutput: r.cfg.MaxOutput})
 	return result(res)
 }
 
-func result(res proc.Result) stonithd.CommandResult {
+// defaultMaxOutput bounds each captured stream: a fence agent's list of a
+// large PDU is a few KiB; 64 KiB leaves room without letting a misbehaving
+// agent grow the daemon.
+const defaultMaxOutput = 64 << 10
+
+// runProcess runs a fence agent or fence-script with lrmd's process runner
+// (own process group, killed as a group when ctx ends, bounded output).
+func runProcess(ctx context.Context, spec lrmd.ProcSpec) lrmd.ProcResult {
+	if spec.MaxOutput <= 0 {
+		spec.MaxOutput = defaultMaxOutput
+	}
+	return lrmd.RunProcess(ctx, spec)
+}
+
+func result(res lrmd.ProcResult) stonithd.CommandResult {
 	out := stonithd.CommandResult{RC: res.ExitCode, Output: string(res.Stdout)}
 	if res.Err != nil {
 		out.RC = -1
@@ -173,7 +187,7 @@ func (r *Registry) Metadata(ctx context.Context, agent string) (*stonithd.Metada
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res := proc.Run(ctx, proc.Spec{Path: path, Env: r.cfg.Env, Stdin: []byte("action=metadata\n"), MaxOutput: stonithd.MaxMetadataSize})
+	res := runProcess(ctx, lrmd.ProcSpec{Path: path, Env: r.cfg.Env, Stdin: []byte("action=metadata\n"), MaxOutput: stonithd.MaxMetadataSize})
 	if res.Err != nil {
 		return nil, fmt.Errorf("%s metadata: %w", agent, res.Err)
 	}
@@ -255,7 +269,7 @@ func (r *Registry) execScript(ctx context.Context, cmd stonithd.Command) stonith
 		"FENCE_PORT="+cmd.Args["port"],
 		"FENCE_DEVICE="+cmd.Device,
 	)
-	res := proc.Run(ctx, proc.Spec{
+	res := runProcess(ctx, lrmd.ProcSpec{
 		Path:      "/bin/sh",
 		Args:      []string{"-c", command, "fence-script", cmd.AgentAction, cmd.Args["nodename"]},
 		Env:       env,

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"ringmaster/stonithd/internal/proc"
+	"ringmaster/lrmd"
 )
 
 // Defaults, each with its reason.
@@ -280,7 +280,7 @@ func (t *Template) Power(ctx context.Context, action Action, vm string) (Status,
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	argv := t.Argv(action, vm)
-	res := proc.Run(ctx, proc.Spec{Path: argv[0], Args: argv[1:], Env: t.Env, MaxOutput: MaxMessage})
+	res := lrmd.RunProcess(ctx, lrmd.ProcSpec{Path: argv[0], Args: argv[1:], Env: t.Env, MaxOutput: MaxMessage})
 	out := strings.TrimSpace(string(res.Stderr))
 	if out == "" {
 		out = strings.TrimSpace(string(res.Stdout))
