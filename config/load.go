@@ -155,7 +155,7 @@ func scanLines(data []byte) map[string]int {
 			continue
 		}
 		if strings.HasPrefix(l, "[[") {
-			name := strings.TrimSpace(strings.Trim(stripComment(l), "[] "))
+			name := strings.TrimSpace(strings.Trim(StripComment(l), "[] "))
 			idx := arrays[name]
 			arrays[name] = idx + 1
 			table = name + "." + strconv.Itoa(idx)
@@ -166,7 +166,7 @@ func scanLines(data []byte) map[string]int {
 			continue
 		}
 		if strings.HasPrefix(l, "[") {
-			table = strings.TrimSpace(strings.Trim(stripComment(l), "[] "))
+			table = strings.TrimSpace(strings.Trim(StripComment(l), "[] "))
 			lines[table] = n
 			continue
 		}
@@ -180,7 +180,7 @@ func scanLines(data []byte) map[string]int {
 			full = table + "." + key
 		}
 		lines[full] = n
-		val := stripComment(strings.TrimSpace(l[eq+1:]))
+		val := StripComment(strings.TrimSpace(l[eq+1:]))
 		depth = strings.Count(val, "[") - strings.Count(val, "]")
 		if depth < 0 {
 			depth = 0
@@ -192,8 +192,9 @@ func scanLines(data []byte) map[string]int {
 	return lines
 }
 
-// stripComment removes a trailing # comment that is not inside quotes.
-func stripComment(s string) string {
+// StripComment removes a trailing # comment that is not inside quotes from
+// one line of TOML (shared with crm/cibtoml's line scanner).
+func StripComment(s string) string {
 	inQ := byte(0)
 	for i := 0; i < len(s); i++ {
 		ch := s[i]

@@ -244,7 +244,7 @@ func scanLines(data []byte) map[string]int {
 			continue
 		}
 		if strings.HasPrefix(l, "[[") {
-			name := strings.TrimSpace(strings.Trim(stripComment(l), "[] "))
+			name := strings.TrimSpace(strings.Trim(config.StripComment(l), "[] "))
 			parent := ""
 			if i := strings.LastIndexByte(name, '.'); i >= 0 {
 				parent = resolve(name[:i]) + "."
@@ -260,7 +260,7 @@ func scanLines(data []byte) map[string]int {
 			continue
 		}
 		if strings.HasPrefix(l, "[") {
-			table = resolve(strings.TrimSpace(strings.Trim(stripComment(l), "[] ")))
+			table = resolve(strings.TrimSpace(strings.Trim(config.StripComment(l), "[] ")))
 			lines[table] = n
 			continue
 		}
@@ -275,7 +275,7 @@ func scanLines(data []byte) map[string]int {
 		}
 		full := join(table, strings.Join(parts, "."))
 		lines[full] = n
-		val := stripComment(strings.TrimSpace(l[eq+1:]))
+		val := config.StripComment(strings.TrimSpace(l[eq+1:]))
 		depth = strings.Count(val, "[") + strings.Count(val, "{") - strings.Count(val, "]") - strings.Count(val, "}")
 		if depth < 0 {
 			depth = 0
@@ -305,25 +305,4 @@ func scanInlineArray(rest []string, first int, path string, lines map[string]int
 			idx++
 		}
 	}
-}
-
-// stripComment removes a trailing # comment that is not inside quotes.
-func stripComment(s string) string {
-	inQ := byte(0)
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case inQ != 0:
-			if ch == '\\' && inQ == '"' {
-				i++
-			} else if ch == inQ {
-				inQ = 0
-			}
-		case ch == '"' || ch == '\'':
-			inQ = ch
-		case ch == '#':
-			return strings.TrimSpace(s[:i])
-		}
-	}
-	return s
 }
