@@ -10,18 +10,6 @@ import (
 	"ringmaster/config"
 )
 
-// run executes ringctl in-process with args and returns stdout and the error.
-func run(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
-}
-
 // TestUnknownCommandsFail: a typo anywhere must exit non-zero with an error
 // naming the command, never print the help and exit 0.
 func TestUnknownCommandsFail(t *testing.T) {
@@ -38,7 +26,7 @@ func TestUnknownCommandsFail(t *testing.T) {
 		{"cpg", "--bogus"},
 		{"status", "extra"},
 	} {
-		_, err := run(t, args...)
+		_, err := runRingctl(t, args...)
 		if err == nil {
 			t.Errorf("ringctl %s: no error", strings.Join(args, " "))
 			continue
@@ -50,11 +38,11 @@ func TestUnknownCommandsFail(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out, err := run(t, "version")
+	out, err := runRingctl(t, "version")
 	if err != nil || !strings.HasPrefix(out, "ringctl ") {
 		t.Errorf("version: %q, %v", out, err)
 	}
-	out, err = run(t, "--json", "version")
+	out, err = runRingctl(t, "--json", "version")
 	if err != nil || !strings.Contains(out, `"version"`) {
 		t.Errorf("--json version: %q, %v", out, err)
 	}
@@ -71,7 +59,7 @@ func TestJSONDoesNotEscapeArrows(t *testing.T) {
 }
 
 func TestImportCorosync(t *testing.T) {
-	out, err := run(t, "config", "import-corosync", "../../config/corosyncconf/testdata/pcs.conf")
+	out, err := runRingctl(t, "config", "import-corosync", "../../config/corosyncconf/testdata/pcs.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +69,7 @@ func TestImportCorosync(t *testing.T) {
 		}
 	}
 	dst := t.TempDir() + "/corosync.toml"
-	if _, err := run(t, "config", "import-corosync", "-o", dst, "../../config/corosyncconf/testdata/udp.conf"); err != nil {
+	if _, err := runRingctl(t, "config", "import-corosync", "-o", dst, "../../config/corosyncconf/testdata/udp.conf"); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(dst)
@@ -91,7 +79,7 @@ func TestImportCorosync(t *testing.T) {
 	if err := cfg.Validate(); err != nil || cfg.Totem.ClusterName != "legacy" || len(cfg.Nodes) != 3 {
 		t.Errorf("written file: %v, %+v", err, cfg.Totem)
 	}
-	if _, err := run(t, "config", "import-corosync", "/nonexistent/corosync.conf"); err == nil {
+	if _, err := runRingctl(t, "config", "import-corosync", "/nonexistent/corosync.conf"); err == nil {
 		t.Error("a missing file is not an error")
 	}
 }
@@ -107,7 +95,7 @@ func TestConfigCheckJSON(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(base+"[totem]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, "--json", "config", "check", good)
+	out, err := runRingctl(t, "--json", "config", "check", good)
 	var got struct {
 		Valid     bool             `json:"valid"`
 		Errors    []string         `json:"errors"`
@@ -116,7 +104,7 @@ func TestConfigCheckJSON(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &got) != nil || !got.Valid || got.Effective["token"] == 0 {
 		t.Errorf("valid file: %v %s", err, out)
 	}
-	out, err = run(t, "--json", "config", "check", bad)
+	out, err = runRingctl(t, "--json", "config", "check", bad)
 	got.Valid, got.Errors = true, nil
 	if err == nil || json.Unmarshal([]byte(out), &got) != nil || got.Valid || len(got.Errors) == 0 || !strings.Contains(got.Errors[0], "bad.toml") {
 		t.Errorf("invalid file: %v %s", err, out)

@@ -37,7 +37,7 @@ func TestStonithListAndLevels(t *testing.T) {
 	if err := os.WriteFile(path, []byte(stonithCIB), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, "--json", "stonith", "list", "--cib", path, "--agent-dir", t.TempDir())
+	out, err := runRingctl(t, "--json", "stonith", "list", "--cib", path, "--agent-dir", t.TempDir())
 	if err != nil {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
@@ -52,14 +52,14 @@ func TestStonithListAndLevels(t *testing.T) {
 	if len(devs) != 2 || devs[0].ID != "pdu" || devs[0].HostCheck != "static-list" || strings.Join(devs[0].Hosts, ",") != "n1,n2" {
 		t.Errorf("devices %+v", devs)
 	}
-	out, err = run(t, "stonith", "levels", "--cib", path)
+	out, err = runRingctl(t, "stonith", "levels", "--cib", path)
 	if err != nil || !strings.Contains(out, "Target: n1\n  Level 1 - pdu\n") || !strings.Contains(out, "Level 2 - vm") {
 		t.Errorf("levels: %v\n%s", err, out)
 	}
-	if _, err := run(t, "stonith", "list"); err == nil || !strings.Contains(err.Error(), "--cib") {
+	if _, err := runRingctl(t, "stonith", "list"); err == nil || !strings.Contains(err.Error(), "--cib") {
 		t.Errorf("list without --cib: %v", err)
 	}
-	if _, err := run(t, "stonith", "bogus"); err == nil {
+	if _, err := runRingctl(t, "stonith", "bogus"); err == nil {
 		t.Error("stonith bogus: no error")
 	}
 }
