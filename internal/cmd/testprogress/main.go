@@ -119,7 +119,12 @@ func (r *report) finish(ev event, p *pkgState) {
 			}
 		}
 		if b := p.out[""]; b != nil {
-			fmt.Fprint(r.w, b.String())
+			// go test's own closing lines for the package: ours follows.
+			for _, line := range strings.SplitAfter(b.String(), "\n") {
+				if line != "FAIL\n" && !strings.HasPrefix(line, "FAIL\t"+ev.Package+"\t") {
+					fmt.Fprint(r.w, line)
+				}
+			}
 		}
 		fmt.Fprintf(r.w, "FAIL\t%s\t%.3fs\n", ev.Package, ev.Elapsed)
 	}

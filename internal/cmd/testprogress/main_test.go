@@ -19,6 +19,8 @@ func TestReportPrintsPackagesAndFailures(t *testing.T) {
 		`{"Action":"fail","Package":"b","Test":"TestBad"}`,
 		`{"Action":"skip","Package":"b","Test":"TestLater"}`,
 		`{"Action":"pass","Package":"a","Elapsed":1.5}`,
+		`{"Action":"output","Package":"b","Output":"FAIL\n"}`,
+		`{"Action":"output","Package":"b","Output":"FAIL\tb\t2.000s\n"}`,
 		`{"Action":"fail","Package":"b","Elapsed":2}`,
 		`{"Action":"build-output","ImportPath":"c","Output":"c.go:1: syntax error\n"}`,
 	} {
