@@ -198,8 +198,20 @@ func (s *Server) admit(nc *net.UnixConn) {
 		refuse(nc, &Error{Code: CodeTryAgain, Msg: fmt.Sprintf("ringd serves at most %d connections (ipc.max_connections)", s.opt.MaxConns)})
 		return
 	}
+	// Close waits on wg after setting closing under mu: a connection
+	// accepted while it runs is closed here instead of being added behind
+	// its Wait.
+	s.mu.Lock()
+	select {
+	case <-s.closing:
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	default:
+	}
 	s.active.Add(1)
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
 		defer s.active.Add(-1)
@@ -288,8 +300,8 @@ func (r *rateLog) warn(log *zap.Logger, key, msg string, fields ...zap.Field) {
 // goroutines and removes the socket file.
 func (s *Server) Close() error {
 	err := s.ln.Close()
-	s.closeOnce.Do(func() { close(s.closing) })
 	s.mu.Lock()
+	s.closeOnce.Do(func() { close(s.closing) })
 	for c := range s.conns {
 		c.Close()
 	}
@@ -369,6 +381,14 @@ func connFields(c *Conn) []zap.Field {
 func (s *Server) serveConn(nc *net.UnixConn, cred Cred) {
 	c := &Conn{ID: s.nextID.Add(1), Cred: cred, srv: s, nc: nc, out: newBlockQueue(s.pool, s.opt.MaxPending), gone: make(chan struct{})}
 	s.mu.Lock()
+	select {
+	case <-s.closing:
+		// Close has already closed the connections it knew of.
+		s.mu.Unlock()
+		_ = nc.Close()
+		return
+	default:
+	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	wdone := make(chan struct{})

@@ -83,8 +83,11 @@ func TestSyncBarrierAndOrder(t *testing.T) {
 	}
 	_, err = c.Call(context.Background(), 99, 1, nil)
 	assert.ErrorIs(t, err, ipc.ErrUnknown)
+	// The ring delivers asynchronously: close only after the last
+	// delivery, so the disconnect is recorded after it.
+	testutil.WaitFor(t, 5*time.Second, "deliveries", func() bool { return len(rec.snapshot()) == 7 })
 	c.Close()
-	testutil.WaitFor(t, 5*time.Second, "deliveries and disconnect", func() bool { return len(rec.snapshot()) == 8 })
+	testutil.WaitFor(t, 5*time.Second, "disconnect", func() bool { return len(rec.snapshot()) == 8 })
 	assert.Equal(t, []string{"deliver a", "deliver b", "deliver c", "disconnected"}, rec.snapshot()[4:])
 }
 
