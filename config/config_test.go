@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"os"
@@ -55,6 +56,11 @@ func TestExampleConfigIsValid(t *testing.T) {
 	c, err := Load("../examples/corosync.toml")
 	require.NoError(t, err)
 	assert.Len(t, c.Nodes, 3)
+	// ringd --check passes it on a fresh clone (no keyfile installed), and
+	// warns that the shipped "none" is for trusted networks only.
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, Check("../examples/corosync.toml", &out, &errOut), errOut.String())
+	assert.Contains(t, errOut.String(), "crypto_cipher: \"none\"")
 }
 
 func TestParseGood(t *testing.T) {

@@ -77,6 +77,9 @@ func readKey(p string) ([]byte, error) {
 // does not refuse them (corosync does not either), so --check only warns.
 func (c *Config) keyWarnings() []string {
 	if c.Totem.CryptoCipher == "none" {
+		if len(c.Nodes) > 1 {
+			return []string{fmt.Sprintf("%s:%d: totem.crypto_cipher: \"none\": datagrams are neither authenticated nor encrypted, so any host that reaches the ring port can join the ring; set crypto_cipher = \"aes256\" and a keyfile (ringctl keygen) unless the network is trusted", c.Path, c.line("totem.crypto_cipher"))}
+		}
 		return nil
 	}
 	var w []string

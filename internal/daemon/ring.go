@@ -29,6 +29,9 @@ func (r totemDriver) Run(ctx context.Context, _ totem.Events) error { return r.R
 // is down is found again when it returns).
 func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Logger) (RingDriver, error) {
 	keys, err := loadKeys(cfg)
+	for _, w := range cfg.Warnings() {
+		log.Warn(w)
+	}
 	if err != nil {
 		return nil, err
 	}
