@@ -47,7 +47,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 		Long: `List, describe and run resource agents on this node, in the ringctl process
 (like crm_resource --force-start/--force-check): ocf:PROVIDER:TYPE scripts
 under the OCF root, lsb:NAME init scripts, and the builtin Go agents
-(builtin:vip, builtin:lvs, builtin:lvs-realserver).`,
+(builtin:vip, builtin:lvs, builtin:lvs-realserver, builtin:dummy).`,
 	}
 	cmd.PersistentFlags().StringVar(&p.ocfRoot, "ocf-root", envOr("OCF_ROOT", ocf.DefaultRoot), "OCF root (env OCF_ROOT)")
 	cmd.PersistentFlags().StringVar(&p.initDir, "init-dir", lsb.DefaultDir, "directory of LSB init scripts")

@@ -1,6 +1,6 @@
 // Package agents wires the standard agent classes into an lrmd.Registry:
 // ocf (scripts under OCF_ROOT), lsb (init scripts) and the builtin Go
-// agents vip, lvs-realserver and lvs. Both the lrmd daemon and `ringctl
+// agents vip, lvs-realserver, lvs and dummy. Both the lrmd daemon and `ringctl
 // agent` use it, so an agent behaves the same in both.
 package agents
 
@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"ringmaster/lrmd"
+	"ringmaster/lrmd/agents/dummy"
 	"ringmaster/lrmd/agents/lsb"
 	"ringmaster/lrmd/agents/lvs"
 	"ringmaster/lrmd/agents/lvs/ipvs"
@@ -51,6 +52,7 @@ func NewRegistry(cfg Config) (*lrmd.Registry, error) {
 		vip.New(k),
 		vip.NewRealServer(k),
 		lvs.New(lvs.Config{Backends: LVSBackends(), RunDir: cfg.RunDir, Persistent: cfg.Persistent, Log: cfg.Log}),
+		dummy.New(cfg.RunDir),
 	)
 	return lrmd.NewRegistry(ocf.New(cfg.OCFRoot), lsb.New(cfg.InitDir), builtins), nil
 }
