@@ -1,10 +1,7 @@
 package srp_test
 
 import (
-	"bufio"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,21 +9,22 @@ import (
 	"testing"
 	"time"
 
+	"ringmaster/internal/golden"
 	"ringmaster/totem"
 	"ringmaster/totem/sim"
 	"ringmaster/totem/srp"
 )
 
-var rewrite = flag.Bool("rewrite", false, "rewrite the golden output of testdata/*.txt scripts")
-
-// TestScripts runs the scripted scenarios in testdata/*.txt. Each command
-// is followed by a line "----" and the output it must produce, ending at a
-// blank line. Run with -rewrite to regenerate the outputs (then read the
-// diff before committing it). Commands:
+// TestScripts runs the scripted scenarios in testdata/*.txt with the
+// repository's golden harness (internal/golden): each command is followed
+// by a line "----" and the output it must produce, ending at a blank line.
+// Run with -rewrite to regenerate the outputs (then read the diff before
+// committing it). Commands:
 //
 //	nodes 1 2 3 [token=300ms] [seed=N] [down=3,4]   new cluster (down: not started)
-//	run 500ms                 advance time; prints configuration changes
-//	wait-ring 1 2           run until exactly these nodes form one ring; prints it and how long it took
+//	run +500ms | run +3tokens advance time by a duration or by a number of the
+//	                          cluster's token timeouts; prints configuration changes
+//	wait-ring 1 2             run until exactly these nodes form one ring; prints it and how long it took
 //	send 1 agreed|safe m1     node 1 sends a message labelled m1
 //	print-rings               state, ring and members of every node
 //	print-deliveries          what each node delivered since the last print
@@ -36,6 +34,12 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden output of testdata
 //	crash 2, restart 2, leave 2
 //	counters 1                a node's counters of interest
 //
+// Time is never absolute: run states how long to advance from where the
+// previous command left the clock, and every configuration change is
+// printed with its time since the start of the command that prints it
+// ("+1.8ms"). A change of a timer constant therefore rewrites only the
+// outputs of the commands whose timing it changes, not every line after.
+//
 // The simulator's invariant checker runs throughout: a violation fails the
 // script with the seed and the trace.
 func TestScripts(t *testing.T) {
@@ -44,114 +48,52 @@ func TestScripts(t *testing.T) {
 		t.Fatalf("no scripts: %v", err)
 	}
 	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) { runScript(t, f) })
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			s := &script{t: t}
+			golden.Script(t, f, func(c *golden.Cmd) string {
+				got, err := s.do(c)
+				if err != nil {
+					c.Fatalf(t, "%v", err)
+				}
+				if s.c != nil && s.c.Err() != nil {
+					c.Fatalf(t, "invariant violated: %v", s.c.Err())
+				}
+				if got == "" {
+					got = "ok"
+				}
+				return got
+			})
+		})
 	}
-}
-
-type scriptCmd struct {
-	line int
-	cmd  string
-	want string
-}
-
-func parseScript(t *testing.T, path string) []scriptCmd {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cmds []scriptCmd
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		c := scriptCmd{line: n, cmd: line}
-		if !sc.Scan() || sc.Text() != "----" {
-			t.Fatalf("%s:%d: command without ---- line", path, n)
-		}
-		n++
-		var out []string
-		for sc.Scan() {
-			n++
-			if sc.Text() == "" {
-				break
-			}
-			out = append(out, sc.Text())
-		}
-		c.want = strings.Join(out, "\n")
-		cmds = append(cmds, c)
-	}
-	return cmds
-}
-
-func runScript(t *testing.T, path string) {
-	cmds := parseScript(t, path)
-	s := &script{t: t}
-	var b strings.Builder
-	failed := false
-	for _, c := range cmds {
-		got, err := s.do(c.cmd)
-		if err != nil {
-			t.Fatalf("%s:%d: %s: %v", path, c.line, c.cmd, err)
-		}
-		if s.c != nil && s.c.Err() != nil {
-			t.Fatalf("%s:%d: %s: invariant violated: %v", path, c.line, c.cmd, s.c.Err())
-		}
-		if got == "" {
-			got = "ok"
-		}
-		if got != c.want && !*rewrite {
-			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, c.line, c.cmd, got, c.want)
-			failed = true
-		}
-		fmt.Fprintf(&b, "%s\n----\n%s\n\n", c.cmd, got)
-	}
-	if *rewrite && !failed {
-		header := leadingComments(path)
-		if err := os.WriteFile(path, []byte(header+strings.TrimRight(b.String(), "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// leadingComments keeps a script's introductory comment across -rewrite.
-func leadingComments(path string) string {
-	data, _ := os.ReadFile(path)
-	var b strings.Builder
-	for _, l := range strings.Split(string(data), "\n") {
-		if !strings.HasPrefix(l, "#") {
-			break
-		}
-		b.WriteString(l + "\n")
-	}
-	if b.Len() > 0 {
-		b.WriteString("\n")
-	}
-	return b.String()
 }
 
 type script struct {
 	t      *testing.T
 	c      *sim.Cluster
+	token  time.Duration // the cluster's token timeout, the unit of run +Ntokens
+	start  time.Duration // when the running command began: configuration changes are printed relative to it
 	labels map[uint64]string
 	ids    map[string]uint64
 	confs  []string
 	deliv  map[totem.NodeID][]uint64 // message IDs: labelled at print time (a sender may deliver inside Send)
 }
 
-func (s *script) do(line string) (string, error) {
-	f := strings.Fields(line)
+func (s *script) do(c *golden.Cmd) (string, error) {
+	f := append([]string{c.Name}, c.Args...)
 	if f[0] != "nodes" && s.c == nil {
 		return "", fmt.Errorf("no cluster yet (use nodes)")
+	}
+	if s.c != nil {
+		s.start = s.c.Now
 	}
 	switch f[0] {
 	case "nodes":
 		return s.nodes(f[1:])
-	case "run", "tick":
-		d, err := time.ParseDuration(f[1])
+	case "run":
+		if len(f) != 2 {
+			return "", fmt.Errorf("run +DURATION or run +Ntokens")
+		}
+		d, err := s.duration(f[1])
 		if err != nil {
 			return "", err
 		}
@@ -244,6 +186,30 @@ func (s *script) do(line string) (string, error) {
 	return "", fmt.Errorf("unknown command %q", f[0])
 }
 
+// duration reads run's argument: "+500ms" or "+3tokens" ("+1token"). The
+// "+" is required so that a script reads as relative time.
+func (s *script) duration(a string) (time.Duration, error) {
+	rel, ok := strings.CutPrefix(a, "+")
+	if !ok {
+		return 0, fmt.Errorf("run %s: time is relative to the previous command, write +%s", a, a)
+	}
+	if n, ok := strings.CutSuffix(strings.TrimSuffix(rel, "s"), "token"); ok {
+		k, err := strconv.Atoi(n)
+		if err != nil || k <= 0 {
+			return 0, fmt.Errorf("run %s: want +Ntokens with N > 0", a)
+		}
+		return time.Duration(k) * s.token, nil
+	}
+	d, err := time.ParseDuration(rel)
+	if err != nil {
+		return 0, err
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("run %s: want a positive duration", a)
+	}
+	return d, nil
+}
+
 func (s *script) node(a string) totem.NodeID {
 	n, err := strconv.Atoi(a)
 	if err != nil || s.c.Node(totem.NodeID(n)) == nil {
@@ -292,15 +258,18 @@ func (s *script) nodes(args []string) (string, error) {
 		}
 	}
 	s.labels, s.ids, s.deliv, s.confs = map[uint64]string{}, map[string]uint64{}, map[totem.NodeID][]uint64{}, nil
+	s.token = cfg.Timings.Token
 	cfg.Down = down
 	s.c = sim.New(cfg)
+	s.start = s.c.Now
 	s.c.OnEvent = func(n *sim.Node, ev srp.Event) {
 		if ev.Kind == srp.EventDeliver {
 			s.deliv[n.ID] = append(s.deliv[n.ID], sim.MsgID(ev.Payload))
 			return
 		}
 		c := ev.Conf
-		line := fmt.Sprintf("%7.1fms n%d %v ring=%v members=%v", float64(s.c.Now)/1e6, n.ID, c.Kind, c.Ring, c.Members)
+		at := fmt.Sprintf("+%.1fms", float64(s.c.Now-s.start)/1e6)
+		line := fmt.Sprintf("%9s n%d %v ring=%v members=%v", at, n.ID, c.Kind, c.Ring, c.Members)
 		if len(c.Left) > 0 {
 			line += fmt.Sprintf(" left=%v", c.Left)
 		}
@@ -356,4 +325,23 @@ func (s *script) waitRing(args []string) (string, error) {
 		s.c.RunFor(time.Millisecond)
 	}
 	return "", fmt.Errorf("no ring of %v within 10s\n%s", want, s.c.Trace)
+}
+
+// TestScriptRunTime checks run's relative time: tokens scale with the
+// cluster's token timeout, and an absolute-looking "50ms" is refused.
+func TestScriptRunTime(t *testing.T) {
+	s := &script{token: 300 * time.Millisecond}
+	for in, want := range map[string]time.Duration{
+		"+50ms": 50 * time.Millisecond, "+1s": time.Second,
+		"+1token": 300 * time.Millisecond, "+10tokens": 3 * time.Second,
+	} {
+		if got, err := s.duration(in); err != nil || got != want {
+			t.Errorf("duration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"50ms", "+0ms", "+-5ms", "+0tokens", "+xtokens", "+3"} {
+		if d, err := s.duration(in); err == nil {
+			t.Errorf("duration(%q) = %v, want an error", in, d)
+		}
+	}
 }
