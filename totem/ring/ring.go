@@ -47,15 +47,6 @@ var (
 	ErrRunning = errors.New("ring already running")
 )
 
-// ipUDPHeaders is what IPv4 and UDP add to a datagram (no IP options).
-const ipUDPHeaders = 20 + 8
-
-// FrameBudget is the largest pg frame (srp payload) that keeps a sealed
-// Totem message within netMTU: see the package documentation.
-func FrameBudget(netMTU int, c crypto.Cipher) int {
-	return netMTU - ipUDPHeaders - crypto.Overhead(c) - wire.McastOverhead
-}
-
 // Tunables of the driver, with the reason for each.
 const (
 	// rxBatch datagrams per recvmmsg: a token visit sends up to
@@ -312,81 +303,6 @@ func openTransport(cfg Config) (transport.Transport, error) {
 		return t, nil
 	}
 	return nil, fmt.Errorf("%w: transport %q (want udp, udpu or mem)", ErrConfig, cfg.Transport)
-}
-
-// FrameBudget is the pg frame size this ring uses.
-func (r *Ring) FrameBudget() int { return r.budget }
-
-// NetMTU is the datagram size this ring's frames are cut for: the
-// configured netmtu, or when that is 0 the one autoMTU chose.
-func (r *Ring) NetMTU() int { return r.mtu }
-
-// FlowScale is how many times window_size and max_messages the Processor
-// may use while the ring does not lose much (scaleFlow).
-func (r *Ring) FlowScale() int { return r.flowScale }
-
-// flowFrame is the frame size that window_size and max_messages are sized
-// for: see scaleFlow.
-const flowFrame = 8 << 10
-
-// maxFlowScale bounds scaleFlow's factor.
-const maxFlowScale = 8
-
-// scaleFlow adapts flow control to the frame size: it returns the timings
-// for srp and its FlowScale. window_size and max_messages count frames
-// (corosync's defaults, 50 and 17, date from 1500-byte frames), but most
-// of the cost of a token rotation does not depend on what it carries: the
-// wake-ups of every node and the hops. With 1374-byte frames (netmtu
-// 1500) the ring spends its time passing the token around, with 64 KiB
-// frames (loopback) it does not. So the counts are taken as frames of up
-// to flowFrame (8 KiB): the window and the per-visit limit may grow by
-// flowFrame/frame (6× at netmtu 1500, none at 9000 or above), up to
-// maxFlowScale, never beyond what half the receive buffer the kernel
-// granted holds (a receiver descheduled for a rotation must not drop
-// it), and only while the ring loses little: srp halves the window when
-// the token's retransmission requests pile up (srp adaptFlow). On three
-// namespaces over a bridge (netmtu 1500, udpu) this took 8,000-byte
-// messages from 5k to 10–12k msgs/s and 1,600-byte ones from 26k to 50k;
-// at 64 KiB frames it changes nothing. Every node sizes its own sending;
-// the protocol does not need them to agree.
-func scaleFlow(t srp.Timings, frame, rcvbuf int) (srp.Timings, int) {
-	if t.WindowSize <= 0 {
-		t.WindowSize = 50
-	}
-	if t.MaxMessages <= 0 {
-		t.MaxMessages = 17
-	}
-	f := max(1, min(maxFlowScale, (flowFrame+frame/2)/frame))
-	if rcvbuf > 0 {
-		// SO_RCVBUF reports twice the usable size.
-		f = max(1, min(f, rcvbuf/2/2/(t.WindowSize*frame)))
-	}
-	return t, f
-}
-
-// maxDatagram is the largest IPv4 datagram (a UDP payload of 65507 bytes).
-const maxDatagram = 65535
-
-// autoMTU is the datagram size for netmtu = 0: the MTU of the interface
-// holding the ring address (1500 on Ethernet, 65536 on loopback), but
-// small enough that a window's worth of frames (window_size messages per
-// rotation, plus a little) fits twice into the socket's receive buffer, so
-// that a receiver that was not scheduled for a rotation does not drop
-// them. As root the buffer is 8 MiB (SO_RCVBUFFORCE) and loopback frames
-// are 64 KiB; otherwise net.core.rmem_max decides.
-func autoMTU(tr transport.Transport, window int) int {
-	mtu := 1500
-	if m, ok := tr.(interface{ MTU() int }); ok && m.MTU() > 0 {
-		mtu = m.MTU()
-	}
-	if window <= 0 {
-		window = 50
-	}
-	if b, ok := tr.(interface{ RecvBuffer() int }); ok && b.RecvBuffer() > 0 {
-		// SO_RCVBUF reports twice the usable size (bookkeeping).
-		mtu = min(mtu, b.RecvBuffer()/2/(2*(window+8)))
-	}
-	return max(min(mtu, maxDatagram), 1500)
 }
 
 // Send queues an application message for ordered delivery to every member,
