@@ -28,6 +28,9 @@ type Config struct {
 	IPC     IPC     `toml:"ipc"`
 	System  System  `toml:"system"`
 	Metrics Metrics `toml:"metrics"`
+	// Resources configures the resource manager (controller, local
+	// resource manager, fencer).
+	Resources Resources `toml:"resources"`
 
 	// Path is the file the configuration was loaded from ("" when built in
 	// code); errors name it.
@@ -137,6 +140,33 @@ type IPC struct {
 	MaxConnections int `toml:"max_connections"`
 }
 
+// Resources configures the resource manager on this node. The cluster's
+// resources themselves live in the CIB (ringctl crm import/apply), not
+// here.
+type Resources struct {
+	// Enabled runs the resource manager (default true). A node with it
+	// off takes part in the ring and quorum only and never runs
+	// resources; every node of a cluster should have the same setting.
+	Enabled *bool `toml:"enabled"`
+	// RunDir is where builtin agents keep their runtime state
+	// (builtin:dummy state files, LVS service state).
+	RunDir string `toml:"run_dir"`
+	// OCFRoot holds resource.d/PROVIDER/TYPE (OCF_ROOT); InitDir the LSB
+	// init scripts; FenceAgentDir the fence_* executables.
+	OCFRoot       string `toml:"ocf_root"`
+	InitDir       string `toml:"init_dir"`
+	FenceAgentDir string `toml:"fence_agent_dir"`
+	// MaxPEInputs bounds the scheduler inputs kept in
+	// state_dir/pe-inputs (Pacemaker's pe-input-series-max).
+	MaxPEInputs int `toml:"max_pe_inputs"`
+	// StartupWait is how long (ms) a node that starts alone waits for
+	// others before it coordinates (Pacemaker's dc-deadtime).
+	StartupWait int `toml:"startup_wait"`
+}
+
+// EnabledEffective is Enabled with its default (true).
+func (r *Resources) EnabledEffective() bool { return r.Enabled == nil || *r.Enabled }
+
 // System holds paths of the node.
 type System struct {
 	// StateDir keeps the ring sequence number and quorum state across
@@ -185,6 +215,14 @@ func Default() *Config {
 			MaxConnections: 0,         // derived: RLIMIT_NOFILE less a reserve for the ring and files, at most 4096
 		},
 		System: System{StateDir: "/var/lib/ringmaster"},
+		Resources: Resources{
+			RunDir:        "/run/ringmaster",
+			OCFRoot:       "/usr/lib/ocf",
+			InitDir:       "/etc/init.d",
+			FenceAgentDir: "/usr/sbin",
+			MaxPEInputs:   1000,  // what Pacemaker keeps (pe-input-series-max is unlimited by default there; 1000 bounds the disk)
+			StartupWait:   20000, // Pacemaker's dc-deadtime
+		},
 	}
 }
 

@@ -121,6 +121,19 @@ func (c *Config) Validate() error {
 			bad("metrics.listen", "port must be 0-65535, got %q", port)
 		}
 	}
+	r := &c.Resources
+	for _, kv := range [][2]string{{"resources.run_dir", r.RunDir}, {"resources.ocf_root", r.OCFRoot},
+		{"resources.init_dir", r.InitDir}, {"resources.fence_agent_dir", r.FenceAgentDir}} {
+		if kv[1] == "" {
+			bad(kv[0], "must not be empty")
+		}
+	}
+	if r.MaxPEInputs < 1 || r.MaxPEInputs > 1000000 {
+		bad("resources.max_pe_inputs", "must be 1-1000000, got %d", r.MaxPEInputs)
+	}
+	if r.StartupWait < 0 || r.StartupWait > 3600000 {
+		bad("resources.startup_wait", "must be 0-3600000 (ms), got %d", r.StartupWait)
+	}
 	if len(errs) == 0 {
 		return nil
 	}

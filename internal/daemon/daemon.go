@@ -72,6 +72,10 @@ type Daemon struct {
 	ipcMu  sync.Mutex
 	ipc    *ipc.Server
 	quorum Quorate
+	// crm and fence are the resource manager (nil when [resources]
+	// enabled = false).
+	crm   *crmService
+	fence *fenceService
 	// obs: event log, metrics, status page (observe.go).
 	obs *observer
 }
@@ -144,12 +148,25 @@ func (d *Daemon) registerServices() error {
 	cm := d.newConfdb(q)
 	d.cmap = cm.Store()
 	publishPending(d.cmap, nil)
-	for _, s := range []exec.Service{
+	services := []exec.Service{
 		d.obs.newCPG(),
 		q,
 		cm,
-		&statusService{d: d, start: time.Now()},
-	} {
+	}
+	if resourcesEnabled(d.Config()) {
+		// After votequorum: the controller needs the new ring's quorum
+		// before its SyncDone.
+		d.fence = d.newFencer()
+		crm, err := d.newCRM(d.fence)
+		if err != nil {
+			return err
+		}
+		d.crm = crm
+		q.OnChange(crm.quorumChanged)
+		services = append(services, crm, d.fence)
+	}
+	services = append(services, &statusService{d: d, start: time.Now()})
+	for _, s := range services {
 		if err := d.exec.Register(s); err != nil {
 			return err
 		}
@@ -232,6 +249,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopRing()
 	<-ringDone
 	_ = srv.Close()
+	if d.crm != nil {
+		d.crm.close()
+		d.fence.close()
+	}
 	d.log.Info("ringd stopped")
 	return runErr
 }

@@ -45,6 +45,16 @@ const (
 	ConfigReload Kind = "config_reload"
 	// Daemon: ringd started or is stopping; field message only.
 	Daemon Kind = "daemon"
+	// CRM: the resource manager changed the configuration (version),
+	// ran a transition (actions), or its scheduler refused the CIB
+	// (error).
+	CRM Kind = "crm"
+	// Resource: an operation on this node ended (resource, operation,
+	// rc, result, node).
+	Resource Kind = "resource"
+	// Fencing: a fencing attempt succeeded or failed (target, action,
+	// device, reason).
+	Fencing Kind = "fencing"
 )
 
 // Fields are an event's details. Values must encode to JSON (strings,

@@ -1,0 +1,247 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"ringmaster/config"
+	"ringmaster/crm/cib"
+	"ringmaster/crm/controld"
+	"ringmaster/internal/events"
+	"ringmaster/lrmd"
+	"ringmaster/lrmd/agents"
+	"ringmaster/stonithd"
+)
+
+// lrmRunner carries out the controller's operations on this node with the
+// local resource manager (lrmd.Manager) and reports their results back
+// under the executive's lock. It keeps the controller's contract: a
+// recurring monitor reports its first result and then each change, a stop
+// cancels the resource's recurring operations first, and a cancelled
+// operation's ID is never reported again.
+type lrmRunner struct {
+	d     *Daemon
+	log   *zap.Logger
+	reg   *lrmd.Registry
+	m     *lrmd.Manager
+	post  func(func(now time.Time))
+	fence *fenceService
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+
+	mu sync.Mutex
+	// recurring maps a recurring op's lrmd key (RSC_ACTION_INTERVALms)
+	// to the controller's op ID.
+	recurring map[string]uint64
+	// fenceUp lists the fence devices started on this node (their start
+	// and monitor are the fencer's, not an agent's).
+	fenceUp map[string]bool
+}
+
+func newLRMRunner(d *Daemon, r *config.Resources, node string, post func(func(time.Time)), fence *fenceService) (*lrmRunner, error) {
+	log := d.log.Named("lrmd")
+	reg, err := agents.NewRegistry(agents.Config{OCFRoot: r.OCFRoot, InitDir: r.InitDir, RunDir: r.RunDir, Persistent: true,
+		Log: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }})
+	if err != nil {
+		return nil, err
+	}
+	m, err := lrmd.NewManager(lrmd.Config{Registry: reg, Node: node})
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	l := &lrmRunner{d: d, log: log, reg: reg, m: m, post: post, fence: fence, ctx: ctx, stop: stop,
+		recurring: map[string]uint64{}, fenceUp: map[string]bool{}}
+	l.wg.Add(1)
+	go l.events()
+	return l, nil
+}
+
+// setCIB is called with every new CIB (nothing to do yet: operations carry
+// their parameters).
+func (l *lrmRunner) setCIB(*cib.CIB) {}
+
+// agentName is lrmd's name of a CIB agent.
+func agentName(op controld.Op) string {
+	if op.Provider != "" {
+		return op.Class + ":" + op.Provider + ":" + op.Type
+	}
+	return op.Class + ":" + op.Type
+}
+
+func lrmdOp(op controld.Op) lrmd.Op {
+	lop := lrmd.Op{Resource: op.Rsc, Agent: agentName(op), Action: op.Task, Params: op.Params, Meta: op.Meta,
+		Interval: time.Duration(op.IntervalMS) * time.Millisecond, Timeout: op.Timeout, ExpectedRC: lrmd.RCOK}
+	if rc, err := strconv.Atoi(op.Meta["op_target_rc"]); err == nil && op.IntervalMS > 0 {
+		lop.ExpectedRC = lrmd.RC(rc)
+	}
+	return lop
+}
+
+// run starts op; it never blocks (called under the executive's lock).
+func (l *lrmRunner) run(op controld.Op) {
+	lop := lrmdOp(op)
+	if stonithd.IsFenceDevice(&cib.Resource{Class: op.Class, Type: op.Type}) {
+		l.runFenceDevice(op)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op.Kind == controld.OpCancel {
+		delete(l.recurring, lop.Key())
+		_ = l.m.Cancel(lop.Resource, lop.Action, lop.Interval)
+		return
+	}
+	if op.Task == "stop" {
+		// Pacemaker's executor cancels the recurring operations of a
+		// resource before it stops it.
+		for _, r := range l.m.Recurring() {
+			if r.Resource == op.Rsc {
+				delete(l.recurring, r.Key())
+			}
+		}
+		l.m.CancelAll(op.Rsc)
+	}
+	if lop.Interval > 0 {
+		l.recurring[lop.Key()] = op.ID
+		if err := l.m.StartRecurring(lop); err != nil {
+			delete(l.recurring, lop.Key())
+			l.report(op, lrmd.Result{RC: lrmd.RCErrGeneric, Status: lrmd.StatusExecError, Reason: err.Error()})
+		}
+		return
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		res := l.m.Exec(l.ctx, lop)
+		l.report(op, res)
+	}()
+}
+
+// runFenceDevice: a fence device's start, stop and monitor are
+// bookkeeping of the fencer on this node (Pacemaker's fenced registers
+// the device); the agent itself runs only to fence or when queried.
+func (l *lrmRunner) runFenceDevice(op controld.Op) {
+	if op.Kind == controld.OpCancel {
+		return
+	}
+	l.mu.Lock()
+	rc := lrmd.RCOK
+	switch op.Task {
+	case "start":
+		l.fenceUp[op.Rsc] = true
+	case "stop":
+		delete(l.fenceUp, op.Rsc)
+	case "monitor":
+		if !l.fenceUp[op.Rsc] {
+			rc = lrmd.RCNotRunning
+		}
+	}
+	l.mu.Unlock()
+	// Reported from a goroutine: results always come back through post.
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.report(op, lrmd.Result{RC: rc, Status: lrmd.StatusDone})
+	}()
+}
+
+// events forwards recurring monitors' changes.
+func (l *lrmRunner) events() {
+	defer l.wg.Done()
+	for ev := range l.m.Events() {
+		key := ev.Op.Key()
+		l.mu.Lock()
+		id, ok := l.recurring[key]
+		l.mu.Unlock()
+		if !ok {
+			continue
+		}
+		l.reportRecurring(key, id, ev)
+	}
+}
+
+func (l *lrmRunner) reportRecurring(key string, id uint64, ev lrmd.Event) {
+	l.post(func(now time.Time) {
+		l.mu.Lock()
+		cur, ok := l.recurring[key]
+		l.mu.Unlock()
+		if !ok || cur != id {
+			return // cancelled meanwhile
+		}
+		l.d.crm.ctrl.OpDone(now, opResult(id, ev.Result))
+		l.record(ev.Op, ev.Result)
+	})
+}
+
+func (l *lrmRunner) report(op controld.Op, res lrmd.Result) {
+	l.post(func(now time.Time) {
+		l.d.crm.ctrl.OpDone(now, opResult(op.ID, res))
+		l.record(lrmdOp(op), res)
+	})
+}
+
+// record logs the result and adds it to the event log when it is a
+// failure or changes the resource's state.
+func (l *lrmRunner) record(op lrmd.Op, res lrmd.Result) {
+	failed := op.Failed(res)
+	if op.IsProbe() && !failed {
+		return
+	}
+	if op.Action == "monitor" && !failed {
+		return
+	}
+	f := []zap.Field{zap.String("resource", op.Resource), zap.String("op", op.Action), zap.Duration("interval", op.Interval),
+		zap.Int("rc", int(res.RC)), zap.Duration("took", res.Duration)}
+	if failed {
+		l.log.Warn("operation failed", append(f, zap.String("reason", res.Summary()))...)
+	} else {
+		l.log.Info("operation done", f...)
+	}
+	result := "ok"
+	if failed {
+		result = "failed"
+	}
+	l.d.crm.host.Events().Record(events.Resource, op.Action+" "+op.Resource, events.Fields{
+		"resource": op.Resource, "operation": op.Action, "rc": int(res.RC), "result": result,
+		"ms": res.Duration.Milliseconds(), "reason": res.Reason})
+}
+
+// opResult translates lrmd's result for the controller: Pacemaker's
+// execution statuses (PCMK_EXEC_*) from lrmd's.
+func opResult(id uint64, res lrmd.Result) controld.OpResult {
+	st := 0
+	switch res.Status {
+	case lrmd.StatusDone, lrmd.StatusInvalid:
+		// Invalid: rejected before the agent ran; RC says why (not
+		// configured is fatal to the scheduler, as in Pacemaker).
+	case lrmd.StatusCancelled:
+		st = 1
+	case lrmd.StatusTimedOut:
+		st = 2
+	case lrmd.StatusNotInstalled:
+		st = 7
+	default:
+		st = 4
+	}
+	reason := res.Reason
+	if len(reason) > 256 {
+		reason = reason[:256]
+	}
+	return controld.OpResult{ID: id, RC: int(res.RC), Status: st, ExitReason: reason, ExecTime: res.Duration}
+}
+
+// close stops reporting and the recurring operations; resources stay as
+// they are.
+func (l *lrmRunner) close() {
+	l.stop()
+	_ = l.m.Close()
+	l.wg.Wait()
+	_ = l.reg.Close()
+}
