@@ -92,11 +92,11 @@ type Service struct {
 
 	hooks       map[string]Hook
 	prefixHooks []prefixHook
-	tracks      map[*ipc.Conn][]store.TrackID
+	tracks      map[exec.Client][]store.TrackID
 	members     map[totem.NodeID]*member
 
 	mu         sync.Mutex // the counters below are read by the stats source
-	stats      map[*ipc.Conn]*ClientStat
+	stats      map[exec.Client]*ClientStat
 	ringBase   totem.Counters
 	clientBase map[clientKey]ClientStat
 }
@@ -129,9 +129,9 @@ func New(cfg Config) *Service {
 		src:        cfg.Sources,
 		log:        zap.NewNop(),
 		hooks:      map[string]Hook{},
-		tracks:     map[*ipc.Conn][]store.TrackID{},
+		tracks:     map[exec.Client][]store.TrackID{},
 		members:    map[totem.NodeID]*member{},
-		stats:      map[*ipc.Conn]*ClientStat{},
+		stats:      map[exec.Client]*ClientStat{},
 		clientBase: map[clientKey]ClientStat{},
 	}
 	for _, e := range cfg.Entries {
@@ -155,6 +155,9 @@ func (s *Service) OnWrite(key string, h Hook) { s.hooks[key] = h }
 func (s *Service) OnWritePrefix(prefix string, h Hook) {
 	s.prefixHooks = append(s.prefixHooks, prefixHook{prefix, h})
 }
+
+// The service answers local clients.
+var _ exec.ClientHandler = (*Service)(nil)
 
 // ID implements exec.Service.
 func (s *Service) ID() exec.ServiceID { return exec.ServiceConfdb }
@@ -219,7 +222,7 @@ func (s *Service) memberIP(id totem.NodeID) string {
 }
 
 // Request implements exec.ClientHandler.
-func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
+func (s *Service) Request(c exec.Client, h ipc.Header, p []byte) {
 	st := s.stat(c)
 	s.mu.Lock()
 	st.Requests++
@@ -236,7 +239,7 @@ func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 	}
 }
 
-func (s *Service) handle(c *ipc.Conn, h ipc.Header, p []byte) ([]byte, error) {
+func (s *Service) handle(c exec.Client, h ipc.Header, p []byte) ([]byte, error) {
 	switch h.Msg {
 	case wire.MsgGet:
 		key, err := wire.DecodeKeyRequest(p)
@@ -333,7 +336,7 @@ func (s *Service) Set(key string, v wire.Value) error {
 }
 
 // Disconnected implements exec.ClientHandler: the client's trackers go.
-func (s *Service) Disconnected(c *ipc.Conn) {
+func (s *Service) Disconnected(c exec.Client) {
 	for _, id := range s.tracks[c] {
 		s.store.Untrack(id)
 	}
@@ -346,18 +349,18 @@ func (s *Service) Disconnected(c *ipc.Conn) {
 	s.mu.Unlock()
 }
 
-func (s *Service) stat(c *ipc.Conn) *ClientStat {
+func (s *Service) stat(c exec.Client) *ClientStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats[c]
 	if st == nil {
-		st = &ClientStat{Service: uint16(exec.ServiceConfdb), ConnID: c.ID, PID: c.Cred.PID, UID: c.Cred.UID}
+		st = &ClientStat{Service: uint16(exec.ServiceConfdb), ConnID: c.ConnID(), PID: c.PeerCred().PID, UID: c.PeerCred().UID}
 		s.stats[c] = st
 	}
 	return st
 }
 
-func (s *Service) count(c *ipc.Conn, f func(*ClientStat)) {
+func (s *Service) count(c exec.Client, f func(*ClientStat)) {
 	st := s.stat(c)
 	s.mu.Lock()
 	f(st)

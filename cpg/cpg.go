@@ -80,7 +80,7 @@
 //
 // # Memory
 //
-// Deliveries go to clients through ipc.Conn.Event, which never blocks: a
+// Deliveries go to clients through exec.Client.Event, which never blocks: a
 // client that stops reading is cut off by ipc once its output budget is
 // spent (ipc.ErrSlowClient) and then leaves its group with PROCDOWN, so a
 // reader that falls behind never grows ringd without bound.
@@ -145,7 +145,7 @@ func (g *group) index(m member) (int, bool) {
 
 // client is a local connection that has used the service.
 type client struct {
-	conn  *ipc.Conn
+	conn  exec.Client
 	state clientState
 	group *group // nil when UNJOINED
 	pid   uint32
@@ -173,7 +173,7 @@ type Service struct {
 	local totem.NodeID
 
 	groups  map[string]*group
-	clients map[*ipc.Conn]*client
+	clients map[exec.Client]*client
 
 	// sync state
 	prev      []totem.NodeID // members of the last regular configuration
@@ -187,8 +187,11 @@ type Service struct {
 
 // New returns a cpg service.
 func New() *Service {
-	return &Service{groups: map[string]*group{}, clients: map[*ipc.Conn]*client{}}
+	return &Service{groups: map[string]*group{}, clients: map[exec.Client]*client{}}
 }
+
+// The service answers local clients.
+var _ exec.ClientHandler = (*Service)(nil)
 
 // ID implements exec.Service.
 func (s *Service) ID() exec.ServiceID { return exec.ServiceCPG }
@@ -324,7 +327,7 @@ func (s *Service) deliverMcast(m totem.Message) {
 func (s *Service) event(c *client, id uint16, p []byte) {
 	if err := c.conn.Event(uint16(exec.ServiceCPG), id, p); errors.Is(err, ipc.ErrSlowClient) {
 		s.stats.SlowClient++
-		s.log.Warn("cpg client cut off: it does not read its events", zap.Uint64("conn", c.conn.ID), zap.Int32("pid", c.conn.Cred.PID))
+		s.log.Warn("cpg client cut off: it does not read its events", zap.Uint64("conn", c.conn.ConnID()), zap.Int32("pid", c.conn.PeerCred().PID))
 	}
 }
 
@@ -566,7 +569,7 @@ func (s *Service) SyncDone() {
 // --- client side ---
 
 // Request implements exec.ClientHandler.
-func (s *Service) Request(conn *ipc.Conn, h ipc.Header, p []byte) {
+func (s *Service) Request(conn exec.Client, h ipc.Header, p []byte) {
 	c := s.clients[conn]
 	if c == nil {
 		c = &client{conn: conn}
@@ -576,7 +579,7 @@ func (s *Service) Request(conn *ipc.Conn, h ipc.Header, p []byte) {
 	case wire.ReqMcast:
 		// Send acknowledgements overtake the deliveries queued for
 		// this client: a sender is never held behind its backlog
-		// (ipc.Conn.ReplyUrgent), so it can keep the ring busy.
+		// (exec.Client.ReplyUrgent), so it can keep the ring busy.
 		if err := s.mcast(c, p); err != nil {
 			s.countErr(err)
 			_ = conn.ReplyErrorUrgent(h, err)
@@ -636,7 +639,7 @@ func (s *Service) join(c *client, p []byte) error {
 	}
 	pid := req.PID
 	if pid == 0 {
-		pid = uint32(c.conn.Cred.PID)
+		pid = uint32(c.conn.PeerCred().PID)
 	}
 	switch c.state {
 	case joining, joined:
@@ -706,7 +709,7 @@ func (s *Service) checkMcast(c *client, rec []byte) (totem.Guarantee, error) {
 }
 
 // congested is corosync's CPG flow control: a sender whose own
-// deliveries pile up unread (ipc.Conn.Congested) gets TRY_AGAIN rather
+// deliveries pile up unread (exec.Client.Congested) gets TRY_AGAIN rather
 // than adding more output that ringd would have to hold for it.
 func congested(c *client) error {
 	if c.conn != nil && c.conn.Congested() {
@@ -784,7 +787,7 @@ func (s *Service) membersReq(p []byte) ([]byte, error) {
 // Disconnected implements exec.ClientHandler: a process that goes away
 // without leaving leaves with PROCDOWN. It is sent reliably (queued in the
 // executive when the ring is full): losing it would leave a ghost member.
-func (s *Service) Disconnected(conn *ipc.Conn) {
+func (s *Service) Disconnected(conn exec.Client) {
 	c := s.clients[conn]
 	if c == nil {
 		return

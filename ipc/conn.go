@@ -245,6 +245,12 @@ func (c *Conn) Stats() []ConnStat {
 	return out
 }
 
+// ConnID is c.ID (for interfaces such as the executive's exec.Client).
+func (c *Conn) ConnID() uint64 { return c.ID }
+
+// PeerCred is c.Cred (for interfaces such as the executive's exec.Client).
+func (c *Conn) PeerCred() Cred { return c.Cred }
+
 // Reply answers the request h with payload.
 func (c *Conn) Reply(h Header, payload []byte) error {
 	return c.send(Header{Kind: KindReply, Service: h.Service, Msg: h.Msg, ReqID: h.ReqID}, payload, false)

@@ -71,13 +71,13 @@ type Service struct {
 	calc    *calc.Calc
 	quorate atomic.Bool
 
-	trackers map[*ipc.Conn]bool
+	trackers map[exec.Client]bool
 	waiters  []*waiter
 	pending  map[uint64]*pendingReq
 	nonce    uint64
 	lastSent []byte
 	hooks    []func(wire.Status)
-	stats    map[*ipc.Conn]*ClientStat
+	stats    map[exec.Client]*ClientStat
 
 	lmsStop func()
 	lmsAt   time.Time
@@ -85,13 +85,13 @@ type Service struct {
 }
 
 type waiter struct {
-	c    *ipc.Conn
+	c    exec.Client
 	h    ipc.Header
 	stop func()
 }
 
 type pendingReq struct {
-	c         *ipc.Conn
+	c         exec.Client
 	h         ipc.Header
 	delivered bool
 	stop      func()
@@ -123,11 +123,14 @@ func New(cfg Config) *Service {
 	}
 	return &Service{
 		cfg:      cfg,
-		trackers: map[*ipc.Conn]bool{},
+		trackers: map[exec.Client]bool{},
 		pending:  map[uint64]*pendingReq{},
-		stats:    map[*ipc.Conn]*ClientStat{},
+		stats:    map[exec.Client]*ClientStat{},
 	}
 }
+
+// The service answers local clients.
+var _ exec.ClientHandler = (*Service)(nil)
 
 // ID implements exec.Service.
 func (s *Service) ID() exec.ServiceID { return exec.ServiceQuorum }
@@ -352,7 +355,7 @@ func (s *Service) CancelWaitForAll() error {
 }
 
 // Request implements exec.ClientHandler.
-func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
+func (s *Service) Request(c exec.Client, h ipc.Header, p []byte) {
 	s.stat(c).Requests++
 	switch h.Msg {
 	case wire.MsgStatus:
@@ -410,7 +413,7 @@ func (s *Service) Request(c *ipc.Conn, h ipc.Header, p []byte) {
 // reconfigure multicasts r and answers the client once its own message is
 // delivered (and applied), so a `ringctl quorum expected` that returns has
 // taken effect on this node.
-func (s *Service) reconfigure(c *ipc.Conn, h ipc.Header, r wire.Reconfigure) {
+func (s *Service) reconfigure(c exec.Client, h ipc.Header, r wire.Reconfigure) {
 	s.nonce++
 	r.Nonce = s.nonce
 	if err := s.host.Send(wire.RingReconfigure, totem.Agreed, wire.EncodeReconfigure(r)); err != nil {
@@ -439,14 +442,14 @@ func (s *Service) finish(nonce uint64, err error) {
 	s.reply(p.c, p.h, wire.EncodePayload(s.Status()))
 }
 
-func (s *Service) reply(c *ipc.Conn, h ipc.Header, p []byte) {
+func (s *Service) reply(c exec.Client, h ipc.Header, p []byte) {
 	if c.Reply(h, p) == nil {
 		s.stat(c).Responses++
 	}
 }
 
 // replyErr maps the package's sentinels to IPC codes.
-func (s *Service) replyErr(c *ipc.Conn, h ipc.Header, err error) {
+func (s *Service) replyErr(c exec.Client, h ipc.Header, err error) {
 	var e *ipc.Error
 	switch {
 	case errors.As(err, &e):
@@ -465,7 +468,7 @@ func (s *Service) replyErr(c *ipc.Conn, h ipc.Header, err error) {
 }
 
 // Disconnected implements exec.ClientHandler.
-func (s *Service) Disconnected(c *ipc.Conn) {
+func (s *Service) Disconnected(c exec.Client) {
 	delete(s.trackers, c)
 	delete(s.stats, c)
 	s.waiters = slices.DeleteFunc(s.waiters, func(w *waiter) bool {
@@ -483,10 +486,10 @@ func (s *Service) Disconnected(c *ipc.Conn) {
 	}
 }
 
-func (s *Service) stat(c *ipc.Conn) *ClientStat {
+func (s *Service) stat(c exec.Client) *ClientStat {
 	st := s.stats[c]
 	if st == nil {
-		st = &ClientStat{ConnID: c.ID, PID: c.Cred.PID, UID: c.Cred.UID}
+		st = &ClientStat{ConnID: c.ConnID(), PID: c.PeerCred().PID, UID: c.PeerCred().UID}
 		s.stats[c] = st
 	}
 	return st

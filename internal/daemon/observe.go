@@ -162,7 +162,7 @@ func (o *observer) quorumChanged(st vqwire.Status) {
 // eventsRequest answers clients.MsgEvents: the events now, or (long poll,
 // for --follow) as soon as there are some. The wait runs on its own
 // goroutine, outside the executive's lock.
-func (o *observer) eventsRequest(c *ipc.Conn, h ipc.Header, p []byte) {
+func (o *observer) eventsRequest(c exec.Client, h ipc.Header, p []byte) {
 	var q events.Query
 	if len(p) > 0 {
 		if err := json.Unmarshal(p, &q); err != nil {

@@ -24,13 +24,15 @@ type statusService struct {
 	start time.Time
 }
 
+var _ exec.ClientHandler = (*statusService)(nil)
+
 func (s *statusService) ID() exec.ServiceID            { return exec.ServiceStatus }
 func (s *statusService) Name() string                  { return "status" }
 func (s *statusService) Init(h exec.Host) error        { s.host = h; return nil }
 func (s *statusService) Deliver(totem.Message)         {}
 func (s *statusService) ConfChange(c totem.ConfChange) { s.d.obs.confChange(c) }
-func (s *statusService) Disconnected(*ipc.Conn)        {}
-func (s *statusService) Request(c *ipc.Conn, h ipc.Header, p []byte) {
+func (s *statusService) Disconnected(exec.Client)      {}
+func (s *statusService) Request(c exec.Client, h ipc.Header, p []byte) {
 	switch h.Msg {
 	case clients.MsgStatus:
 		b, _ := json.Marshal(s.snapshot())

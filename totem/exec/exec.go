@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -122,10 +123,49 @@ type Syncer interface {
 // ClientHandler is implemented by services that serve local clients.
 type ClientHandler interface {
 	// Request answers (now or later) with c.Reply / c.ReplyError.
-	Request(c *ipc.Conn, h ipc.Header, payload []byte)
-	// Disconnected: the client is gone (clean close or death).
-	Disconnected(c *ipc.Conn)
+	Request(c Client, h ipc.Header, payload []byte)
+	// Disconnected: the client is gone (clean close or death). It is the
+	// last call with c: services drop what they keep for it.
+	Disconnected(c Client)
 }
+
+// Client is a local client's connection as a service sees it: who it is,
+// and how to answer it or push events to it. *ipc.Conn implements it;
+// services' tests pass fakes that record what was sent.
+//
+// Every method may be called from any goroutine (a service may answer
+// later, from a timer or a goroutine of its own) and never blocks: output
+// is queued. A Client is comparable and stays the same value for the
+// life of the connection (services key maps by it), so implementations
+// are pointers.
+type Client interface {
+	// ConnID numbers the connection, unique while ringd runs (logs,
+	// per-client statistics).
+	ConnID() uint64
+	// PeerCred is the client process's identity as the kernel reports it.
+	PeerCred() ipc.Cred
+
+	// Reply and ReplyError answer the request h, in order with the
+	// events queued before them.
+	Reply(h ipc.Header, payload []byte) error
+	ReplyError(h ipc.Header, err error) error
+	// ReplyUrgent and ReplyErrorUrgent answer h ahead of queued events,
+	// for answers whose meaning does not depend on them (see
+	// ipc.Conn.ReplyUrgent).
+	ReplyUrgent(h ipc.Header, payload []byte) error
+	ReplyErrorUrgent(h ipc.Header, err error) error
+	// Event pushes an unsolicited message; a client over its output
+	// budget is disconnected and ipc.ErrSlowClient returned.
+	Event(service, msg uint16, payload []byte) error
+
+	// Backlog is how many bytes of output wait to be read by the client;
+	// Congested reports whether requests that make more output should
+	// get TRY_AGAIN (see ipc.Conn.Congested).
+	Backlog() int
+	Congested() bool
+}
+
+var _ Client = (*ipc.Conn)(nil)
 
 // ErrUnknownService is logged for messages of a service that is not
 // registered.
@@ -192,6 +232,15 @@ func (e *Executive) Register(s Service) error {
 	}
 	if _, dup := e.services[s.ID()]; dup || s.ID() == ServiceExec {
 		return fmt.Errorf("exec: service id %d (%s) already taken", s.ID(), s.Name())
+	}
+	// A service whose Request has another signature (the *ipc.Conn one
+	// ClientHandler had before Client, say) is not a ClientHandler, and
+	// nothing at compile time says so: every request would be answered
+	// "unknown service". Refuse it here instead.
+	if _, ok := s.(ClientHandler); !ok {
+		if _, has := reflect.TypeOf(s).MethodByName("Request"); has {
+			return fmt.Errorf("exec: service %s has a Request method but does not implement exec.ClientHandler (Request(Client, ipc.Header, []byte), Disconnected(Client))", s.Name())
+		}
 	}
 	e.services[s.ID()] = &slot{svc: s, exec: e, log: e.log.With(zap.String("service", s.Name()))}
 	e.order = append(e.order, s.ID())

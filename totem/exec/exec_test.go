@@ -2,6 +2,7 @@ package exec
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -36,14 +37,14 @@ func (r *recorder) SyncStart(c totem.ConfChange) {
 	r.host.SendReliable(1, totem.Agreed, []byte("state"))
 }
 func (r *recorder) SyncDone() { r.add("sync-done") }
-func (r *recorder) Request(c *ipc.Conn, h ipc.Header, p []byte) {
+func (r *recorder) Request(c Client, h ipc.Header, p []byte) {
 	if err := r.host.Send(2, totem.Agreed, p); err != nil {
 		_ = c.ReplyError(h, err)
 		return
 	}
 	_ = c.Reply(h, []byte("queued"))
 }
-func (r *recorder) Disconnected(*ipc.Conn) { r.add("disconnected") }
+func (r *recorder) Disconnected(Client) { r.add("disconnected") }
 
 func (r *recorder) snapshot() []string {
 	r.mu.Lock()
@@ -145,3 +146,46 @@ func (c *captureRing) last(svc ServiceID) []byte {
 	}
 	return nil
 }
+
+// oldHandler answers clients with a signature that is not ClientHandler's.
+type oldHandler struct{ recorder }
+
+func (*oldHandler) Request(c *ipc.Conn, h ipc.Header, p []byte) {}
+
+func TestRegisterRefusesAMismatchedClientHandler(t *testing.T) {
+	e := New(1, NewLoopback(1, 2), nil)
+	err := e.Register(&oldHandler{recorder{id: 11}})
+	require.ErrorContains(t, err, "does not implement exec.ClientHandler")
+	require.NoError(t, e.Register(&recorder{id: 12}))
+}
+
+// A service's Request can be driven with a fake connection: no socket.
+func TestClientHandlerWithAFakeClient(t *testing.T) {
+	e := New(1, NewLoopback(1, 2), nil)
+	rec := &recorder{id: 10}
+	require.NoError(t, e.Register(rec))
+	require.NoError(t, e.Start())
+	c := &fakeClient{}
+	e.Do(func() { rec.Request(c, ipc.Header{Kind: ipc.KindRequest, Service: 10, Msg: 1, ReqID: 7}, []byte("x")) })
+	require.Equal(t, []string{"reply 10/1 #7 queued"}, c.out)
+}
+
+// fakeClient records replies (exectest.Client is the full fake; it cannot
+// be imported here without a cycle).
+type fakeClient struct{ out []string }
+
+func (f *fakeClient) ConnID() uint64     { return 1 }
+func (f *fakeClient) PeerCred() ipc.Cred { return ipc.Cred{} }
+func (f *fakeClient) Reply(h ipc.Header, p []byte) error {
+	f.out = append(f.out, fmt.Sprintf("reply %d/%d #%d %s", h.Service, h.Msg, h.ReqID, p))
+	return nil
+}
+func (f *fakeClient) ReplyError(h ipc.Header, err error) error {
+	f.out = append(f.out, fmt.Sprintf("error %d/%d #%d %v", h.Service, h.Msg, h.ReqID, err))
+	return nil
+}
+func (f *fakeClient) ReplyUrgent(h ipc.Header, p []byte) error       { return f.Reply(h, p) }
+func (f *fakeClient) ReplyErrorUrgent(h ipc.Header, err error) error { return f.ReplyError(h, err) }
+func (f *fakeClient) Event(service, msg uint16, p []byte) error      { return nil }
+func (f *fakeClient) Backlog() int                                   { return 0 }
+func (f *fakeClient) Congested() bool                                { return false }
