@@ -148,8 +148,12 @@ type Resources struct {
 	// off takes part in the ring and quorum only and never runs
 	// resources; every node of a cluster should have the same setting.
 	Enabled *bool `toml:"enabled"`
-	// RunDir is where builtin agents keep their runtime state
-	// (builtin:dummy state files, LVS service state).
+	// RunDir is where this node's agents keep their runtime state
+	// (builtin:dummy state files, LVS service state, and HA_RSCTMP of
+	// OCF agents in RunDir/rsctmp). Default /run/ringmaster/node-ID: a
+	// tmpfs, emptied by a reboot as agents expect, and one per node so
+	// that nodes sharing a host (containers, namespaces, tests) do not
+	// see each other's resources as running.
 	RunDir string `toml:"run_dir"`
 	// OCFRoot holds resource.d/PROVIDER/TYPE (OCF_ROOT); InitDir the LSB
 	// init scripts; FenceAgentDir the fence_* executables.
@@ -162,6 +166,14 @@ type Resources struct {
 	// StartupWait is how long (ms) a node that starts alone waits for
 	// others before it coordinates (Pacemaker's dc-deadtime).
 	StartupWait int `toml:"startup_wait"`
+}
+
+// RunDirFor is RunDir with its default for node id.
+func (r *Resources) RunDirFor(id int) string {
+	if r.RunDir != "" {
+		return r.RunDir
+	}
+	return fmt.Sprintf("/run/ringmaster/node-%d", id)
 }
 
 // EnabledEffective is Enabled with its default (true).
@@ -216,7 +228,6 @@ func Default() *Config {
 		},
 		System: System{StateDir: "/var/lib/ringmaster"},
 		Resources: Resources{
-			RunDir:        "/run/ringmaster",
 			OCFRoot:       "/usr/lib/ocf",
 			InitDir:       "/etc/init.d",
 			FenceAgentDir: "/usr/sbin",

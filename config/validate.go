@@ -122,7 +122,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	r := &c.Resources
-	for _, kv := range [][2]string{{"resources.run_dir", r.RunDir}, {"resources.ocf_root", r.OCFRoot},
+	for _, kv := range [][2]string{{"resources.ocf_root", r.OCFRoot},
 		{"resources.init_dir", r.InitDir}, {"resources.fence_agent_dir", r.FenceAgentDir}} {
 		if kv[1] == "" {
 			bad(kv[0], "must not be empty")

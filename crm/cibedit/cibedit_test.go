@@ -178,3 +178,24 @@ func TestSanitizeID(t *testing.T) {
 		}
 	}
 }
+
+func TestEnsureNodes(t *testing.T) {
+	c := cibedit.Empty()
+	got, err := cibedit.EnsureNodes(c, []cibedit.NodeRef{{"1", "n1"}, {"2", "n2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if _, err := got.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<node id="1" uname="n1" type="member"/>`, `<node id="2" uname="n2" type="member"/>`, `epoch="0"`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("EnsureNodes: %q missing from\n%s", want, b.String())
+		}
+	}
+	again, err := cibedit.EnsureNodes(got, []cibedit.NodeRef{{"1", "n1"}, {"9", "n2"}})
+	if err != nil || again != got {
+		t.Errorf("EnsureNodes with nothing missing: want the same CIB back, got %v, %v", again == got, err)
+	}
+}

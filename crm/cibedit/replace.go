@@ -103,3 +103,43 @@ func PacemakerAgents(c *cib.CIB) (*cib.CIB, error) {
 	})
 	return cib.FromElement(d.root)
 }
+
+// NodeRef names a cluster node: its corosync node ID and name.
+type NodeRef struct {
+	ID    string
+	Uname string
+}
+
+// EnsureNodes adds a <node id uname type="member"/> to the configuration
+// for every node of nodes that it lacks (matched by id or uname), as
+// Pacemaker's controller adds the nodes of the membership; the scheduler
+// places resources only on configured nodes. It returns c itself when
+// nothing was missing, and leaves the version alone (it completes a
+// configuration that is being installed; that change carries the bump).
+func EnsureNodes(c *cib.CIB, nodes []NodeRef) (*cib.CIB, error) {
+	d, err := open(c)
+	if err != nil {
+		return nil, err
+	}
+	sec := d.section("nodes")
+	added := false
+	for _, n := range nodes {
+		found := false
+		for _, e := range sec.Children {
+			if e.Name == "node" && (e.ID() == n.ID || e.Attrs.Value("uname") == n.Uname) {
+				found = true
+				break
+			}
+		}
+		if found {
+			continue
+		}
+		sec.Children = append(sec.Children, &cib.Element{Name: "node", Attrs: cib.Attrs{
+			{Name: "id", Value: n.ID}, {Name: "uname", Value: n.Uname}, {Name: "type", Value: "member"}}})
+		added = true
+	}
+	if !added {
+		return c, nil
+	}
+	return cib.FromElement(d.root)
+}

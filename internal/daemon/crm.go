@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"ringmaster/config"
 	"ringmaster/crm/cib"
+	"ringmaster/crm/cibedit"
 	"ringmaster/crm/controld"
 	"ringmaster/crm/wire"
 	"ringmaster/internal/events"
@@ -57,6 +60,9 @@ type crmService struct {
 	// lastQuorate is the quorum last given to the controller.
 	lastQuorate *bool
 	closed      bool
+	// leaveOK is closed when the DC lets this node leave (clean
+	// shutdown: its resources have moved away).
+	leaveOK chan struct{}
 }
 
 type pendingReply struct {
@@ -75,7 +81,7 @@ func (d *Daemon) newCRM(fence *fenceService) (*crmService, error) {
 		}
 		names[totem.NodeID(n.NodeID)] = name
 	}
-	s := &crmService{d: d, names: names, fence: fence, replies: map[uint64]pendingReply{}}
+	s := &crmService{d: d, names: names, fence: fence, replies: map[uint64]pendingReply{}, leaveOK: make(chan struct{})}
 	lrm, err := newLRMRunner(d, r, names[d.node], s.post, fence)
 	if err != nil {
 		return nil, err
@@ -304,6 +310,11 @@ func (s *crmService) event(e controld.Event) {
 		rec.Record(events.CRM, "scheduler error", events.Fields{"error": fmt.Sprint(e.Err)})
 	case controld.EventShutdownAllowed:
 		s.log.Info("the DC allowed this node to leave")
+		select {
+		case <-s.leaveOK:
+		default:
+			close(s.leaveOK)
+		}
 	default:
 		s.log.Info(e.Text, zap.Uint32("node", uint32(e.Node)), zap.Error(e.Err))
 	}
@@ -358,7 +369,12 @@ func (s *crmService) Request(c exec.Client, h ipc.Header, p []byte) {
 		if req.Base != nil {
 			base = &controld.Version{AdminEpoch: req.Base.AdminEpoch, Epoch: req.Base.Epoch, NumUpdates: req.Base.NumUpdates}
 		}
-		id, err := s.ctrl.ReplaceConfig(now, []byte(req.CIB), base)
+		xml, err := s.withNodes([]byte(req.CIB))
+		if err != nil {
+			_ = c.ReplyError(h, fmt.Errorf("%w: %v", ipc.ErrInvalid, err))
+			return
+		}
+		id, err := s.ctrl.ReplaceConfig(now, xml, base)
 		if err != nil {
 			_ = c.ReplyError(h, crmError(err))
 			s.drain()
@@ -397,6 +413,30 @@ func (s *crmService) Request(c exec.Client, h ipc.Header, p []byte) {
 	}
 }
 
+// withNodes completes a configuration with the nodes of the nodelist (as
+// Pacemaker's controller adds the members it sees): the scheduler places
+// resources only on configured nodes.
+func (s *crmService) withNodes(x []byte) ([]byte, error) {
+	c, err := cib.Parse(bytes.NewReader(x))
+	if err != nil {
+		return nil, err
+	}
+	var nodes []cibedit.NodeRef
+	for id, name := range s.names {
+		nodes = append(nodes, cibedit.NodeRef{ID: strconv.FormatUint(uint64(id), 10), Uname: name})
+	}
+	slices.SortFunc(nodes, func(a, b cibedit.NodeRef) int { return strings.Compare(a.ID, b.ID) })
+	next, err := cibedit.EnsureNodes(c, nodes)
+	if err != nil || next == c {
+		return x, err
+	}
+	var b bytes.Buffer
+	if _, err := next.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 func (s *crmService) nodeID(name string) (totem.NodeID, bool) {
 	for id, n := range s.names {
 		if strings.EqualFold(n, name) {
@@ -417,6 +457,38 @@ func (s *crmService) Disconnected(c exec.Client) {
 	for id, r := range s.replies {
 		if r.c == c {
 			delete(s.replies, id)
+		}
+	}
+}
+
+// shutdown is Pacemaker's clean shutdown: when resources run here, ask
+// the DC to move them away (the "shutdown" transient attribute) and wait
+// until it lets this node go, or until ctx ends. A node that runs nothing
+// leaves at once.
+func (s *crmService) shutdown(ctx context.Context) {
+	if s.lrm.activeCount() == 0 {
+		return
+	}
+	s.log.Info("stopping: asking the DC to move this node's resources away", zap.Int("active", s.lrm.activeCount()))
+	s.d.exec.Do(func() {
+		s.ctrl.SetAttribute(time.Now(), "shutdown", strconv.FormatInt(time.Now().Unix(), 10), false)
+		s.drain()
+	})
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.leaveOK:
+			return
+		case <-ctx.Done():
+			s.log.Warn("leaving with resources still active here: the DC did not let this node go in time", zap.Int("active", s.lrm.activeCount()))
+			return
+		case <-t.C:
+			// Without quorum there is no DC; resources stop by
+			// no-quorum-policy, or never (freeze, ignore).
+			if s.lrm.activeCount() == 0 {
+				return
+			}
 		}
 	}
 }

@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -42,12 +44,51 @@ type lrmRunner struct {
 	// fenceUp lists the fence devices started on this node (their start
 	// and monitor are the fencer's, not an agent's).
 	fenceUp map[string]bool
+	// active lists the resources this node's last results say are
+	// running here (a clean shutdown waits for them to move away).
+	active map[string]bool
+}
+
+// track updates active from a result.
+func (l *lrmRunner) track(op lrmd.Op, res lrmd.Result) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ok := res.Status == lrmd.StatusDone
+	switch {
+	case op.Action == "stop":
+		if ok && res.RC == lrmd.RCOK {
+			delete(l.active, op.Resource)
+		}
+	case op.Action == "start" || op.Action == "promote" || op.Action == "demote":
+		if ok && res.RC == lrmd.RCOK {
+			l.active[op.Resource] = true
+		}
+	case op.Action == "monitor":
+		switch {
+		case ok && res.RC == lrmd.RCNotRunning:
+			delete(l.active, op.Resource)
+		case ok && (res.RC == lrmd.RCOK || res.RC == lrmd.RCRunningPromoted):
+			l.active[op.Resource] = true
+		}
+	}
+}
+
+// activeCount is how many resources run here.
+func (l *lrmRunner) activeCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.active)
 }
 
 func newLRMRunner(d *Daemon, r *config.Resources, node string, post func(func(time.Time)), fence *fenceService) (*lrmRunner, error) {
 	log := d.log.Named("lrmd")
-	reg, err := agents.NewRegistry(agents.Config{OCFRoot: r.OCFRoot, InitDir: r.InitDir, RunDir: r.RunDir, Persistent: true,
-		Log: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }})
+	runDir := r.RunDirFor(int(d.node))
+	env, err := agentEnv(runDir, d.Config().IPC.Socket, log)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := agents.NewRegistry(agents.Config{OCFRoot: r.OCFRoot, InitDir: r.InitDir, RunDir: runDir, Persistent: true,
+		OCFEnv: env, Log: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }})
 	if err != nil {
 		return nil, err
 	}
@@ -57,10 +98,49 @@ func newLRMRunner(d *Daemon, r *config.Resources, node string, post func(func(ti
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	l := &lrmRunner{d: d, log: log, reg: reg, m: m, post: post, fence: fence, ctx: ctx, stop: stop,
-		recurring: map[string]uint64{}, fenceUp: map[string]bool{}}
+		recurring: map[string]uint64{}, fenceUp: map[string]bool{}, active: map[string]bool{}}
 	l.wg.Add(1)
 	go l.events()
 	return l, nil
+}
+
+// attrTools are the Pacemaker commands OCF agents call that ringctl
+// answers when run under their name (crm_attribute --promotion in
+// ocf:pacemaker:Stateful, crm_master, attrd_updater).
+var attrTools = []string{"crm_attribute", "crm_master", "attrd_updater"}
+
+// agentEnv prepares the node's run directory and the OCF agents' extra
+// environment: HA_RSCTMP in the run directory (agents keep their state
+// files there: one per node, even when nodes share a host), the socket for
+// ringctl, and HA_SBIN_DIR pointing at links named after attrTools to the
+// ringctl installed next to ringd (when there is one).
+func agentEnv(runDir, socket string, log *zap.Logger) ([]string, error) {
+	tmp := filepath.Join(runDir, "rsctmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("resources.run_dir: %w", err)
+	}
+	env := []string{"HA_RSCTMP=" + tmp, "RINGMASTER_SOCKET=" + socket}
+	self, err := os.Executable()
+	if err != nil {
+		return env, nil
+	}
+	ringctl := filepath.Join(filepath.Dir(self), "ringctl")
+	if _, err := os.Stat(ringctl); err != nil {
+		log.Info("no ringctl next to ringd: OCF agents that call crm_attribute will not reach this cluster", zap.String("looked_for", ringctl))
+		return env, nil
+	}
+	sbin := filepath.Join(runDir, "sbin")
+	if err := os.MkdirAll(sbin, 0o755); err != nil {
+		return nil, fmt.Errorf("resources.run_dir: %w", err)
+	}
+	for _, t := range attrTools {
+		p := filepath.Join(sbin, t)
+		_ = os.Remove(p)
+		if err := os.Symlink(ringctl, p); err != nil {
+			return nil, fmt.Errorf("resources.run_dir: %w", err)
+		}
+	}
+	return append(env, "HA_SBIN_DIR="+sbin), nil
 }
 
 // setCIB is called with every new CIB (nothing to do yet: operations carry
@@ -175,6 +255,7 @@ func (l *lrmRunner) reportRecurring(key string, id uint64, ev lrmd.Event) {
 		if !ok || cur != id {
 			return // cancelled meanwhile
 		}
+		l.track(ev.Op, ev.Result)
 		l.d.crm.ctrl.OpDone(now, opResult(id, ev.Result))
 		l.record(ev.Op, ev.Result)
 	})
@@ -182,6 +263,9 @@ func (l *lrmRunner) reportRecurring(key string, id uint64, ev lrmd.Event) {
 
 func (l *lrmRunner) report(op controld.Op, res lrmd.Result) {
 	l.post(func(now time.Time) {
+		if !stonithd.IsFenceDevice(&cib.Resource{Class: op.Class, Type: op.Type}) {
+			l.track(lrmdOp(op), res)
+		}
 		l.d.crm.ctrl.OpDone(now, opResult(op.ID, res))
 		l.record(lrmdOp(op), res)
 	})

@@ -80,6 +80,10 @@ type Daemon struct {
 	obs *observer
 }
 
+// ShutdownTimeout bounds how long a stopping ringd waits for its
+// resources to move to other nodes before it leaves the ring anyway.
+var ShutdownTimeout = 2 * time.Minute
+
 // ErrConfig wraps configuration problems found at start.
 var ErrConfig = errors.New("configuration")
 
@@ -112,7 +116,7 @@ func New(opt Options) (*Daemon, error) {
 	}
 	// Temporary files of our own state files that a crash left behind
 	// (internal/durable names them; nothing else is touched).
-	removed, err := durable.CleanTemps(cfg.System.StateDir, append(ring.StateFileNames(d.node), votequorum.StateFile)...)
+	removed, err := durable.CleanTemps(cfg.System.StateDir, append(ring.StateFileNames(d.node), votequorum.StateFile, CIBFile)...)
 	for _, p := range removed {
 		d.log.Info("removed a temporary state file left by a crash", zap.String("file", p))
 	}
@@ -235,6 +239,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	d.obs.events.Record(events.Daemon, "ringd stopping", nil)
+	if d.crm != nil && runErr == nil {
+		// Resources first (Pacemaker's shutdown-escalation bounds it
+		// there; here ShutdownTimeout).
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		d.crm.shutdown(sctx)
+		cancel()
+	}
 	d.log.Info("leaving the ring")
 	if l, ok := d.quorum.(interface{ Leave() }); ok {
 		// allow_downscale: tell the others this is a clean shutdown

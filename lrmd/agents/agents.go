@@ -29,6 +29,10 @@ type Config struct {
 	Persistent bool
 	// Log receives background events of builtin agents (health changes).
 	Log func(format string, args ...any)
+	// OCFEnv is added to every OCF agent's environment ("NAME=value"):
+	// ringd gives each node its own HA_RSCTMP, and the socket and
+	// HA_SBIN_DIR that crm_attribute and friends need.
+	OCFEnv []string
 }
 
 // LVSBackends returns the LVS backends in "auto" preference order: the
@@ -54,5 +58,5 @@ func NewRegistry(cfg Config) (*lrmd.Registry, error) {
 		lvs.New(lvs.Config{Backends: LVSBackends(), RunDir: cfg.RunDir, Persistent: cfg.Persistent, Log: cfg.Log}),
 		dummy.New(cfg.RunDir),
 	)
-	return lrmd.NewRegistry(ocf.New(cfg.OCFRoot), lsb.New(cfg.InitDir), builtins), nil
+	return lrmd.NewRegistry(ocf.New(cfg.OCFRoot, ocf.WithEnv(cfg.OCFEnv...)), lsb.New(cfg.InitDir), builtins), nil
 }
