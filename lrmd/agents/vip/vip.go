@@ -53,7 +53,7 @@ func (a *Agent) MetaData() *lrmd.MetaData { return a.md }
 
 func metaData() *lrmd.MetaData {
 	return lrmd.NewMetaData("vip", "Virtual IPv4 address with gratuitous ARP (IPaddr2)",
-		"Adds an IPv4 address to an interface, after making sure (RFC 5227 ARP probe) that no other host on the link answers for it, and announces it with gratuitous ARP so neighbours and switches update their caches at once.",
+		"Adds an IPv4 address to an interface (optionally after making sure with an RFC 5227 ARP probe that no other host on the link answers for it) and announces it with gratuitous ARP so neighbours and switches update their caches at once.",
 		[]lrmd.ParamSpec{
 			{Name: "ip", Required: true, Unique: true, Short: "The IPv4 address (e.g. 192.168.1.100)"},
 			{Name: "cidr_netmask", Type: "string", Short: "Prefix length (24) or dotted netmask; default: that of the connected route to ip, else 32"},
@@ -61,7 +61,7 @@ func metaData() *lrmd.MetaData {
 			{Name: "label", Short: "Address label: a suffix (\"vip\" gives nic:vip) or a full label starting with the interface name"},
 			{Name: "arp_count", Type: "integer", Default: "5", Short: "Number of gratuitous ARP announcements (each a request and a reply); 0 disables"},
 			{Name: "arp_interval", Type: "duration", Default: "200ms", Short: "Time between announcements (an integer is milliseconds, as in IPaddr2)"},
-			{Name: "probe", Type: "boolean", Default: "true", Short: "Probe for a duplicate address (RFC 5227) before adding it"},
+			{Name: "probe", Type: "boolean", Default: "false", Short: "Probe for a duplicate address (RFC 5227) before adding it: the start then refuses an address another host answers for, at the cost of probe_timeout on every start (off by default, as in IPaddr2 and keepalived: with fencing the previous holder is known to be gone)"},
 			{Name: "probe_timeout", Type: "duration", Default: "300ms", Short: "How long to wait for an answer to the probes (three probes spread over this time; an integer is milliseconds)"},
 		},
 		[]lrmd.Action{
@@ -118,7 +118,7 @@ func parseConfig(p map[string]string) (config, error) {
 	if c.arpInterval, err = ParseDuration(orDefault(p["arp_interval"], "200ms"), time.Millisecond); err != nil {
 		return c, fmt.Errorf("%w: arp_interval: %v", ErrConfig, err)
 	}
-	c.probe = lrmd.IsTrue(orDefault(p["probe"], "true"))
+	c.probe = lrmd.IsTrue(orDefault(p["probe"], "false"))
 	if c.probeWait, err = ParseDuration(orDefault(p["probe_timeout"], "300ms"), time.Millisecond); err != nil {
 		return c, fmt.Errorf("%w: probe_timeout: %v", ErrConfig, err)
 	}

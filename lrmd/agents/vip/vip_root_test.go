@@ -138,10 +138,11 @@ func TestVIPInNamespace(t *testing.T) {
 		t.Fatalf("second stop (idempotent): %s", r.Summary())
 	}
 
-	// The peer takes the address: our probe must see it and refuse.
+	// The peer takes the address: with probe on, the start must see it
+	// and refuse.
 	b.Run(t, "ip", "addr", "add", "10.77.0.100/24", "dev", "vb")
 	peer := ifMAC(t, b, "vb")
-	r := exec("start", map[string]string{"ip": vip.String(), "nic": "va", "cidr_netmask": "24"})
+	r := exec("start", map[string]string{"ip": vip.String(), "nic": "va", "cidr_netmask": "24", "probe": "true"})
 	if r.RC != lrmd.RCErrGeneric || !strings.Contains(r.Reason, peer.String()) {
 		t.Fatalf("start with a duplicate on the link: %s; want rc 1 naming %s", r.Summary(), peer)
 	}

@@ -152,7 +152,7 @@ func (c *fakeARP) Close() error { return nil }
 
 func TestParseConfig(t *testing.T) {
 	c, err := parseConfig(map[string]string{"ip": "192.0.2.10", "cidr_netmask": "255.255.255.0", "nic": "eth0:web", "arp_interval": "50"})
-	if err != nil || c.bits != 24 || c.nic != "eth0" || c.label != "web" || c.arpInterval != 50*time.Millisecond || c.arpCount != 5 || !c.probe {
+	if err != nil || c.bits != 24 || c.nic != "eth0" || c.label != "web" || c.arpInterval != 50*time.Millisecond || c.arpCount != 5 || c.probe {
 		t.Fatalf("%+v %v", c, err)
 	}
 	for _, bad := range []map[string]string{
@@ -176,7 +176,7 @@ func TestStartFindsInterfaceAndAnnounces(t *testing.T) {
 	k := newFake()
 	a := New(k)
 	// 192.0.2.200 is in 192.0.2.0/24 (eth0) and 192.0.2.128/25 (eth1): the longer prefix wins.
-	r := run(a, "start", map[string]string{"ip": "192.0.2.200", "arp_count": "3", "arp_interval": "1ms", "label": "v"})
+	r := run(a, "start", map[string]string{"ip": "192.0.2.200", "arp_count": "3", "arp_interval": "1ms", "label": "v", "probe": "true"})
 	if !r.OK() {
 		t.Fatalf("start: %s", r.Summary())
 	}
@@ -213,7 +213,7 @@ func TestStartRefusesDuplicate(t *testing.T) {
 	k := newFake()
 	k.answer = net.HardwareAddr{2, 0xaa, 0, 0, 0, 9}
 	a := New(k)
-	r := run(a, "start", map[string]string{"ip": "198.51.100.7"})
+	r := run(a, "start", map[string]string{"ip": "198.51.100.7", "probe": "true"})
 	if r.RC != lrmd.RCErrGeneric || !strings.Contains(r.Reason, "02:aa:00:00:00:09") {
 		t.Fatalf("duplicate: %s", r.Summary())
 	}
