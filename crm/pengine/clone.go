@@ -677,7 +677,7 @@ type RoleList struct {
 // orphaned, or otherwise not plain are listed one by one; the others are
 // summarised per role, followed by the nodes where no instance runs.
 func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus {
-	rs := &ResourceStatus{ID: r.id, IsClone: true, Child: r.clone.template.ID}
+	rs := &ResourceStatus{ID: r.id, IsClone: true, Child: r.clone.template.ID, Unique: r.clone.unique, Promotable: r.clone.promotable}
 	var flags []string
 	if r.clone.promotable {
 		flags = append(flags, "promotable")
@@ -736,7 +736,7 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 		case full && c.isGroup:
 			rs.Members = append(rs.Members, s.resourceStatus(c, opts))
 		case full:
-			rs.Members = append(rs.Members, &ResourceStatus{ID: c.id, Agent: c.cfg.Agent(), State: s.nativeState(c, opts)})
+			rs.Members = append(rs.Members, s.primitiveStatus(c, opts))
 		case s.rscState(c) > RoleUnpromoted:
 			promoted = append(promoted, cur)
 		case s.rscState(c) == RoleUnpromoted:
@@ -744,6 +744,12 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 		default:
 			started = append(started, cur)
 		}
+	}
+	for _, c := range children {
+		if c.has(rscOrphan) && len(c.runningOn) == 0 {
+			continue
+		}
+		rs.Instances = append(rs.Instances, s.resourceStatus(c, opts))
 	}
 	if !r.clone.unique {
 		// An anonymous instance's primitives are shown under their

@@ -10,6 +10,7 @@ import (
 // NodeStatus describes one node for display.
 type NodeStatus struct {
 	Name string
+	ID   string // the CIB node id
 	// State is the crm_mon state text ("online", "OFFLINE", "standby",
 	// "UNCLEAN (offline)", ...).
 	State string
@@ -17,6 +18,9 @@ type NodeStatus struct {
 	// rather than in the Online/OFFLINE summary lists.
 	Individual bool
 	Online     bool
+	// The conditions State is made of, for machine-readable output.
+	// Standby includes standby because of a failure (on-fail=standby).
+	Unclean, Pending, Standby, Maintenance bool
 }
 
 // ResourceStatus describes one resource for display.
@@ -32,10 +36,34 @@ type ResourceStatus struct {
 	Flags   string
 	Members []*ResourceStatus
 	// Clone fields: Child is the cloned resource's id; Members are the
-	// instances listed one by one, Roles the summarised ones.
-	IsClone bool
-	Child   string
-	Roles   []RoleList
+	// instances listed one by one, Roles the summarised ones. Unique is
+	// globally-unique (instances are shown as "rsc:N"), Promotable says
+	// the instances have promoted and unpromoted roles.
+	IsClone    bool
+	Child      string
+	Roles      []RoleList
+	Unique     bool
+	Promotable bool
+	// Instances lists every instance of a clone (primitives, or groups for
+	// a cloned group), inactive ones included, under their instance ids
+	// ("rsc:0"), whatever Members and Roles show. Inactive orphans are
+	// left out, as in the display.
+	Instances []*ResourceStatus
+
+	// Structured state of a primitive (a group member or a clone instance
+	// too); zero for groups and clones.
+	//
+	// Role is the current role: "Stopped", "Started", "Unpromoted" or
+	// "Promoted" ("Unknown" for a resource whose state could not be
+	// determined). Pending is the action in flight, with
+	// StatusOptions.ShowPending only: "Starting", "Stopping", "Migrating",
+	// "Promoting" or "Demoting" (State shows it instead of the role), ""
+	// when none. Nodes are the names of the nodes it is active on.
+	Role    string
+	Pending string
+	Failed  bool
+	Managed bool
+	Nodes   []string
 }
 
 // ClusterStatus is what crm_simulate prints as the cluster status.
@@ -80,7 +108,8 @@ func Status(in *cib.CIB, now time.Time, opts StatusOptions) (*ClusterStatus, err
 }
 
 func nodeStatus(n *node) NodeStatus {
-	ns := NodeStatus{Name: n.name, Online: n.online}
+	ns := NodeStatus{Name: n.name, ID: n.id, Online: n.online, Unclean: n.unclean, Pending: n.pending,
+		Standby: n.standby || (n.standbyOnFail && n.online), Maintenance: n.maintenance}
 	ns.Individual = n.unclean || n.pending || (n.standbyOnFail && n.online) || n.standby || n.maintenance
 	switch {
 	case n.unclean:
@@ -138,7 +167,39 @@ func (s *scheduler) resourceStatus(r *resource, opts StatusOptions) *ResourceSta
 		}
 		return rs
 	}
-	return &ResourceStatus{ID: r.id, Agent: r.cfg.Agent(), State: s.nativeState(r, opts)}
+	return s.primitiveStatus(r, opts)
+}
+
+// primitiveStatus describes a primitive: the display text and the
+// structured state.
+func (s *scheduler) primitiveStatus(r *resource, opts StatusOptions) *ResourceStatus {
+	rs := &ResourceStatus{ID: r.id, Agent: r.cfg.Agent(), State: s.nativeState(r, opts),
+		Role: r.role.String(), Failed: r.has(rscFailed), Managed: r.has(rscManaged)}
+	if opts.ShowPending {
+		rs.Pending = pendingText(r.pendingTask)
+	}
+	for _, n := range r.runningOn {
+		rs.Nodes = append(rs.Nodes, n.name)
+	}
+	return rs
+}
+
+// pendingText is how crm_mon shows a pending action instead of the role
+// ("" for none, and for a monitor, which is shown as a flag).
+func pendingText(task string) string {
+	switch task {
+	case taskStart:
+		return "Starting"
+	case taskStop:
+		return "Stopping"
+	case taskMigrateTo, taskMigrateFrom:
+		return "Migrating"
+	case taskPromote:
+		return "Promoting"
+	case taskDemote:
+		return "Demoting"
+	}
+	return ""
 }
 
 // nativeState is pcmk__native_output_string after the agent.
@@ -166,18 +227,7 @@ func (s *scheduler) nativeState(r *resource, opts StatusOptions) string {
 	} else {
 		state := ""
 		if opts.ShowPending {
-			switch r.pendingTask {
-			case taskStart:
-				state = "Starting"
-			case taskStop:
-				state = "Stopping"
-			case taskMigrateTo, taskMigrateFrom:
-				state = "Migrating"
-			case taskPromote:
-				state = "Promoting"
-			case taskDemote:
-				state = "Demoting"
-			}
+			state = pendingText(r.pendingTask)
 		}
 		if state == "" {
 			state = r.role.String()

@@ -204,11 +204,26 @@ func (p *printer) line(s string) {
 func (p *printer) status(title string, st *pengine.ClusterStatus) {
 	p.line(title + ":")
 	p.line("  * Node List:")
+	if p.err == nil {
+		p.err = WriteNodeList(p.w, "    ", st)
+	}
+	p.line("")
+	p.line("  * Full List of Resources:")
+	if p.err == nil {
+		p.err = WriteResourceList(p.w, "    ", st)
+	}
+}
+
+// WriteNodeList writes the node list of a status as crm_simulate and
+// crm_mon show it ("* Online: [ n1 n2 ]", "* Node n3: UNCLEAN (offline)"),
+// each line prefixed with indent. `ringctl crm status` shares it.
+func WriteNodeList(w io.Writer, indent string, st *pengine.ClusterStatus) error {
+	p := &printer{w: w}
 	var online, offline []string
 	for _, n := range st.Nodes {
 		switch {
 		case n.Individual:
-			p.line(fmt.Sprintf("    * Node %s: %s", n.Name, n.State))
+			p.line(fmt.Sprintf("%s* Node %s: %s", indent, n.Name, n.State))
 		case n.Online:
 			online = append(online, n.Name)
 		default:
@@ -216,55 +231,63 @@ func (p *printer) status(title string, st *pengine.ClusterStatus) {
 		}
 	}
 	if len(online) > 0 {
-		p.line("    * Online: [ " + strings.Join(online, " ") + " ]")
+		p.line(indent + "* Online: [ " + strings.Join(online, " ") + " ]")
 	}
 	if len(offline) > 0 {
-		p.line("    * OFFLINE: [ " + strings.Join(offline, " ") + " ]")
+		p.line(indent + "* OFFLINE: [ " + strings.Join(offline, " ") + " ]")
 	}
-	p.line("")
-	p.line("  * Full List of Resources:")
+	return p.err
+}
+
+// WriteResourceList writes the resources of a status as crm_simulate and
+// crm_mon show them (groups and clones with their members indented), each
+// line prefixed with indent.
+func WriteResourceList(w io.Writer, indent string, st *pengine.ClusterStatus) error {
+	p := &printer{w: w}
+	in1, in2 := indent+"  ", indent+"    "
 	if len(st.Resources) == 0 {
-		p.line("    * No resources")
+		p.line(indent + "* No resources")
 	}
 	for _, r := range st.Resources {
 		if r.IsGroup {
 			if r.Flags != "" {
-				p.line(fmt.Sprintf("    * Resource Group: %s (%s):", r.ID, r.Flags))
+				p.line(fmt.Sprintf("%s* Resource Group: %s (%s):", indent, r.ID, r.Flags))
 			} else {
-				p.line(fmt.Sprintf("    * Resource Group: %s:", r.ID))
+				p.line(fmt.Sprintf("%s* Resource Group: %s:", indent, r.ID))
 			}
 			for _, m := range r.Members {
-				p.line(fmt.Sprintf("      * %s\t(%s):\t%s", m.ID, m.Agent, m.State))
+				p.line(fmt.Sprintf("%s* %s\t(%s):\t%s", in1, m.ID, m.Agent, m.State))
 			}
 			continue
 		}
 		if r.IsClone {
 			if r.Flags != "" {
-				p.line(fmt.Sprintf("    * Clone Set: %s [%s] (%s):", r.ID, r.Child, r.Flags))
+				p.line(fmt.Sprintf("%s* Clone Set: %s [%s] (%s):", indent, r.ID, r.Child, r.Flags))
 			} else {
-				p.line(fmt.Sprintf("    * Clone Set: %s [%s]:", r.ID, r.Child))
+				p.line(fmt.Sprintf("%s* Clone Set: %s [%s]:", indent, r.ID, r.Child))
 			}
 			for _, m := range r.Members {
 				if m.IsGroup {
 					if m.Flags != "" {
-						p.line(fmt.Sprintf("      * Resource Group: %s (%s):", m.ID, m.Flags))
+						p.line(fmt.Sprintf("%s* Resource Group: %s (%s):", in1, m.ID, m.Flags))
 					} else {
-						p.line(fmt.Sprintf("      * Resource Group: %s:", m.ID))
+						p.line(fmt.Sprintf("%s* Resource Group: %s:", in1, m.ID))
 					}
 					for _, x := range m.Members {
-						p.line(fmt.Sprintf("        * %s\t(%s):\t%s", x.ID, x.Agent, x.State))
+						p.line(fmt.Sprintf("%s* %s\t(%s):\t%s", in2, x.ID, x.Agent, x.State))
 					}
 					continue
 				}
-				p.line(fmt.Sprintf("      * %s\t(%s):\t%s", m.ID, m.Agent, m.State))
+				p.line(fmt.Sprintf("%s* %s\t(%s):\t%s", in1, m.ID, m.Agent, m.State))
 			}
 			for _, rl := range r.Roles {
-				p.line(fmt.Sprintf("      * %s: [ %s ]", rl.Role, strings.Join(rl.Nodes, " ")))
+				p.line(fmt.Sprintf("%s* %s: [ %s ]", in1, rl.Role, strings.Join(rl.Nodes, " ")))
 			}
 			continue
 		}
-		p.line(fmt.Sprintf("    * %s\t(%s):\t%s", r.ID, r.Agent, r.State))
+		p.line(fmt.Sprintf("%s* %s\t(%s):\t%s", indent, r.ID, r.Agent, r.State))
 	}
+	return p.err
 }
 
 // opSpec is RSC_TASK_INTERVALMS@NODE=RC.
