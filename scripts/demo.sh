@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A local 3-node ringmaster cluster on 127.0.0.1-3 (udpu), run as the
 # current user with sockets, state and logs in a temporary directory.
-# Prints `ringctl status` of each node, then waits; Ctrl-C stops everything.
+# Prints `ringctl status` of each node, installs a resource group
+# (examples/demo-resources.toml: two builtin:dummy resources), shows where
+# it runs, stops the node running it and shows the group on another node,
+# then restarts that node and waits; Ctrl-C stops everything.
 # Node i serves its metrics and status page on 127.0.0.1:$((METRICS_PORT+i-1))
 # (default 9664, 9665, 9666: one host, so one port per node).
 set -euo pipefail
@@ -73,10 +76,17 @@ state_dir = "$DIR/n$i"
 
 [metrics]
 listen = "127.0.0.1:$((METRICS_PORT + i - 1))"
+
+[resources]
+run_dir = "$DIR/n$i/run"
+startup_wait = 5000
 TOML
-  "$BIN/ringd" -c "$DIR/n$i/corosync.toml" --node "$i" >"$DIR/n$i/ringd.log" 2>&1 &
-  PIDS+=($!)
 done
+start_node() {
+  "$BIN/ringd" -c "$DIR/n$1/corosync.toml" --node "$1" >>"$DIR/n$1/ringd.log" 2>&1 &
+  PIDS[$1]=$!
+}
+for i in 1 2 3; do start_node $i; done
 echo "3 nodes started (udpu on 127.0.0.1-3, port $PORT); files in $DIR"
 
 # Wait until every node reports the same 3 members.
@@ -93,11 +103,40 @@ for i in 1 2 3; do
   echo "--- ringctl --socket $DIR/n$i/ringd.sock status"
   "$BIN/ringctl" --socket "$DIR/n$i/ringd.sock" status || echo "(node $i not answering; see $DIR/n$i/ringd.log)"
 done
+
+ctl() { local i=$1; shift; "$BIN/ringctl" --socket "$DIR/n$i/ringd.sock" "$@"; }
+# holder: the node where every member of group web runs ("" until then).
+holder() {
+  ctl "$1" crm status --json 2>/dev/null | python3 -c 'import json,sys
+d=json.load(sys.stdin); r=[x for x in d["resources"] if x.get("group")=="web"]
+n={x["node"] for x in r}
+print(n.pop() if r and len(n)==1 and all(x["state"]=="started" for x in r) else "")' 2>/dev/null || true
+}
+echo
+echo "--- ringctl crm apply -f examples/demo-resources.toml"
+ctl 1 crm apply -f examples/demo-resources.toml
+h=""
+for _ in $(seq 1 300); do h=$(holder 1); [ -n "$h" ] && break; sleep 0.1; done
+echo "--- ringctl crm status"
+ctl 1 crm status || true
+if [ -n "$h" ]; then
+  i=${h#n}; o=$(( i % 3 + 1 ))
+  echo; echo "--- stopping $h (kill -TERM ringd), which runs group web"
+  kill -TERM "${PIDS[$i]}"; wait "${PIDS[$i]}" 2>/dev/null || true
+  t0=$(date +%s%N); nh=""
+  for _ in $(seq 1 300); do nh=$(holder $o); [ -n "$nh" ] && [ "$nh" != "$h" ] && break; sleep 0.05; done
+  echo "group web moved $h -> ${nh:-nowhere} in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  ctl $o crm status || true
+  echo; echo "--- restarting $h: it rejoins; with resource-stickiness the group stays on $nh"
+  start_node "$i"
+fi
 echo
 echo "Try:  $BIN/ringctl --socket $DIR/n1/ringd.sock status --json"
 echo "      $BIN/ringctl --socket $DIR/n1/ringd.sock events --follow"
 for i in 1 2 3; do
   echo "      curl -s 127.0.0.1:$((METRICS_PORT + i - 1))/metrics   (n$i; status page: http://127.0.0.1:$((METRICS_PORT + i - 1))/)"
 done
-echo "      kill one ringd and watch the others re-form the ring. Ctrl-C stops the demo."
+echo "      $BIN/ringctl --socket $DIR/n1/ringd.sock crm status"
+echo "      $BIN/ringctl --socket $DIR/n1/ringd.sock crm resource move web n1"
+echo "      kill one ringd and watch the others re-form the ring and move the group. Ctrl-C stops the demo."
 wait

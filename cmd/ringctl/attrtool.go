@@ -273,10 +273,16 @@ func (r *attrRequest) run(stdout, stderr io.Writer) int {
 			r.print(stdout, v)
 			return 0
 		}
-	case 'v':
-		err = st.Update(func(c *cib.CIB) (*cib.CIB, error) { return cibedit.SetAttr(c, r.attr, r.value) })
-	case 'D':
-		err = st.Update(func(c *cib.CIB) (*cib.CIB, error) { return cibedit.DelAttr(c, r.attr) })
+	case 'v', 'D':
+		ss, viaController := st.(statusStore)
+		switch {
+		case viaController && r.attr.Node != "" && r.attr.Lifetime == cibedit.Reboot && !r.attr.Utilization:
+			err = ss.SetTransient(r.attr, r.value, r.op == 'D')
+		case r.op == 'v':
+			err = st.Update(func(c *cib.CIB) (*cib.CIB, error) { return cibedit.SetAttr(c, r.attr, r.value) })
+		default:
+			err = st.Update(func(c *cib.CIB) (*cib.CIB, error) { return cibedit.DelAttr(c, r.attr) })
+		}
 	}
 	switch {
 	case err == nil:
@@ -292,6 +298,9 @@ func (r *attrRequest) run(stdout, stderr io.Writer) int {
 	case errors.Is(err, cibedit.ErrNoNode):
 		fmt.Fprintf(stderr, "%s: %v\n", r.tool, err)
 		return exitNoSuch
+	case notConnected(err):
+		fmt.Fprintf(stderr, "%s: %v\n", r.tool, err)
+		return exitNotConnected
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", r.tool, err)
 	return 1

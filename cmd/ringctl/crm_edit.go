@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,10 +15,6 @@ import (
 	"ringmaster/crm/cibedit"
 	"ringmaster/crm/cibtoml"
 )
-
-// errNeedsRingd is what the configuration commands answer until ringd
-// carries the resource manager: without --cib there is no CIB to edit.
-var errNeedsRingd = errors.New("needs a running ringd with the resource manager (or --cib FILE / RINGMASTER_CIB_FILE to edit a CIB file)")
 
 // cibFileEnv names a CIB file that the editing commands (and ringctl run
 // as crm_attribute, crm_master or attrd_updater) read and rewrite instead
@@ -81,13 +78,12 @@ type cibStore interface {
 }
 
 // openCIBStore picks the store: the CIB file when one is named, else ringd
-// at socket (not wired yet: errNeedsRingd).
+// at socket.
 func openCIBStore(socket, file string) (cibStore, error) {
 	if file != "" {
 		return fileStore(file), nil
 	}
-	_ = socket // the ringd client goes here with the wiring
-	return nil, errNeedsRingd
+	return ipcStore{socket: socket}, nil
 }
 
 // fileStore is a CIB kept in a file, replaced atomically on each update.
@@ -278,15 +274,38 @@ func newCrmResourceCmd(g *globals, file func() string) *cobra.Command {
 			Args: cobra.ExactArgs(1), RunE: func(_ *cobra.Command, a []string) error {
 				// The wait between the two edits is the controller's; a
 				// CIB file has none.
-				return errors.New("restart needs a running ringd with the resource manager: the controller waits for the stop before restoring target-role (with --cib, run stop and start)")
+				if file() != "" {
+					return errors.New("restart needs a running ringd: it waits for the cluster to stop the resource (with --cib, run stop and start)")
+				}
+				return restartViaRingd(g.socket, a[0], 2*time.Minute)
 			}},
 		simple("move RSC [NODE]", "Prefer NODE (cli-prefer-RSC, INFINITY), or without NODE ban the current node, until clear", true, func(c *cib.CIB, r, n string) (*cib.CIB, error) { return cibedit.Move(c, r, n) }),
 		simple("ban RSC NODE", "Keep the resource off NODE (cli-ban-RSC-on-NODE, -INFINITY) until clear", true, func(c *cib.CIB, r, n string) (*cib.CIB, error) { return cibedit.Ban(c, r, n) }),
 		simple("clear RSC [NODE]", "Remove the constraints of move and ban", true, cibedit.Clear),
-		simple("cleanup RSC [NODE]", "Forget failures (fail counts, failed history) so the resource is reprobed", true, cibedit.Cleanup),
-		simple("refresh RSC [NODE]", "Forget all history of the resource so it is reprobed everywhere", true, cibedit.Refresh),
+		cleanupCmd("cleanup RSC [NODE]", "Forget failures (fail counts, failed history) so the resource is reprobed", g, file, cibedit.Cleanup),
+		cleanupCmd("refresh RSC [NODE]", "Forget all history of the resource so it is reprobed everywhere", g, file, cibedit.Refresh),
 	)
 	return cmd
+}
+
+// cleanupCmd edits the status section: in a CIB file directly, through
+// ringd's controller otherwise (it owns the status; a cleanup there
+// forgets the resource's history, so it is probed again).
+func cleanupCmd(use, short string, g *globals, file func() string, edit func(c *cib.CIB, rsc, node string) (*cib.CIB, error)) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.RangeArgs(1, 2), RunE: func(_ *cobra.Command, a []string) error {
+		node := ""
+		if len(a) > 1 {
+			node = a[1]
+		}
+		st, err := openCIBStore(g.socket, file())
+		if err != nil {
+			return err
+		}
+		if ss, ok := st.(statusStore); ok {
+			return ss.Cleanup(a[0], node)
+		}
+		return st.Update(func(c *cib.CIB) (*cib.CIB, error) { return edit(c, a[0], node) })
+	}}
 }
 
 func newCrmNodeCmd(g *globals, file func() string) *cobra.Command {

@@ -41,7 +41,7 @@ func TestCrmApplyImportExport(t *testing.T) {
 	if err != nil || !strings.Contains(out, `<primitive id="vip" class="builtin" type="vip"`) || !strings.Contains(out, `epoch="1"`) {
 		t.Fatalf("apply --dry-run: %v\n%s", err, out)
 	}
-	if _, err := runRingctl(t, "crm", "apply", "-f", example); err == nil || !strings.Contains(err.Error(), "needs a running ringd with the resource manager") {
+	if _, err := runRingctl(t, "crm", "apply", "-f", example); err == nil || !strings.Contains(err.Error(), "connect to ringd") {
 		t.Errorf("apply without ringd: %v", err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.toml")
@@ -79,10 +79,10 @@ func TestCrmApplyImportExport(t *testing.T) {
 	if out, err := runRingctl(t, "crm", "import", in, "--dry-run"); err != nil || !strings.Contains(out, "<group") {
 		t.Errorf("import --dry-run: %v\n%s", err, out)
 	}
-	if _, err := runRingctl(t, "crm", "import", in); err == nil || !strings.Contains(err.Error(), "needs a running ringd") {
+	if _, err := runRingctl(t, "crm", "import", in); err == nil || !strings.Contains(err.Error(), "connect to ringd") {
 		t.Errorf("import without ringd: %v", err)
 	}
-	if _, err := runRingctl(t, "crm", "export"); err == nil || !strings.Contains(err.Error(), "needs a running ringd") {
+	if _, err := runRingctl(t, "crm", "export"); err == nil || !strings.Contains(err.Error(), "connect to ringd") {
 		t.Errorf("export without ringd: %v", err)
 	}
 	out, err = runRingctl(t, "crm", "export", "--toml", "--cib", f)
@@ -147,7 +147,7 @@ func TestCrmResourceNodeCommands(t *testing.T) {
 		t.Error("clear left cli-prefer-web")
 	}
 	// Without --cib the edits need ringd.
-	if _, err := runRingctl(t, "crm", "resource", "stop", "db"); err == nil || !strings.Contains(err.Error(), "needs a running ringd") {
+	if _, err := runRingctl(t, "crm", "resource", "stop", "db"); err == nil || !strings.Contains(err.Error(), "connect to ringd") {
 		t.Errorf("stop without ringd: %v", err)
 	}
 }

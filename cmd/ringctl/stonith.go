@@ -14,19 +14,17 @@ import (
 	"ringmaster/stonithd/agent"
 )
 
-// The stonith commands that need the running cluster (fence, history)
-// come with the ringd wiring; list and levels read a CIB file and work
-// without a daemon.
+// stonith fence and history ask ringd (crm_live.go); list and levels read a
+// CIB file and work without a daemon.
 func newStonithCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stonith",
-		Short: "Fence devices and fencing topology (from a CIB file; no daemon)",
-		Long: `Show the fence devices and fencing levels of a CIB file, as the fencer
-interprets them (pcmk_host_list/map/check, pcmk_host_argument, priorities).
-Fencing a node and the fence history need the running cluster and are not
-available here yet.`,
+		Short: "Fence nodes, the fencing history, fence devices and topology",
+		Long: `Fence a node and read the cluster's fencing history (from ringd), or show
+the fence devices and fencing levels of a CIB file as the fencer interprets
+them (pcmk_host_list/map/check, pcmk_host_argument, priorities).`,
 	}
-	cmd.AddCommand(newStonithListCmd(g), newStonithLevelsCmd(g))
+	cmd.AddCommand(newStonithFenceCmd(g), newStonithHistoryCmd(g), newStonithListCmd(g), newStonithLevelsCmd(g))
 	return cmd
 }
 

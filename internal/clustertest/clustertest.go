@@ -64,6 +64,9 @@ type Options struct {
 	Quorum     string
 	// Logging is appended to [logging] (e.g. `format = "json"`).
 	Logging string
+	// Resources is appended to [resources] (each node's run_dir is its
+	// own directory's run/ unless Resources sets one).
+	Resources string
 	// Netns runs each node in its own network namespace joined by a
 	// bridge (needs root); otherwise nodes use 127.0.0.1..N.
 	Netns bool
@@ -164,6 +167,11 @@ func (c *Cluster) config(n *Node, key string) string {
 	fmt.Fprintf(&b, "\n[logging]\nto_stderr = true\ndebug = %v\n%s\n", c.Opt.Debug, c.Opt.Logging)
 	fmt.Fprintf(&b, "\n[ipc]\nsocket = %q\n\n[system]\nstate_dir = %q\n", n.Socket, n.Dir)
 	fmt.Fprintf(&b, "\n[metrics]\nlisten = %q\n", n.Metrics)
+	fmt.Fprintf(&b, "\n[resources]\n")
+	if !strings.Contains(c.Opt.Resources, "run_dir") {
+		fmt.Fprintf(&b, "run_dir = %q\n", filepath.Join(n.Dir, "run"))
+	}
+	fmt.Fprintf(&b, "%s\n", c.Opt.Resources)
 	return b.String()
 }
 

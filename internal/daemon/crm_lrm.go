@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,6 +85,15 @@ func (l *lrmRunner) activeCount() int {
 func newLRMRunner(d *Daemon, r *config.Resources, node string, post func(func(time.Time)), fence *fenceService) (*lrmRunner, error) {
 	log := d.log.Named("lrmd")
 	runDir := r.RunDirFor(int(d.node))
+	if r.RunDir == "" {
+		if err := os.MkdirAll(runDir, 0o755); errors.Is(err, fs.ErrPermission) {
+			// Not root: the default under /run is out of reach.
+			fallback := filepath.Join(d.Config().System.StateDir, "run")
+			log.Warn("cannot create the default run directory; using one under state_dir (set resources.run_dir to a tmpfs directory)",
+				zap.String("default", runDir), zap.String("using", fallback))
+			runDir = fallback
+		}
+	}
 	env, err := agentEnv(runDir, d.Config().IPC.Socket, log)
 	if err != nil {
 		return nil, err
