@@ -48,6 +48,7 @@ var pureCores = []string{
 	"ringmaster/confdb/store",
 	"ringmaster/crm/pengine",
 	"ringmaster/totem/srp",
+	"ringmaster/cpg/groups",
 }
 
 // impure are the imports a pure core must not have (directly).
