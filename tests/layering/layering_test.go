@@ -49,6 +49,7 @@ var pureCores = []string{
 	"ringmaster/crm/pengine",
 	"ringmaster/totem/srp",
 	"ringmaster/cpg/groups",
+	"ringmaster/crm/controld",
 }
 
 // impure are the imports a pure core must not have (directly).
