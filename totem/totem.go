@@ -104,8 +104,12 @@ const (
 
 // Counters are the ring's statistics, published under stats.* in confdb.
 type Counters struct {
-	DatagramsIn   uint64 `json:"datagrams_in"`
-	DatagramsOut  uint64 `json:"datagrams_out"`
+	DatagramsIn  uint64 `json:"datagrams_in"`
+	DatagramsOut uint64 `json:"datagrams_out"`
+	// Bytes of those datagrams as they travel (sealed, headers of the
+	// envelope included, IP and UDP headers not).
+	BytesIn       uint64 `json:"bytes_in"`
+	BytesOut      uint64 `json:"bytes_out"`
 	MessagesIn    uint64 `json:"messages_in"`
 	MessagesOut   uint64 `json:"messages_out"`
 	Retransmits   uint64 `json:"retransmits"`
@@ -126,6 +130,23 @@ type Counters struct {
 	OutOfRange  uint64 `json:"rejected_out_of_range"`
 }
 
+// Backlog is what waits to be broadcast: levels that rise and fall, not
+// counters (kept out of Counters so that clearing stats.* leaves them
+// alone).
+type Backlog struct {
+	// Messages and Bytes the driver holds that the Processor has not
+	// accepted yet (application messages, before packing); Send answers
+	// ErrTryAgain when they reach the driver's bounds.
+	Messages uint64 `json:"send_queue_messages"`
+	Bytes    uint64 `json:"send_queue_bytes"`
+	// Frames the Processor accepted that wait for the token.
+	Frames uint64 `json:"srp_queue_frames"`
+	// Ring is the flow-control backlog of the whole ring: the sum of
+	// every member's queue as the token carried it when this node last
+	// forwarded it (the token's backlog field).
+	Ring uint64 `json:"ring"`
+}
+
 // Status is a snapshot of the ring for operators.
 type Status struct {
 	Node     NodeID
@@ -133,6 +154,7 @@ type Status struct {
 	State    State
 	Members  []NodeID
 	Counters Counters
+	Backlog  Backlog
 }
 
 // Events receives the ordered output of the ring. The ring calls it from a

@@ -13,7 +13,9 @@
 //	            counter of totem.Counters (read by their JSON names, so a
 //	            counter added there appears here without a change):
 //	            rejected_* and the authentication/malformed counts become
-//	            ring_datagrams_rejected_total{reason}
+//	            ring_datagrams_rejected_total{reason}; the flow-control
+//	            levels of totem.Backlog (send queue, srp queue, ring
+//	            backlog) are gauges
 //	delivery_latency_seconds   histogram, this node's own messages
 //	cpg_*       groups, members per group, messages, TRY_AGAIN answers
 //	quorum_*    quorate, votes by type, per-member votes
@@ -121,6 +123,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(name("ring", "state"), "Protocol state of the local processor (1 for the current state).", 1, "state", string(r.State))
 	counter(name("ring", "membership_changes_total"), "Regular configurations (new rings) delivered since ringd started.", s.MembershipChanges)
 	ringCounters(r.Counters, counter, gauge)
+	gauge(name("ring", "send_queue_messages"), "Messages queued by this node that the protocol has not taken yet (Send answers TRY_AGAIN at 8192).", float64(r.Backlog.Messages))
+	gauge(name("ring", "send_queue_bytes"), "Bytes of those messages (TRY_AGAIN at 8 MiB).", float64(r.Backlog.Bytes))
+	gauge(name("ring", "srp_queue_frames"), "Frames the protocol took from this node that wait for the token.", float64(r.Backlog.Frames))
+	gauge(name("ring", "backlog"), "Flow-control backlog of the whole ring: every member's queued frames, as the token carried them when this node last forwarded it.", float64(r.Backlog.Ring))
 
 	// --- cpg ---
 	gauge(name("cpg", "groups"), "CPG groups with at least one member.", float64(len(s.CPGGroups)))

@@ -50,7 +50,8 @@ func TestCollector(t *testing.T) {
 	snap := Snapshot{
 		Node: 1, Address: "10.0.0.1",
 		Ring: totem.Status{Ring: totem.RingID{Rep: 1, Seq: 0x1c}, State: totem.StateOperational, Members: []totem.NodeID{1, 2, 3},
-			Counters: totem.Counters{TokenRotation: 40, AuthFailures: 2, Replayed: 5, DatagramsIn: 100}},
+			Counters: totem.Counters{TokenRotation: 40, AuthFailures: 2, Replayed: 5, DatagramsIn: 100, BytesOut: 4096},
+			Backlog:  totem.Backlog{Messages: 3, Bytes: 300, Frames: 2, Ring: 7}},
 		MembershipChanges: 3,
 		Quorum: &vqwire.Status{Quorate: true, ExpectedVotes: 3, TotalVotes: 3, Quorum: 2,
 			Members: []vqwire.Member{{NodeID: 1, Votes: 1, Name: "n1"}, {NodeID: 2, Votes: 2, Name: "n2", NotCounted: true}}},
@@ -64,6 +65,11 @@ func TestCollector(t *testing.T) {
 	assert.Equal(t, 1.0, sample(t, fams, "ringmaster_rings", map[string]string{"ring_id": "1.1c", "address": "10.0.0.1", "number": "0"}).Gauge.GetValue())
 	assert.Equal(t, 40.0, sample(t, fams, "ringmaster_ring_token_rotations_total", nil).Counter.GetValue())
 	assert.Equal(t, 100.0, sample(t, fams, "ringmaster_ring_datagrams_in_total", nil).Counter.GetValue())
+	assert.Equal(t, 4096.0, sample(t, fams, "ringmaster_ring_bytes_out_total", nil).Counter.GetValue())
+	assert.Equal(t, 3.0, sample(t, fams, "ringmaster_ring_send_queue_messages", nil).Gauge.GetValue())
+	assert.Equal(t, 300.0, sample(t, fams, "ringmaster_ring_send_queue_bytes", nil).Gauge.GetValue())
+	assert.Equal(t, 2.0, sample(t, fams, "ringmaster_ring_srp_queue_frames", nil).Gauge.GetValue())
+	assert.Equal(t, 7.0, sample(t, fams, "ringmaster_ring_backlog", nil).Gauge.GetValue())
 	assert.Equal(t, 2.0, sample(t, fams, "ringmaster_ring_datagrams_rejected_total", map[string]string{"reason": "auth"}).Counter.GetValue())
 	assert.Equal(t, 5.0, sample(t, fams, "ringmaster_ring_datagrams_rejected_total", map[string]string{"reason": "replay"}).Counter.GetValue())
 	assert.Nil(t, fams["ringmaster_ring_auth_failures_total"], "rejections only by reason")

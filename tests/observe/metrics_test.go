@@ -159,11 +159,18 @@ func TestMetricsScrape(t *testing.T) {
 	for _, name := range []string{
 		"ringmaster_ring_token_rotations_total", "ringmaster_ring_datagrams_in_total",
 		"ringmaster_ring_datagrams_out_total", "ringmaster_ring_messages_in_total",
+		"ringmaster_ring_bytes_in_total", "ringmaster_ring_bytes_out_total",
 	} {
 		v, ok := value(fams, name)
 		assert.True(t, ok && v > 0, "%s = %v (present %v), want > 0", name, v, ok)
 	}
-	for _, name := range []string{"ringmaster_ring_token_losses_total", "ringmaster_ring_retransmits_total", "ringmaster_cpg_try_again_total"} {
+	din, _ := value(fams, "ringmaster_ring_datagrams_in_total")
+	bin, _ := value(fams, "ringmaster_ring_bytes_in_total")
+	assert.GreaterOrEqual(t, bin, 30*din, "bytes in: at least the envelope of every datagram")
+	for _, name := range []string{
+		"ringmaster_ring_token_losses_total", "ringmaster_ring_retransmits_total", "ringmaster_cpg_try_again_total",
+		"ringmaster_ring_send_queue_messages", "ringmaster_ring_send_queue_bytes", "ringmaster_ring_srp_queue_frames", "ringmaster_ring_backlog",
+	} {
 		_, ok := value(fams, name)
 		assert.True(t, ok, "%s missing", name)
 	}

@@ -86,8 +86,13 @@
 // Counters combines the Processor's (retransmits, token losses, gathers,
 // rotations, malformed) with the driver's: DatagramsIn/Out count datagrams
 // received from and handed to the network (a udpu broadcast to n nodes is n
-// datagrams), MessagesIn/Out count application messages (after reassembly
-// / before packing), and Malformed adds pg frames that did not decode.
+// datagrams) and BytesIn/Out their sealed size (BytesOut as the
+// transport counts it: transport.ByteCounter), MessagesIn/Out count
+// application messages (after reassembly / before packing), and Malformed
+// adds pg frames that did not decode. Status also carries the levels of
+// flow control (totem.Backlog): the send queue (messages and bytes not yet
+// taken by the Processor), the Processor's frames waiting for the token,
+// and the ring-wide backlog the token carried.
 // Datagrams dropped before the Processor saw them are counted by reason:
 // AuthFailures, Replayed, UnknownNode, BadAddress, OutOfRange (plus srp's)
 // and Malformed (plus srp's and pg's); see filter.go for the checks and

@@ -159,6 +159,7 @@ type Ring struct {
 	status atomic.Pointer[totem.Status]
 
 	dgIn, dgOut, msgsOut, msgsIn, pgMalformed, sendErrs atomic.Uint64
+	bytesIn                                             atomic.Uint64
 }
 
 // New validates cfg, opens the transport and loads the persisted ring
@@ -342,11 +343,15 @@ func (r *Ring) Send(service, id uint16, g totem.Guarantee, payload []byte) error
 }
 
 // Status returns the last snapshot taken by Run (at most statusEvery old,
-// and fresh after every configuration change).
+// and fresh after every configuration change), with the counters and the
+// send queue as they are now.
 func (r *Ring) Status() totem.Status {
 	s := *r.status.Load()
 	s.Members = slices.Clone(s.Members)
 	s.Counters = r.Counters()
+	r.qmu.Lock()
+	s.Backlog.Messages, s.Backlog.Bytes = uint64(r.qmsgs), uint64(r.qbytes)
+	r.qmu.Unlock()
 	return s
 }
 
@@ -356,6 +361,10 @@ func (r *Ring) Counters() totem.Counters {
 	c := r.status.Load().Counters
 	c.DatagramsIn = r.dgIn.Load()
 	c.DatagramsOut = r.dgOut.Load()
+	c.BytesIn = r.bytesIn.Load()
+	if bc, ok := r.tr.(transport.ByteCounter); ok {
+		c.BytesOut = bc.SentBytes()
+	}
 	c.AuthFailures = r.rej.get(rejectAuth)
 	c.Replayed = r.rej.get(rejectReplay)
 	c.UnknownNode = r.rej.get(rejectUnknownNode)
@@ -566,9 +575,10 @@ func (r *Ring) read(rc transport.Receiver, busy *atomic.Int32) error {
 			return fmt.Errorf("receive: %w", err)
 		}
 		b.pts = b.pts[:0]
-		dgs := 0
+		dgs, bytes := 0, 0
 		for i := range n {
 			m := &b.msgs[i]
+			bytes += m.N
 			if m.Truncated {
 				// Bigger than any datagram we send: not ours. Counted
 				// as an authentication failure by Open.
@@ -592,6 +602,7 @@ func (r *Ring) read(rc transport.Receiver, busy *atomic.Int32) error {
 			}
 		}
 		r.dgIn.Add(uint64(dgs))
+		r.bytesIn.Add(uint64(bytes))
 		if len(b.pts) == 0 {
 			if busy != nil {
 				busy.Add(-1)

@@ -270,6 +270,10 @@ func exercise(t *testing.T, cfgs []Config) {
 	if st.Counters.AuthFailures != 0 {
 		t.Fatalf("auth failures: %+v", st.Counters)
 	}
+	// Every datagram carries at least the envelope's header.
+	if cn := st.Counters; cn.BytesIn < 30*cn.DatagramsIn || cn.BytesOut < 30*cn.DatagramsOut {
+		t.Fatalf("bytes: %+v", cn)
+	}
 	// No genuine datagram is taken for a replay or rejected otherwise
 	// (udp: the multicast and unicast sockets' readers reorder a
 	// sender's datagrams; the replay window must absorb that).
@@ -624,5 +628,23 @@ func underLoad(t *testing.T) {
 		if tl := c.rings[id].Counters().TokenLosses; tl != 0 {
 			t.Errorf("node %d: %d token losses", id, tl)
 		}
+	}
+}
+
+// TestStatusSendQueue: Status shows the messages Send queued that the
+// Processor has not taken yet (here: Run never started).
+func TestStatusSendQueue(t *testing.T) {
+	r, err := New(memConfigs(t, 1, "none")[0], newRecorder(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := range 3 {
+		if err := r.Send(7, uint16(i), totem.Agreed, make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := r.Status().Backlog; b.Messages != 3 || b.Bytes != 300 {
+		t.Fatalf("backlog %+v, want 3 messages, 300 bytes", b)
 	}
 }

@@ -83,4 +83,5 @@ func (p *Processor) updateFlow(t *wire.Token, sent, queued int) {
 	t.FCC = uint32(min(max(int(t.FCC)-p.lastFcc+sent, 0), 1<<31))
 	t.Backlog = uint32(min(max(int(t.Backlog)-p.lastBacklog+queued, 0), 1<<31))
 	p.lastFcc, p.lastBacklog = sent, queued
+	p.ringBacklog = t.Backlog
 }

@@ -80,6 +80,7 @@ type Processor struct {
 	prevInAru   uint64     // token aru as received at the previous visit
 	lastFcc     int        // messages I sent at my previous visit
 	lastBacklog int        // my queue length reported at my previous visit
+	ringBacklog uint32     // the token's backlog as I last forwarded it (Status)
 	idleVisits  int        // consecutive visits with nothing happening
 	aruStuck    int        // visits my aru stayed below seq without moving
 	lastAru     uint64     // my aru at the previous visit
@@ -385,6 +386,7 @@ func (p *Processor) Status() totem.Status {
 		State:    p.state,
 		Members:  slices.Clone(p.members),
 		Counters: p.counters,
+		Backlog:  totem.Backlog{Frames: uint64(p.queueLen()), Ring: uint64(p.ringBacklog)},
 	}
 }
 

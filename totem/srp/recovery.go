@@ -246,7 +246,7 @@ func (p *Processor) resetVisits() {
 	p.lastTokSeq = 0
 	p.havePrev = false
 	p.prevInSeq, p.prevInAru = 0, 0
-	p.lastFcc, p.lastBacklog = 0, 0
+	p.lastFcc, p.lastBacklog, p.ringBacklog = 0, 0, 0
 	p.idleVisits, p.aruStuck, p.lastAru = 0, 0, 0
 	p.holding = false
 	p.lastFwdAt, p.fwdSpinning, p.fwdSeq, p.lastSentSeq = 0, false, 0, 0

@@ -202,3 +202,42 @@ func seedStream(tb testing.TB) []byte {
 	}
 	return stream
 }
+
+// TestStatusBacklog: Status shows the frames waiting for the token and the
+// ring-wide backlog the token carried, and both drain to zero.
+func TestStatusBacklog(t *testing.T) {
+	c := sim.New(sim.Config{Nodes: []totem.NodeID{1, 2, 3}, Seed: 5, Timings: srp.DefaultTimings(300 * time.Millisecond),
+		Net: sim.Net{Latency: 100 * time.Microsecond, FIFO: true}, MaxQueue: 1000})
+	c.RunFor(200 * time.Millisecond)
+	if !c.Converged() {
+		t.Fatal("no ring")
+	}
+	const n = 400 // several windows (window_size 50)
+	for range n {
+		if c.Send(1, totem.Agreed) == 0 {
+			t.Fatal("try again")
+		}
+	}
+	// A node holding the (idle) token may send some at once.
+	if got := c.Node(1).P.Status().Backlog.Frames; got < n-50 || got > n {
+		t.Fatalf("frames queued %d, want about %d", got, n)
+	}
+	var ring uint64
+	for range 2000 {
+		c.RunFor(100 * time.Microsecond)
+		for _, id := range []totem.NodeID{2, 3} {
+			ring = max(ring, c.Node(id).P.Status().Backlog.Ring)
+		}
+	}
+	if ring == 0 {
+		t.Error("the other nodes never saw node 1's backlog on the token")
+	}
+	for _, nd := range c.Nodes {
+		if b := nd.P.Status().Backlog; b != (totem.Backlog{}) {
+			t.Errorf("n%d backlog %+v after draining", nd.ID, b)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+}

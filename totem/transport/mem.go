@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"ringmaster/totem"
 )
@@ -73,9 +74,14 @@ type Mem struct {
 	q    chan []byte
 	done chan struct{}
 	once sync.Once
+
+	sentBytes atomic.Uint64
 }
 
-var _ Transport = (*Mem)(nil)
+var (
+	_ Transport   = (*Mem)(nil)
+	_ ByteCounter = (*Mem)(nil)
+)
 
 // Send copies each datagram into the queue of its destination(s).
 func (m *Mem) Send(pkts []Packet) (int, error) {
@@ -86,28 +92,32 @@ func (m *Mem) Send(pkts []Packet) (int, error) {
 	}
 	m.net.mu.RLock()
 	defer m.net.mu.RUnlock()
-	sent := 0
+	sent, bytes := 0, 0
 	for _, p := range pkts {
+		sent++
+		bytes += len(p.Data)
 		if p.To == Broadcast {
 			for _, dst := range m.net.nodes {
 				if dst != m {
 					m.deliver(dst, p.Data)
 				}
 			}
-			sent++
 			continue
 		}
 		dst, ok := m.net.nodes[p.To]
 		if !ok {
 			// Like UDP to a dead node: silently lost.
-			sent++
 			continue
 		}
 		m.deliver(dst, p.Data)
-		sent++
 	}
+	m.sentBytes.Add(uint64(bytes))
 	return sent, nil
 }
+
+// SentBytes is the total size of the datagrams Send took (a broadcast
+// counts once, as in Send's count).
+func (m *Mem) SentBytes() uint64 { return m.sentBytes.Load() }
 
 func (m *Mem) deliver(dst *Mem, data []byte) {
 	if f := m.net.filter; f != nil && !f(m.id, dst.id) {

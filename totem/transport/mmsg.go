@@ -158,9 +158,8 @@ func (w *mmsgWriter) build(from int) {
 // datagrams were sent and the last such error, or ErrClosed. If the
 // kernel refuses segmentation, the rest goes out one datagram per message
 // and segmentation stays off.
-func (w *mmsgWriter) send() (int, error) {
+func (w *mmsgWriter) send() (sent, bytes int, err error) {
 	var lastErr error
-	sent := 0
 	w.build(0)
 	w.n = len(w.slots)
 	for w.off = 0; w.off < w.n; {
@@ -168,9 +167,9 @@ func (w *mmsgWriter) send() (int, error) {
 		if err := w.rc.Write(w.fn); err != nil {
 			w.clear()
 			if errors.Is(err, net.ErrClosed) {
-				return sent, ErrClosed
+				return sent, bytes, ErrClosed
 			}
-			return sent, err
+			return sent, bytes, err
 		}
 		switch {
 		case w.errno == unix.EINTR:
@@ -186,12 +185,15 @@ func (w *mmsgWriter) send() (int, error) {
 		default:
 			for _, s := range w.slots[w.off : w.off+w.k] {
 				sent += s.n
+				for _, p := range w.parts[s.first : s.first+s.n] {
+					bytes += len(p)
+				}
 			}
 			w.off += w.k
 		}
 	}
 	w.clear()
-	return sent, lastErr
+	return sent, bytes, lastErr
 }
 
 // split turns slots[from:] into one message per datagram.

@@ -97,6 +97,13 @@ type Transport interface {
 	Close() error
 }
 
+// ByteCounter is implemented by transports that count the bytes they send:
+// the total size of the datagrams Send's count covers, for the ring's
+// bytes_out counter.
+type ByteCounter interface {
+	SentBytes() uint64
+}
+
 // Backlogger is implemented by transports that can tell whether datagrams
 // are waiting in the kernel (or queue) that no Recv has returned yet. The
 // driver asks before it lets a timer declare the token lost, so that a

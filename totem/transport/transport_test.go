@@ -325,6 +325,10 @@ func TestUDPUSegmented(t *testing.T) {
 	if n, err := trs[0].Send(pkts); err != nil || n != 2*50+1 {
 		t.Fatalf("Send: %d, %v", n, err)
 	}
+	// hello to two peers, then 49×1400+700 to each and the token.
+	if got, want := trs[0].SentBytes(), uint64(2*5+2*(49*1400+700)+5); got != want {
+		t.Errorf("SentBytes %d, want %d", got, want)
+	}
 	coalesced := 0
 	for k, u := range trs[1:] {
 		want := 50

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/net/ipv4"
@@ -60,9 +61,14 @@ type UDP struct {
 
 	// Send scratch, reused: Send is called by one goroutine at a time.
 	w mmsgWriter
+	// sentBytes is read by any goroutine (SentBytes).
+	sentBytes atomic.Uint64
 }
 
-var _ Transport = (*UDP)(nil)
+var (
+	_ Transport   = (*UDP)(nil)
+	_ ByteCounter = (*UDP)(nil)
+)
 
 // NewUDPU opens the udpu transport: one socket bound to cfg.Bind, and every
 // broadcast sent once to each peer.
@@ -378,12 +384,16 @@ func (u *UDP) Send(pkts []Packet) (int, error) {
 			}
 		}
 	}
-	sent, err := u.w.send()
+	sent, bytes, err := u.w.send()
+	u.sentBytes.Add(uint64(bytes))
 	if err != nil {
 		lastErr = err
 	}
 	return sent, lastErr
 }
+
+// SentBytes is the total size of the datagrams Send handed to the kernel.
+func (u *UDP) SentBytes() uint64 { return u.sentBytes.Load() }
 
 // Backlog reports whether a datagram waits in a socket's receive queue
 // (SIOCINQ: for UDP, the size of the next datagram).
