@@ -71,7 +71,13 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 			ci.min = n
 		}
 	}
-	switch {
+	if ci.unique && hasLSB(cr.Children[0]) {
+		// LSB services cannot run more than once per node, so a clone of
+		// one is forced anonymous: one instance per node, at most as many
+		// instances as nodes (Pacemaker logs "Ignoring globally-unique").
+		ci.unique = false
+		ci.nodeMax = 1
+		ci.max = min(ci.max, len(s.nodes))
 	}
 	// Clones default to a stickiness of 1 (unless resource defaults or the
 	// clone set one), so that instances stay where they run.
@@ -88,6 +94,19 @@ func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
 		}
 	}
 	return nil
+}
+
+// hasLSB reports whether r is, or is a group containing, an LSB primitive.
+func hasLSB(r *cib.Resource) bool {
+	if strings.EqualFold(r.Class, "lsb") {
+		return true
+	}
+	for _, c := range r.Children {
+		if hasLSB(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // newInstance creates the clone's next instance (pe__create_clone_child).

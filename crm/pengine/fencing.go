@@ -170,12 +170,9 @@ func (s *scheduler) handleConfigChanges() {
 				continue
 			}
 			// pcmk__rscs_matching_id: every primitive with that id or
-			// history name (anonymous clone instances share one); an
-			// instance is checked only where it is active.
+			// history name (anonymous clone instances share one).
 			for _, r := range s.rscsMatchingID(lr.ID()) {
-				if r.isRunningOn(n) || !isAnonInstance(r) {
-					s.checkActionsFor(lr, r, n)
-				}
+				s.checkActionsFor(lr, r, n)
 			}
 		}
 	}
