@@ -127,10 +127,7 @@ var fencerParams = map[string]bool{"priority": true, "stonith-timeout": true, "p
 // IsFenceDevice reports whether a CIB resource is a fence device: a
 // primitive of class stonith, or of class builtin with a fence-* type.
 func IsFenceDevice(r *cib.Resource) bool {
-	if r == nil || r.IsGroup() {
-		return false
-	}
-	return r.Class == "stonith" || (r.Class == "builtin" && strings.HasPrefix(r.Type, "fence-"))
+	return r != nil && r.IsFenceDevice()
 }
 
 // AgentName is the agent a fence primitive runs: the type for class

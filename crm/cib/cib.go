@@ -132,6 +132,14 @@ type Resource struct {
 // IsGroup reports whether r is a group.
 func (r *Resource) IsGroup() bool { return r.Kind == "group" }
 
+// IsFenceDevice reports whether r is a fence device: class stonith (a
+// fence-agents executable), or one of ringmaster's built-in fence agents
+// (class builtin, type fence-*), which the scheduler treats as Pacemaker
+// treats class stonith.
+func (r *Resource) IsFenceDevice() bool {
+	return r.Kind != "group" && !r.IsClone() && (r.Class == "stonith" || r.Class == "builtin" && strings.HasPrefix(r.Type, "fence-"))
+}
+
 // IsClone reports whether r is a clone (<clone>, or <master>: a promotable
 // clone in the older syntax). Its only child is the primitive or group that
 // is cloned.

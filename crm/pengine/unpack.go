@@ -435,7 +435,7 @@ func (s *scheduler) unpackResource(cr *cib.Resource, parent *resource) (*resourc
 			r.migrationThreshold = 1
 		}
 	}
-	if cr.Class == "stonith" {
+	if cr.IsFenceDevice() {
 		s.haveStonithResource = true
 		r.set(rscFenceDevice)
 		if strings.EqualFold(r.meta["provides"], "unfencing") {
