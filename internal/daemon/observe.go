@@ -32,25 +32,33 @@ import (
 // event log (ringctl events), the metrics and the status page on the
 // [metrics] listener. It reads the node; it changes nothing.
 type observer struct {
-	d       *Daemon
-	events  *events.Log
-	latency *metrics.Latency
-	ipc     metrics.IPCTotals
+	d        *Daemon
+	events   *events.Log
+	latency  *metrics.Latency
+	activity *metrics.Activity
+	ipc      metrics.IPCTotals
 
 	// Set at registration, read at scrape time under the executive's
 	// lock (exec.Do).
 	cpg *cpg.Service
 	vq  *votequorum.Service
 
-	// Under the executive's lock (ConfChange, quorum hooks).
+	// Under the executive's lock (ConfChange, quorum hooks, scrapes).
 	prevMembers []totem.NodeID
 	lastQuorum  *vqwire.Status
+	// The configuration version (admin_epoch, epoch) a scrape last saw
+	// and when it first saw it (crm_config_last_change).
+	configVer  [2]int64
+	configSeen time.Time
 
 	memberships atomic.Uint64
 }
 
 func newObserver(d *Daemon) *observer {
-	return &observer{d: d, events: events.New(events.DefaultCapacity, d.log.Named("events")), latency: metrics.NewLatency()}
+	o := &observer{d: d, events: events.New(events.DefaultCapacity, d.log.Named("events")), latency: metrics.NewLatency(),
+		activity: metrics.NewActivity()}
+	o.events.OnRecord(o.activity.Observe)
+	return o
 }
 
 // Events is the node's event log.
@@ -198,6 +206,16 @@ func (o *observer) snapshot() metrics.Snapshot {
 			st := o.vq.Status()
 			s.Quorum = &st
 		}
+		if d.crm != nil {
+			s.CRM = d.crm.metricsSnapshot(time.Now())
+			if s.CRM != nil {
+				v := s.CRM.Status.Version
+				if ver := [2]int64{v.AdminEpoch, v.Epoch}; o.configSeen.IsZero() || ver != o.configVer {
+					o.configVer, o.configSeen = ver, s.CRM.Now
+				}
+				s.CRM.ConfigSeen = o.configSeen
+			}
+		}
 	})
 	var live []ipc.ConnStat
 	if srv := d.ipcServer(); srv != nil {
@@ -241,6 +259,7 @@ func (o *observer) handler() http.Handler {
 	reg.MustRegister(
 		metrics.NewCollector(o.snapshot),
 		o.latency.Histogram(),
+		o.activity,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

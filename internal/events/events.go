@@ -103,6 +103,7 @@ type Log struct {
 	changed chan struct{}
 	log     *zap.Logger
 	now     func() time.Time
+	onRec   func(Event)
 }
 
 // New returns a log of capacity events (DefaultCapacity when <= 0) that
@@ -124,6 +125,15 @@ func (l *Log) SetClock(now func() time.Time) {
 	l.mu.Unlock()
 }
 
+// OnRecord sets f to see every event after it is recorded (the metrics
+// count them). f is called from the recording goroutine, possibly
+// concurrently, and must not block or record.
+func (l *Log) OnRecord(f func(Event)) {
+	l.mu.Lock()
+	l.onRec = f
+	l.mu.Unlock()
+}
+
 // Record implements Recorder.
 func (l *Log) Record(kind Kind, message string, fields Fields) {
 	l.mu.Lock()
@@ -138,9 +148,13 @@ func (l *Log) Record(kind Kind, message string, fields Fields) {
 	}
 	ch := l.changed
 	l.changed = make(chan struct{})
+	onRec := l.onRec
 	l.mu.Unlock()
 	close(ch)
 	l.log.Info(message, ZapFields(e)...)
+	if onRec != nil {
+		onRec(e)
+	}
 }
 
 // ZapFields are the log fields of an event: "event" (the kind) then its

@@ -20,6 +20,11 @@
 //	cpg_*       groups, members per group, messages, TRY_AGAIN answers
 //	quorum_*    quorate, votes by type, per-member votes
 //	ipc_*       connections and requests per service
+//	crm_*       the resource manager (crm.go): controller, configuration
+//	            version, nodes and resources by state, fail counts,
+//	            migration thresholds, location constraints, node
+//	            attributes; with Activity, transitions, operations and
+//	            fencing counted from the event log
 //
 // The names next to ha_cluster_exporter's are in the README ("Metrics").
 package metrics
@@ -58,6 +63,8 @@ type Snapshot struct {
 	CPG       cpg.Stats
 	CPGGroups []cpgwire.Group
 	IPC       []IPCService
+	// CRM is nil when the node runs no resource manager.
+	CRM *CRM
 }
 
 // IPCService is one IPC service's clients, summed over connections.
@@ -160,6 +167,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(name("quorum", "member_votes"), "Votes each member contributes to the current quorum (as ha_cluster_corosync_member_votes).", v,
 				"node_id", strconv.FormatUint(uint64(m.NodeID), 10), "node", m.Name, "local", strconv.FormatBool(m.NodeID == uint32(s.Node)))
 		}
+	}
+
+	// --- crm ---
+	if s.CRM != nil {
+		crmFamilies(s.CRM, counter, gauge)
 	}
 
 	// --- ipc ---

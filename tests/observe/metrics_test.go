@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +225,106 @@ func TestMetricsScrape(t *testing.T) {
 	assert.True(t, strings.HasSuffix(string(body), "# EOF\n"), "OpenMetrics ends with # EOF")
 	assert.Contains(t, string(body), "# TYPE ringmaster_ring_membership_changes counter")
 	assert.Contains(t, string(body), "ringmaster_ring_members 2")
+}
+
+const dummyTOML = `
+[cluster]
+stonith-enabled = false
+
+[rsc_defaults]
+migration-threshold = 3
+
+[[resource]]
+id = "d1"
+agent = "builtin:dummy"
+[[resource.op]]
+name = "monitor"
+interval = "500ms"
+`
+
+// TestMetricsResourceManager scrapes the resource manager's families on a
+// real cluster running one builtin:dummy resource (no root): nodes,
+// resources by state and node, the DC, stonith, transitions, operations,
+// then a fail count after the resource's state file is removed (its
+// monitor fails once and it recovers in place).
+func TestMetricsResourceManager(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Nodes: 3, Token: 300, Resources: "startup_wait = 2000"})
+	c.StartAll()
+	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
+	f := filepath.Join(c.Dir, "resources.toml")
+	require.NoError(t, os.WriteFile(f, []byte(dummyTOML), 0o644))
+	out, code := c.Ctl(1, "crm", "apply", "-f", f)
+	require.Equal(t, 0, code, out)
+
+	n1 := c.Node(1).Metrics
+	var on string // the node running d1
+	waitFor(t, "d1 active, three online nodes, n1 the DC", func() error {
+		fams, err := scrape(n1)
+		if err != nil {
+			return err
+		}
+		on = ""
+		for _, n := range []string{"n1", "n2", "n3"} {
+			if e := expect(fams, "ringmaster_crm_nodes", 1, "node", n, "status", "online", "type", "member"); e != nil {
+				return e
+			}
+			if v, _ := value(fams, "ringmaster_crm_resources", "resource", "d1", "node", n, "status", "active"); v == 1 {
+				on = n
+			}
+		}
+		if on == "" {
+			return fmt.Errorf("d1 not active anywhere yet")
+		}
+		for _, e := range []error{
+			expect(fams, "ringmaster_crm_resources", 1, "resource", "d1", "node", on, "role", "started", "managed", "true",
+				"agent", "builtin:dummy", "status", "active"),
+			expect(fams, "ringmaster_crm_resources", 0, "resource", "d1", "node", on, "status", "failed"),
+			expect(fams, "ringmaster_crm_nodes", 1, "node", "n1", "status", "dc"),
+			expect(fams, "ringmaster_crm_is_dc", 1),
+			expect(fams, "ringmaster_crm_stonith_enabled", 0),
+			expect(fams, "ringmaster_crm_migration_threshold", 3, "resource", "d1", "node", on),
+			expect(fams, "ringmaster_crm_fail_count", 0, "resource", "d1", "node", on),
+		} {
+			if e != nil {
+				return e
+			}
+		}
+		if v, _ := value(fams, "ringmaster_crm_transitions_total"); v < 1 {
+			return fmt.Errorf("crm_transitions_total = %v", v)
+		}
+		return nil
+	})
+	fams, err := scrape(n1)
+	require.NoError(t, err)
+	epoch, ok := value(fams, "ringmaster_crm_config_version", "part", "epoch")
+	assert.True(t, ok && epoch >= 1, "config epoch %v", epoch)
+	last, ok := value(fams, "ringmaster_crm_config_last_change")
+	assert.True(t, ok && last > 0, "config_last_change %v", last)
+
+	// The node running d1 counted its start, with a duration.
+	i := int(on[1] - '0')
+	fon, err := scrape(c.Node(i).Metrics)
+	require.NoError(t, err)
+	assert.NoError(t, expect(fon, "ringmaster_crm_operations_total", 1, "operation", "start", "result", "ok"))
+	n, _ := value(fon, "ringmaster_crm_operation_duration_seconds", "operation", "start")
+	assert.Equal(t, 1.0, n, "start durations observed")
+	assert.NoError(t, expect(fon, "ringmaster_crm_is_dc", 0.0+boolf(i == 1)))
+
+	// The monitor finds d1 gone: a fail count of 1 on that node, seen by
+	// every node (it is in the replicated CIB).
+	require.NoError(t, os.Remove(filepath.Join(c.Node(i).Dir, "run", "dummy-d1.state")))
+	waitFor(t, "fail count 1 for d1", func() error {
+		fams, err := scrape(c.Node(1 + i%3).Metrics)
+		if err != nil {
+			return err
+		}
+		return expect(fams, "ringmaster_crm_fail_count", 1, "resource", "d1", "node", on)
+	})
+}
+
+func boolf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
