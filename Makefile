@@ -11,7 +11,7 @@ TESTFLAGS ?= -timeout 20m
 PROGRESS  := $(GO) run ./internal/cmd/testprogress
 RACE_PKGS := ./ipc/... ./totem/... ./cpg/... ./votequorum/... ./confdb/... ./lrmd/... ./clients/... ./internal/... ./stonithd/...
 
-.PHONY: all build test test-race lint bench demo fuzz clean staticcheck
+.PHONY: all build test test-race lint bench demo fuzz clean staticcheck man
 
 all: build
 
@@ -44,5 +44,11 @@ fuzz:
 demo: build
 	@scripts/demo.sh
 
+## man: man pages of every ringctl command (section 8) into man/, generated
+## from the command tree (read one with: man -l man/ringctl-crm-status.8).
+man: build
+	rm -rf man
+	$(BIN)/ringctl man man
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) man

@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
 		newVersionCmd,
 		newEventsCmd,
 		newStonithCmd, newFenceHostCmd,
+		newManCmd,
 	} {
 		root.AddCommand(add(g))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -108,5 +109,30 @@ func TestConfigCheckJSON(t *testing.T) {
 	got.Valid, got.Errors = true, nil
 	if err == nil || json.Unmarshal([]byte(out), &got) != nil || got.Valid || len(got.Errors) == 0 || !strings.Contains(got.Errors[0], "bad.toml") {
 		t.Errorf("invalid file: %v %s", err, out)
+	}
+}
+
+// TestManPages: the hidden `man` command writes a page per command of the
+// tree (make man), and none for itself or cobra's hidden helpers.
+func TestManPages(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "man")
+	if out, err := runRingctl(t, "man", dir); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, page := range []string{"ringctl.8", "ringctl-status.8", "ringctl-crm-status.8", "ringctl-agent-meta.8", "ringctl-cmap-get.8", "ringctl-completion-bash.8"} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil {
+			t.Errorf("%s: %v", page, err)
+			continue
+		}
+		if !strings.Contains(string(b), ".TH \"RINGCTL\" \"8\"") || !strings.Contains(string(b), ".SH SYNOPSIS") {
+			t.Errorf("%s is not a man page:\n%.300s", page, b)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ringctl-man.8")); err == nil {
+		t.Error("the hidden man command has a page")
+	}
+	if _, err := runRingctl(t, "man"); err == nil {
+		t.Error("man without DIR: no error")
 	}
 }
