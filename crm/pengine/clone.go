@@ -550,12 +550,16 @@ func (s *scheduler) cloneCreateActions(r *resource) {
 	if active || starting {
 		started.set(actRunnable)
 	}
-	s.cloneNotifPseudoOps(r, taskStart, start, started)
+	startN := s.cloneNotifPseudoOps(r, taskStart, start, started)
 	stop := pseudo(taskStop, !stopping, true)
 	stopped := pseudo(taskStopped, !stopping, true)
-	s.cloneNotifPseudoOps(r, taskStop, stop, stopped)
+	stopN := s.cloneNotifPseudoOps(r, taskStop, stop, stopped)
+	if startN != nil && stopN != nil {
+		// Stop notifications are all done before start notifications.
+		s.orderActions(stopN.postDone, startN.pre, orderOptional)
+	}
 	if r.clone.promotable {
-		s.createPromotableActions(r)
+		s.createPromotableActions(r, startN, stopN)
 	}
 }
 
@@ -716,7 +720,15 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 	var started, promoted, unpromoted []*node
 	active := 0
 	for _, c := range children {
-		if len(c.runningOn) > 0 {
+		// Only fully active instances count against clone-max for the
+		// Stopped list (a partially active cloned group does not).
+		fully := len(c.runningOn) > 0
+		for _, m := range c.children {
+			if len(m.runningOn) == 0 {
+				fully = false
+			}
+		}
+		if fully {
 			active++
 		}
 		activeHere := len(c.runningOn) > 0

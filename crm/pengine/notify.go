@@ -92,7 +92,16 @@ func (s *scheduler) createNotifications() {
 		for _, c := range r.children {
 			walk(c)
 		}
-		if !r.isClone || r.clone == nil || !r.clone.notify {
+		if !r.isClone || r.clone == nil {
+			return
+		}
+		// clone_expand: settle the clone's own actions from its
+		// instances' (a notification counts as the action it is about)
+		// before deciding who gets notified.
+		for _, a := range r.actions {
+			s.actionFlags(a, nil)
+		}
+		if !r.clone.notify {
 			return
 		}
 		for _, nd := range r.clone.notifs {
@@ -112,6 +121,11 @@ func (s *scheduler) createNotifications() {
 // starts, stops, promotes and demotes where.
 func (s *scheduler) collectNotifyData(r *resource, nd *notifyData) {
 	for _, c := range r.children {
+		if len(c.children) > 0 {
+			// A cloned group's members are listed one by one.
+			s.collectNotifyData(c, nd)
+			continue
+		}
 		var cur *node
 		if len(c.runningOn) > 0 {
 			cur = c.runningOn[0]

@@ -369,7 +369,7 @@ func (s *scheduler) promotableColocation(dep, pri *resource, c *colocation) {
 // createPromotableActions is create_promotable_actions: the clone's
 // promote/promoted/demote/demoted pseudo actions; the instances get back
 // the clone's priority, which their promotion priority had replaced.
-func (s *scheduler) createPromotableActions(r *resource) {
+func (s *scheduler) createPromotableActions(r *resource, startN, stopN *notifyData) {
 	promoting, demoting := false, false
 	for _, c := range r.children {
 		for _, a := range leafActions(c) {
@@ -391,10 +391,19 @@ func (s *scheduler) createPromotableActions(r *resource) {
 	}
 	promote := pseudo(taskPromote, !promoting)
 	promoted := pseudo(taskPromoted, !promoting)
-	s.cloneNotifPseudoOps(r, taskPromote, promote, promoted)
+	promoteN := s.cloneNotifPseudoOps(r, taskPromote, promote, promoted)
 	demote := pseudo(taskDemote, !demoting)
 	demoted := pseudo(taskDemoted, !demoting)
-	s.cloneNotifPseudoOps(r, taskDemote, demote, demoted)
+	demoteN := s.cloneNotifPseudoOps(r, taskDemote, demote, demoted)
+	if promoteN != nil && demoteN != nil {
+		// Notifications go in the order of the actions: demote, then
+		// stop and start, then promote.
+		s.orderActions(stopN.postDone, promoteN.pre, orderOptional)
+		s.orderActions(startN.postDone, promoteN.pre, orderOptional)
+		s.orderActions(demoteN.postDone, promoteN.pre, orderOptional)
+		s.orderActions(demoteN.postDone, startN.pre, orderOptional)
+		s.orderActions(demoteN.postDone, stopN.pre, orderOptional)
+	}
 	for _, c := range r.children {
 		c.priority = r.priority
 	}
