@@ -17,6 +17,7 @@ type netns struct {
 	prefix string
 	n      int
 	subnet int
+	hosts  []string
 }
 
 func newNetns(t testing.TB, n int) *netns {
@@ -71,7 +72,12 @@ func (nw *netns) run(args ...string) {
 }
 
 func (nw *netns) close() {
+	for _, h := range nw.hosts {
+		killNS(h)
+		_ = exec.Command("ip", "netns", "del", h).Run()
+	}
 	for i := 1; i <= nw.n; i++ {
+		killNS(nw.ns(i))
 		_ = exec.Command("ip", "netns", "del", nw.ns(i)).Run()
 	}
 	_ = exec.Command("ip", "netns", "del", nw.prefix+"h").Run()
@@ -115,4 +121,46 @@ func (c *Cluster) SetLoss(i, percent int) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		c.t.Fatalf("nft loss rule in %s: %v\n%s", ns, err, out)
 	}
+}
+
+// killNS kills every process in namespace ns.
+func killNS(ns string) {
+	out, _ := exec.Command("ip", "netns", "pids", ns).Output()
+	for _, p := range strings.Fields(string(out)) {
+		_ = exec.Command("kill", "-9", p).Run()
+	}
+}
+
+// AddHost adds namespace number k (1..50) on the cluster's bridge that runs
+// no ringd: a client or a real server. Its address is 10.S.0.(200+k) in the
+// nodes' subnet. It is deleted, with its processes, on Close.
+func (c *Cluster) AddHost(k int) (ns, addr string) {
+	c.t.Helper()
+	nw := c.net
+	if nw == nil {
+		c.t.Fatal("AddHost needs a namespaced cluster")
+	}
+	ns = fmt.Sprintf("%sx%d", nw.prefix, k)
+	addr = fmt.Sprintf("10.%d.0.%d", nw.subnet, 200+k)
+	hub := nw.prefix + "h"
+	nw.run("ip", "netns", "add", ns)
+	nw.hosts = append(nw.hosts, ns)
+	nw.run("ip", "-n", ns, "link", "set", "lo", "up")
+	nw.run("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", fmt.Sprintf("x%d", k), "netns", hub)
+	nw.run("ip", "-n", hub, "link", "set", fmt.Sprintf("x%d", k), "master", "br0")
+	nw.run("ip", "-n", hub, "link", "set", fmt.Sprintf("x%d", k), "up")
+	nw.run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", "eth0")
+	nw.run("ip", "-n", ns, "link", "set", "eth0", "up")
+	return ns, addr
+}
+
+// PowerOffCommand is a shell command for builtin:fence-script that "powers
+// off" a namespaced node: it kills every process in the node's namespace
+// (ringd, the agents' daemons), which also releases the node's mounts.
+// The node is named by the script's FENCE_TARGET (nI).
+func (c *Cluster) PowerOffCommand() string {
+	if c.net == nil {
+		c.t.Fatal("PowerOffCommand needs a namespaced cluster")
+	}
+	return fmt.Sprintf(`case "$FENCE_ACTION" in off|reboot) ip netns pids %s"$FENCE_TARGET" | xargs -r kill -9;; esac; exit 0`, c.net.prefix)
 }
