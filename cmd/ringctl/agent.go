@@ -65,9 +65,10 @@ func writeJSON(w io.Writer, v any) error {
 
 func newAgentListCmd(g *globals, p *agentPaths) *cobra.Command {
 	return &cobra.Command{
-		Use:   "list [CLASS]",
-		Short: "List installed agents (classes: ocf, lsb, builtin)",
-		Args:  cobra.MaximumNArgs(1),
+		Use:               "list [CLASS]",
+		Short:             "List installed agents (classes: ocf, lsb, builtin)",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeClass,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			reg, err := p.registry()
 			if err != nil {
@@ -105,9 +106,10 @@ func newAgentListCmd(g *globals, p *agentPaths) *cobra.Command {
 
 func newAgentMetaCmd(g *globals, p *agentPaths) *cobra.Command {
 	return &cobra.Command{
-		Use:   "meta AGENT",
-		Short: "Print an agent's OCF meta-data (XML, or a summary with --json)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "meta AGENT",
+		Short:             "Print an agent's OCF meta-data (XML, or a summary with --json)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: p.completeAgent,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := lrmd.ParseAgent(args[0])
 			if err != nil {
@@ -201,7 +203,8 @@ on start; continuous health checking needs the lrmd daemon.`,
   ringctl agent exec builtin:vip start --param ip=192.0.2.10 --param cidr_netmask=24
   ringctl agent exec builtin:lvs start --param vip=192.0.2.10 --param port=80 \
       --param scheduler=rr --param realservers=10.0.0.2:8080,10.0.0.3:8080`,
-		Args: cobra.ExactArgs(2),
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: p.completeAgent,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pm, err := parseAssignments("param", params)
 			if err != nil {

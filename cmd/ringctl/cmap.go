@@ -26,9 +26,10 @@ func newCmapCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(
 		&cobra.Command{
-			Use:   "get KEY",
-			Short: "Print one key",
-			Args:  cobra.ExactArgs(1),
+			Use:               "get KEY",
+			Short:             "Print one key",
+			Args:              cobra.ExactArgs(1),
+			ValidArgsFunction: completeCmapKey(g),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return withCmap(cmd, g, func(ctx context.Context, c *cdbc.Client) error {
 					e, err := c.Get(ctx, args[0])
@@ -40,9 +41,10 @@ func newCmapCmd(g *globals) *cobra.Command {
 			},
 		},
 		&cobra.Command{
-			Use:   "set KEY TYPE VALUE",
-			Short: "Write a key (TYPE: u8 u16 u32 u64 i8 i16 i32 i64 flt dbl str bin; bin in hex)",
-			Args:  cobra.ExactArgs(3),
+			Use:               "set KEY TYPE VALUE",
+			Short:             "Write a key (TYPE: u8 u16 u32 u64 i8 i16 i32 i64 flt dbl str bin; bin in hex)",
+			Args:              cobra.ExactArgs(3),
+			ValidArgsFunction: completeCmapKey(g),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				t, err := wire.ParseType(args[1])
 				if err != nil {
@@ -61,9 +63,10 @@ func newCmapCmd(g *globals) *cobra.Command {
 			},
 		},
 		&cobra.Command{
-			Use:   "delete KEY",
-			Short: "Delete a key",
-			Args:  cobra.ExactArgs(1),
+			Use:               "delete KEY",
+			Short:             "Delete a key",
+			Args:              cobra.ExactArgs(1),
+			ValidArgsFunction: completeCmapKey(g),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return withCmap(cmd, g, func(ctx context.Context, c *cdbc.Client) error {
 					if err := c.Delete(ctx, args[0]); err != nil {
@@ -74,9 +77,10 @@ func newCmapCmd(g *globals) *cobra.Command {
 			},
 		},
 		&cobra.Command{
-			Use:   "list [PREFIX]",
-			Short: "Print the keys under PREFIX (all without one)",
-			Args:  cobra.MaximumNArgs(1),
+			Use:               "list [PREFIX]",
+			Short:             "Print the keys under PREFIX (all without one)",
+			Args:              cobra.MaximumNArgs(1),
+			ValidArgsFunction: completeCmapKey(g),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				prefix := ""
 				if len(args) == 1 {
@@ -128,9 +132,10 @@ var trackLabels = map[wire.EventKind]string{wire.EventAdd: "create", wire.EventM
 func newCmapTrackCmd(g *globals) *cobra.Command {
 	var count int
 	cmd := &cobra.Command{
-		Use:   "track PREFIX",
-		Short: "Print changes of the keys under PREFIX until interrupted (create>/modify>/delete> KEY (TYPE) = VALUE)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "track PREFIX",
+		Short:             "Print changes of the keys under PREFIX until interrupted (create>/modify>/delete> KEY (TYPE) = VALUE)",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeCmapKey(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			dctx, cancel := context.WithTimeout(ctx, requestTimeout)
