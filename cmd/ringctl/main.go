@@ -62,7 +62,43 @@ func newRootCmd() *cobra.Command {
 		root.AddCommand(add(g))
 	}
 	strictGroups(root)
+	refuseJSON(root, g)
 	return root
+}
+
+// jsonUnsupported names the commands whose output has a format of its own
+// (Pacemaker XML, TOML) and why; with --json they fail rather than print
+// something else than asked. A flag after the reason restricts the
+// refusal to runs that set it (apply prints nothing without --dry-run).
+var jsonUnsupported = map[string][2]string{
+	"ringctl crm export": {"it prints Pacemaker XML, or resources.toml with --toml", ""},
+	"ringctl crm apply":  {"--dry-run prints the resulting CIB as Pacemaker XML", "dry-run"},
+	"ringctl crm import": {"--dry-run prints the resulting CIB as Pacemaker XML", "dry-run"},
+}
+
+// refuseJSON makes the commands of jsonUnsupported fail with --json.
+func refuseJSON(root *cobra.Command, g *globals) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		why, ok := jsonUnsupported[c.CommandPath()]
+		if !ok {
+			return
+		}
+		pre := c.PreRunE
+		c.PreRunE = func(cmd *cobra.Command, args []string) error {
+			if g.json && (why[1] == "" || cmd.Flags().Changed(why[1])) {
+				return fmt.Errorf("%s: --json is not supported: %s", cmd.CommandPath(), why[0])
+			}
+			if pre != nil {
+				return pre(cmd, args)
+			}
+			return nil
+		}
+	}
+	walk(root)
 }
 
 // strictGroups makes every command that only groups subcommands (ringctl,

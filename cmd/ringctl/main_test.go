@@ -136,3 +136,40 @@ func TestManPages(t *testing.T) {
 		t.Error("man without DIR: no error")
 	}
 }
+
+// TestJSONEverywhere: commands that print in a format of their own refuse
+// --json instead of ignoring it; keygen reports in JSON.
+func TestJSONEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	cibFile := filepath.Join("..", "..", "crm", "pengine", "testdata", "stickiness.xml")
+	toml := filepath.Join(dir, "r.toml")
+	if err := os.WriteFile(toml, []byte("[[resource]]\nid = \"d\"\nagent = \"builtin:dummy\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--json", "crm", "export", "--cib", cibFile},
+		{"--json", "crm", "apply", "-f", toml, "--dry-run"},
+		{"--json", "crm", "import", cibFile, "--dry-run"},
+	} {
+		out, err := runRingctl(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "--json is not supported") {
+			t.Errorf("ringctl %v: %v\n%.200s", args, err, out)
+		}
+	}
+	if out, err := runRingctl(t, "crm", "export", "--cib", cibFile); err != nil || !strings.Contains(out, "<cib") {
+		t.Errorf("crm export without --json: %v\n%.200s", err, out)
+	}
+
+	key := filepath.Join(dir, "authkey")
+	out, err := runRingctl(t, "--json", "keygen", "-o", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		File string `json:"file"`
+		Bits int    `json:"bits"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.File != key || got.Bits != 256 {
+		t.Errorf("keygen --json: %v %+v\n%s", err, got, out)
+	}
+}

@@ -97,7 +97,7 @@ func printStatus(w io.Writer, st *clients.Status) {
 	}
 }
 
-func newKeygenCmd(_ *globals) *cobra.Command {
+func newKeygenCmd(g *globals) *cobra.Command {
 	var out string
 	var force bool
 	cmd := &cobra.Command{
@@ -130,6 +130,9 @@ func newKeygenCmd(_ *globals) *cobra.Command {
 			}
 			if err := f.Close(); err != nil {
 				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"file": out, "bits": 256, "mode": "0400"})
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote a 256-bit key to %s (mode 0400); copy it to every node\n", out)
 			return nil
