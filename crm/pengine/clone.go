@@ -320,40 +320,86 @@ func (s *scheduler) cloneAssign(r *resource, prefer *node) *node {
 }
 
 // cmpInstance is the assignment order of instances (pcmk__cmp_instance):
-// those active on fewer nodes, then higher priority, then active ones, then
-// those whose current node can run them, then the not failed ones; the
-// rest keeps the instance order.
+//  1. of two active instances, the one active on fewer nodes;
+//  2. one whose current node it may still use (its own score there is not
+//     negative; an inactive instance counts as able);
+//  3. higher priority;
+//  4. active before inactive;
+//  5. current node able to run resources;
+//  6. current node allowed for the clone;
+//  7. current node with fewer instances assigned;
+//  8. failed before healthy;
+//
+// the rest keeps the instance order (the sort is stable).
 func (s *scheduler) cmpInstance(a, b *resource) int {
-	na, nb := len(a.runningOn), len(b.runningOn)
+	curA, na, _ := findActiveOn(a)
+	curB, nb, _ := findActiveOn(b)
 	if na > 0 && nb > 0 && na != nb {
 		return na - nb
+	}
+	usable := func(r *resource, n *node) bool {
+		return n == nil || (r.allowed.has[n.idx] && r.allowed.w[n.idx] >= 0)
+	}
+	canA, canB := usable(a, curA), usable(b, curB)
+	if !canA {
+		curA = nil
+	}
+	if !canB {
+		curB = nil
+	}
+	if canA != canB {
+		return boolOrder(canA)
 	}
 	if a.priority != b.priority {
 		return b.priority - a.priority
 	}
-	if (na > 0) != (nb > 0) {
-		if na > 0 {
-			return -1
+	if curA == nil || curB == nil {
+		if curA == nil && curB == nil {
+			return 0
 		}
-		return 1
+		return boolOrder(curA != nil)
 	}
-	if na > 0 && nb > 0 {
-		ca, cb := a.runningOn[0].available(), b.runningOn[0].available()
-		if ca != cb {
-			if ca {
-				return -1
-			}
-			return 1
+	if ra, rb := curA.available(), curB.available(); ra != rb {
+		return boolOrder(ra)
+	}
+	topA, topB := a.top(), b.top()
+	okA, okB := topA.allowed.has[curA.idx], topB.allowed.has[curB.idx]
+	if !okA || !okB {
+		if !okA && !okB {
+			return 0
+		}
+		return boolOrder(okA)
+	}
+	if topA.isClone && topB.isClone {
+		if ca, cb := topA.clone.count[curA.idx], topB.clone.count[curB.idx]; ca != cb {
+			return ca - cb
 		}
 	}
-	fa, fb := a.has(rscFailed), b.has(rscFailed)
-	if fa != fb {
-		if fb {
-			return -1
-		}
-		return 1
+	if fa, fb := anyFailed(a), anyFailed(b); fa != fb {
+		return boolOrder(fa)
 	}
 	return 0
+}
+
+// boolOrder sorts true first.
+func boolOrder(first bool) int {
+	if first {
+		return -1
+	}
+	return 1
+}
+
+// anyFailed is did_fail: the resource or any of its members failed.
+func anyFailed(r *resource) bool {
+	if r.has(rscFailed) {
+		return true
+	}
+	for _, c := range r.children {
+		if anyFailed(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // distributeInstances is distribute_children: instances are first kept
@@ -833,13 +879,9 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 			if !ok {
 				continue
 			}
-			running := false
-			for _, c := range r.children {
-				if c.isRunningOn(n) {
-					running = true
-				}
-			}
-			if !running {
+			// The clone's own running nodes: an unmanaged instance on an
+			// offline node did not add that node to them.
+			if !r.isRunningOn(n) {
 				rl.Nodes = append(rl.Nodes, n.name)
 			}
 		}

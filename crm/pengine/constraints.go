@@ -495,7 +495,13 @@ func (s *scheduler) checkFailureThreshold(r *resource, n *node) {
 		return
 	}
 	if r.migrationThreshold-count <= 0 {
-		s.resourceLocation(r, n, -Infinity, "__fail_limit__")
+		// An anonymous clone's instances are interchangeable, so the
+		// whole clone is forced away from the node.
+		banned := r
+		if isAnonInstance(r) {
+			banned = r.top()
+		}
+		s.resourceLocation(banned, n, -Infinity, "__fail_limit__")
 	}
 }
 

@@ -11,10 +11,18 @@ import (
 // attributes on n, and the latest last-failure time. With effective, counts
 // whose failures have all expired (failure-timeout) are ignored.
 func (s *scheduler) failcount(n *node, r *resource, effective bool, xmlOp *cib.LRMOp) (count int, last int64) {
+	// An anonymous clone instance counts the failures of every instance
+	// on the node: its attributes name the clone's child with no instance
+	// number, or (recorded while the clone was still unique, or before
+	// Pacemaker 1.1.8) with any instance number.
+	name, anyInstance := r.id, false
+	if isAnonInstance(r) {
+		name, anyInstance = cloneBaseID(r.id), true
+	}
 	for k, v := range n.attrs {
-		if s.isFailAttr(k, "fail-count-", r.id) {
+		if s.isFailAttr(k, "fail-count-", name, anyInstance) {
 			count = AddScores(count, ParseScore(v))
-		} else if s.isFailAttr(k, "last-failure-", r.id) {
+		} else if s.isFailAttr(k, "last-failure-", name, anyInstance) {
 			if t, err := strconv.ParseInt(v, 10, 64); err == nil && t > last {
 				last = t
 			}
@@ -35,13 +43,23 @@ func (s *scheduler) failcount(n *node, r *resource, effective bool, xmlOp *cib.L
 // ^PREFIX-RSC#.+_[0-9]+$ (or ^PREFIX-RSC$ for CIBs older than feature set
 // 3.0.13, which kept one count per resource) without compiling a regular
 // expression per lookup.
-func (s *scheduler) isFailAttr(name, prefix, rsc string) bool {
+func (s *scheduler) isFailAttr(name, prefix, rsc string, anyInstance bool) bool {
 	rest, ok := strings.CutPrefix(name, prefix)
 	if !ok {
 		return false
 	}
 	if rest, ok = strings.CutPrefix(rest, rsc); !ok {
 		return false
+	}
+	if anyInstance && strings.HasPrefix(rest, ":") {
+		// an optional ":N" instance number
+		i := 1
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i > 1 {
+			rest = rest[i:]
+		}
 	}
 	if s.legacyFailcounts {
 		return rest == ""

@@ -96,10 +96,10 @@ func Status(in *cib.CIB, now time.Time, opts StatusOptions) (*ClusterStatus, err
 		if r.has(rscOrphan) && !active {
 			continue
 		}
-		// crm_mon skips a (group) resource that counts as active but is
+		// crm_mon skips a group or clone that counts as active but is
 		// recorded as running nowhere: an unmanaged member on an offline
-		// node does not add that node to its group.
-		if active && len(r.runningOn) == 0 && !r.isClone {
+		// node does not add that node to its parents.
+		if active && len(r.runningOn) == 0 {
 			continue
 		}
 		st.Resources = append(st.Resources, s.resourceStatus(r, opts))
