@@ -294,6 +294,19 @@ func (s *scheduler) unpackOperation(a *action, intervalMS int) {
 	if a.task == taskLrmDelete {
 		onFail, haveOnFail = "ignore", true
 	}
+	if !haveOnFail && a.task == taskDemote {
+		// A demote handles failures as the promoted role's recurring
+		// monitor says, when that monitor sets on-fail explicitly (the
+		// last such monitor wins).
+		for _, op := range r.ops {
+			v, ok := op.Attrs.Get("on-fail")
+			if !ok || op.Name != taskMonitor || parseRole(op.Role) != RolePromoted ||
+				parseInterval(op.Interval) == 0 || !op.Enabled() {
+				continue
+			}
+			onFail, haveOnFail = v, true
+		}
+	}
 	a.failRole = RoleUnknown
 	set := false
 	if haveOnFail {
