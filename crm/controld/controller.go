@@ -740,6 +740,15 @@ func (c *Controller) applyResult(now time.Time, sender totem.NodeID, r *resultMs
 	if r.Resource == "" {
 		return
 	}
+	if r.Task == "notify" {
+		// As in Pacemaker, a notification's result completes its action
+		// but is neither recorded in the history (it would replace the
+		// start or promote that says what runs) nor counted as a failure.
+		if c.dc != nil {
+			c.dc.result(c, now, sender, r)
+		}
+		return
+	}
 	uname := c.uname(sender)
 	c.editResource(sender, r.Resource, r.Class, r.Provider, r.Type, func(lr *cib.LRMResource) {
 		if r.Cancelled {

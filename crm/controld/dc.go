@@ -386,8 +386,20 @@ func (d *dcState) start(c *Controller, now time.Time, a *graph.Action) {
 	}
 }
 
+// actionMsg is the order for the target. An anonymous clone instance
+// ("db:0") runs and is recorded under the configured resource's id ("db",
+// the action's HistoryID), as Pacemaker's executor does: the agent sees
+// OCF_RESOURCE_INSTANCE=db, so crm_attribute --promotion sets master-db,
+// and its state files do not depend on which instance a node got.
 func (d *dcState) actionMsg(c *Controller, a *graph.Action, target totem.NodeID) *actionMsg {
-	return &actionMsg{Ring: c.ring.Ring, Key: d.key(a), Target: target, Task: a.Task, OpKey: a.Key, Resource: a.Resource,
+	rsc, key := a.Resource, a.Key
+	if a.HistoryID != "" && a.HistoryID != a.Resource {
+		rsc = a.HistoryID
+		if rest, ok := strings.CutPrefix(a.Key, a.Resource+"_"); ok {
+			key = a.HistoryID + "_" + rest
+		}
+	}
+	return &actionMsg{Ring: c.ring.Ring, Key: d.key(a), Target: target, Task: a.Task, OpKey: key, Resource: rsc,
 		Class: a.Class, Provider: a.Provider, Type: a.Type, Node: a.Node, IntervalMS: a.IntervalMS, Meta: a.Meta, Params: a.Params}
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"maps"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 	"ringmaster/lrmd"
 	"ringmaster/lrmd/agents"
 	"ringmaster/stonithd"
+	"ringmaster/totem"
 )
 
 // lrmRunner carries out the controller's operations on this node with the
@@ -31,6 +33,7 @@ import (
 type lrmRunner struct {
 	d     *Daemon
 	log   *zap.Logger
+	node  string
 	reg   *lrmd.Registry
 	m     *lrmd.Manager
 	post  func(func(now time.Time))
@@ -108,7 +111,7 @@ func newLRMRunner(d *Daemon, r *config.Resources, node string, post func(func(ti
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	l := &lrmRunner{d: d, log: log, reg: reg, m: m, post: post, fence: fence, ctx: ctx, stop: stop,
+	l := &lrmRunner{d: d, log: log, node: node, reg: reg, m: m, post: post, fence: fence, ctx: ctx, stop: stop,
 		recurring: map[string]uint64{}, fenceUp: map[string]bool{}, active: map[string]bool{}}
 	l.wg.Add(1)
 	go l.events()
@@ -121,16 +124,19 @@ func newLRMRunner(d *Daemon, r *config.Resources, node string, post func(func(ti
 var attrTools = []string{"crm_attribute", "crm_master", "attrd_updater"}
 
 // agentEnv prepares the node's run directory and the OCF agents' extra
-// environment: HA_RSCTMP in the run directory (agents keep their state
-// files there: one per node, even when nodes share a host), the socket for
+// environment: HA_RSCTMP and HA_VARRUN in the run directory (agents keep
+// their state and pid files there: one per node, even when nodes share a
+// host), the socket for
 // ringctl, and HA_SBIN_DIR pointing at links named after attrTools to the
 // ringctl installed next to ringd (when there is one).
 func agentEnv(runDir, socket string, log *zap.Logger) ([]string, error) {
-	tmp := filepath.Join(runDir, "rsctmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return nil, fmt.Errorf("resources.run_dir: %w", err)
+	tmp, varrun := filepath.Join(runDir, "rsctmp"), filepath.Join(runDir, "varrun")
+	for _, d := range []string{tmp, varrun} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("resources.run_dir: %w", err)
+		}
 	}
-	env := []string{"HA_RSCTMP=" + tmp, "RINGMASTER_SOCKET=" + socket}
+	env := []string{"HA_RSCTMP=" + tmp, "HA_VARRUN=" + varrun + "/", "RINGMASTER_SOCKET=" + socket}
 	self, err := os.Executable()
 	if err != nil {
 		return env, nil
@@ -166,8 +172,19 @@ func agentName(op controld.Op) string {
 	return op.Class + ":" + op.Type
 }
 
-func lrmdOp(op controld.Op) lrmd.Op {
-	lop := lrmd.Op{Resource: op.Rsc, Agent: agentName(op), Action: op.Task, Params: op.Params, Meta: op.Meta,
+// lrmdOp translates an operation for the lrmd on node (its name and ID):
+// as Pacemaker's executor, every operation tells the agent where it runs
+// (OCF_RESKEY_CRM_meta_on_node, which crm_attribute uses as the node).
+func lrmdOp(op controld.Op, node string, id totem.NodeID) lrmd.Op {
+	meta := make(map[string]string, len(op.Meta)+2)
+	maps.Copy(meta, op.Meta)
+	if meta["on_node"] == "" {
+		meta["on_node"] = node
+	}
+	if meta["on_node_uuid"] == "" {
+		meta["on_node_uuid"] = strconv.FormatUint(uint64(id), 10)
+	}
+	lop := lrmd.Op{Resource: op.Rsc, Agent: agentName(op), Action: op.Task, Params: op.Params, Meta: meta,
 		Interval: time.Duration(op.IntervalMS) * time.Millisecond, Timeout: op.Timeout, ExpectedRC: lrmd.RCOK}
 	if rc, err := strconv.Atoi(op.Meta["op_target_rc"]); err == nil && op.IntervalMS > 0 {
 		lop.ExpectedRC = lrmd.RC(rc)
@@ -177,7 +194,7 @@ func lrmdOp(op controld.Op) lrmd.Op {
 
 // run starts op; it never blocks (called under the executive's lock).
 func (l *lrmRunner) run(op controld.Op) {
-	lop := lrmdOp(op)
+	lop := lrmdOp(op, l.node, l.d.node)
 	if stonithd.IsFenceDevice(&cib.Resource{Class: op.Class, Type: op.Type}) {
 		l.runFenceDevice(op)
 		return
@@ -275,10 +292,10 @@ func (l *lrmRunner) reportRecurring(key string, id uint64, ev lrmd.Event) {
 func (l *lrmRunner) report(op controld.Op, res lrmd.Result) {
 	l.post(func(now time.Time) {
 		if !stonithd.IsFenceDevice(&cib.Resource{Class: op.Class, Type: op.Type}) {
-			l.track(lrmdOp(op), res)
+			l.track(lrmdOp(op, l.node, l.d.node), res)
 		}
 		l.d.crm.ctrl.OpDone(now, opResult(op.ID, res))
-		l.record(lrmdOp(op), res)
+		l.record(lrmdOp(op, l.node, l.d.node), res)
 	})
 }
 
@@ -289,7 +306,7 @@ func (l *lrmRunner) record(op lrmd.Op, res lrmd.Result) {
 	if op.IsProbe() && !failed {
 		return
 	}
-	if op.Action == "monitor" && !failed {
+	if (op.Action == "monitor" || op.Action == "notify") && !failed {
 		return
 	}
 	f := []zap.Field{zap.String("resource", op.Resource), zap.String("op", op.Action), zap.Duration("interval", op.Interval),
