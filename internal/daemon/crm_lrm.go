@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"context"
-	"maps"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
