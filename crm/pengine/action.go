@@ -72,6 +72,11 @@ func (s *scheduler) findOpConfig(r *resource, key string, includeDisabled bool) 
 		if strings.EqualFold(opKey(r.id, op.Name, iv), key) {
 			return op
 		}
+		// An anonymous clone instance's history names it as the
+		// history does ("rsc_monitor_10000" for rsc:0).
+		if r.cloneName != "" && strings.EqualFold(opKey(r.cloneName, op.Name, iv), key) {
+			return op
+		}
 	}
 	return nil
 }
