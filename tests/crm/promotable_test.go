@@ -72,7 +72,7 @@ func promotedOn(m map[string]string) (node string, promoted, unpromoted int) {
 }
 
 // TestPromotableStateful: Debian's ocf:pacemaker:Stateful, unchanged, as a
-// promotable clone on 3 nodes. It sets its promotion score with
+// promotable clone on 3 nodes in network namespaces. It sets its promotion score with
 // crm_attribute --promotion, which ringctl answers (HA_SBIN_DIR); one node
 // is promoted, the others unpromoted. The promoted node is killed and
 // another one is promoted.
@@ -83,7 +83,9 @@ func TestPromotableStateful(t *testing.T) {
 		}
 		t.Skip("ocf:pacemaker:Stateful not installed (pacemaker-resource-agents)")
 	}
-	c := clustertest.New(t, clustertest.Options{Nodes: 3, Token: 300, Resources: "startup_wait = 2000"})
+	testutil.RequireRoot(t)
+	c := clustertest.New(t, clustertest.Options{Nodes: 3, Transport: "udp", Token: 300, ExtraTotem: "token_coefficient = 0",
+		Netns: true, Resources: "startup_wait = 2000"})
 	c.StartAll()
 	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
 	f := filepath.Join(c.Dir, "stateful.toml")
@@ -101,6 +103,7 @@ func TestPromotableStateful(t *testing.T) {
 	other := pi%3 + 1
 	killed := time.Now()
 	c.Kill(pi)
+	c.SetLink(pi, false)
 	var np string
 	testutil.WaitFor(t, deadline, "another node promoted", func() bool {
 		node, pr, un := promotedOn(roles(c, other))
