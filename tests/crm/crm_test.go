@@ -96,7 +96,12 @@ func settled(t *testing.T, c *clustertest.Cluster, i int) {
 	t.Helper()
 	testutil.WaitFor(t, deadline, fmt.Sprintf("node %d's partition to settle", i), func() bool {
 		st, ok := status(c, i)
-		return ok && st.DC != nil && st.Transition == 0 && st.Pending == 0
+		if !ok || st.DC == nil {
+			return false
+		}
+		// Only the DC knows its transition: ask it.
+		dc, ok := status(c, nodeNum(*st.DC))
+		return ok && dc.DC != nil && *dc.DC == *st.DC && dc.Transition == 0 && dc.Pending == 0
 	})
 }
 
