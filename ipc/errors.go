@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 
 	"ringmaster/totem"
 )
@@ -103,23 +104,22 @@ func Errorf(code Code, format string, args ...any) *Error {
 // sentinels back to their codes.
 func ToError(err error) *Error {
 	var e *Error
-	switch {
-	case errors.As(err, &e):
+	if errors.As(err, &e) {
 		return e
-	case errors.Is(err, ErrTryAgain):
-		return &Error{Code: CodeTryAgain, Msg: err.Error()}
-	case errors.Is(err, totem.ErrTooLarge):
-		return &Error{Code: CodeTooLarge, Msg: err.Error()}
-	case errors.Is(err, ErrInvalid):
-		return &Error{Code: CodeInvalid, Msg: err.Error()}
-	case errors.Is(err, ErrNotFound):
-		return &Error{Code: CodeNotFound, Msg: err.Error()}
-	case errors.Is(err, ErrNotQuorate):
-		return &Error{Code: CodeNotQuorate, Msg: err.Error()}
-	case errors.Is(err, ErrExists):
-		return &Error{Code: CodeExists, Msg: err.Error()}
-	case errors.Is(err, ErrAccess):
-		return &Error{Code: CodeAccess, Msg: err.Error()}
+	}
+	for _, m := range []struct {
+		sentinel error
+		code     Code
+	}{
+		{ErrTryAgain, CodeTryAgain}, {totem.ErrTooLarge, CodeTooLarge}, {ErrInvalid, CodeInvalid},
+		{ErrNotFound, CodeNotFound}, {ErrNotQuorate, CodeNotQuorate}, {ErrExists, CodeExists}, {ErrAccess, CodeAccess},
+	} {
+		if errors.Is(err, m.sentinel) {
+			// The code says what the sentinel says: "not found: not
+			// found: ..." would repeat it.
+			msg := strings.TrimPrefix(err.Error(), m.sentinel.Error()+": ")
+			return &Error{Code: m.code, Msg: msg}
+		}
 	}
 	return &Error{Code: CodeInternal, Msg: err.Error()}
 }

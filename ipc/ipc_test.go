@@ -340,3 +340,13 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// An error wrapped around a sentinel keeps its code and is not prefixed
+// twice ("not found: not found: ...") on the client.
+func TestToErrorOnePrefix(t *testing.T) {
+	e := ToError(fmt.Errorf("%w: no device can fence n3", ErrNotFound))
+	assert.Equal(t, CodeNotFound, e.Code)
+	assert.Equal(t, "not found: no device can fence n3", e.Error())
+	assert.ErrorIs(t, e, ErrNotFound)
+	assert.Equal(t, CodeInternal, ToError(errors.New("boom")).Code)
+}

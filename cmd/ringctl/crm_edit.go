@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -334,11 +335,50 @@ for options, -z for utilization, -p/--promotion[=RSC] for a promotion
 score, -q to print only the value.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			env := attrEnv{getenv: os.Getenv, cib: file(), socket: g.socket}
+			// Flag parsing is crm_attribute's: take ringctl's own
+			// global and --cib flags out of the arguments first.
+			args, cibFile, err := globalFlags(args, g)
+			if err != nil {
+				return err
+			}
+			if cibFile == "" {
+				cibFile = file()
+			}
+			env := attrEnv{getenv: os.Getenv, cib: cibFile, socket: g.socket}
 			if code := runAttrTool("crm_attribute", args, env, cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
 				return exitError{code: code}
 			}
 			return nil
 		},
 	}
+}
+
+// globalFlags removes ringctl's global flags (--socket, --json) and --cib
+// from the arguments of a command that parses its own flags, applying the
+// global ones to g and returning --cib's value.
+func globalFlags(args []string, g *globals) (rest []string, cibFile string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		switch name {
+		case "--socket", "--cib":
+			if !hasVal {
+				if i+1 >= len(args) {
+					return nil, "", fmt.Errorf("%s needs a value", name)
+				}
+				i++
+				val = args[i]
+			}
+			if name == "--socket" {
+				g.socket = val
+			} else {
+				cibFile = val
+			}
+		case "--json":
+			g.json = true
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, cibFile, nil
 }

@@ -218,3 +218,16 @@ func TestAttrTools(t *testing.T) {
 		t.Errorf("without a CIB: exit %d", code)
 	}
 }
+
+// ringctl's global flags and --cib work with `crm attribute`, whose own
+// flags are crm_attribute's.
+func TestCrmAttributeGlobalFlags(t *testing.T) {
+	f := copyBase(t)
+	if _, err := runRingctl(t, "--socket", "/nonexistent.sock", "crm", "attribute", "--cib", f, "-N", "node2", "-n", "rack", "-v", "z"); err != nil {
+		t.Fatalf("crm attribute with --socket before and --cib after: %v", err)
+	}
+	fileHas(t, f, `name="rack" value="z"`)
+	if _, err := runRingctl(t, "crm", "attribute", "-n", "x", "-G", "--socket"); err == nil || !strings.Contains(err.Error(), "--socket needs a value") {
+		t.Fatalf("a --socket without a value: %v", err)
+	}
+}
