@@ -660,7 +660,13 @@ func (s *scheduler) cloneActionFlags(a *action, n *node) *action {
 	checkRunnable := task != taskStop
 	anyRunnable := false
 	for _, c := range a.rsc.children {
-		ca := instanceAction(c, task, n)
+		// A cloned group's instance action has no node; its members'
+		// actions are looked up on n.
+		cn := n
+		if len(c.children) > 0 {
+			cn = nil
+		}
+		ca := instanceAction(c, task, cn)
 		if ca == nil {
 			continue
 		}

@@ -242,6 +242,24 @@ func groupLocation(g *resource) *node {
 	return one
 }
 
+// actionFlagsForOrdering is action_flags_for_ordering: a clone action
+// ordered against an action on a node takes its optional flag from the
+// instances' actions on that node only (a clone starting an instance
+// elsewhere does not make it required here), but counts as runnable if
+// it is runnable anywhere.
+func (s *scheduler) actionFlagsForOrdering(a *action, n *node) actFlags {
+	flags := s.actionFlags(a, nil).flags
+	if n == nil || a.rsc == nil || !a.rsc.isClone {
+		return flags
+	}
+	runnable := flags&actRunnable != 0
+	flags = s.actionFlags(a, n).flags
+	if runnable {
+		flags |= actRunnable
+	}
+	return flags
+}
+
 // updateActionForOrderings is pcmk__update_action_for_orderings.
 func (s *scheduler) updateActionForOrderings(then *action) {
 	var changed graphChange
@@ -286,9 +304,8 @@ func (s *scheduler) updateActionForOrderings(then *action) {
 			first = s.actionForOrdering(first)
 		}
 		if first == other.action {
-			// Without clones the node never matters for action flags.
-			firstFlags := s.actionFlags(first, nil).flags
-			thenFlags := s.actionFlags(then, nil).flags
+			firstFlags := s.actionFlagsForOrdering(first, thenNode)
+			thenFlags := s.actionFlagsForOrdering(then, firstNode)
 			changed |= s.updateForOrderingFlags(first, then, firstFlags, thenFlags, other)
 		} else if s.orderActions(first, then, other.typ) {
 			changed |= updatedThen | graphDisable
