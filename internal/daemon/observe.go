@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"ringmaster/clients"
 	"ringmaster/cpg"
+	"ringmaster/crm/pengine"
 	"ringmaster/internal/events"
 	"ringmaster/internal/metrics"
 	"ringmaster/internal/web"
@@ -249,7 +251,61 @@ func (o *observer) webState() web.State {
 	if st.Status == nil {
 		st.Status = &clients.Status{Members: []clients.Member{}}
 	}
+	if o.d.crm != nil {
+		var snap *metrics.CRM
+		o.d.exec.Do(func() { snap = o.d.crm.metricsSnapshot(time.Now()) })
+		st.CRM = webCRM(snap)
+	}
 	return st
+}
+
+// webCRM flattens what pengine makes of the CIB into the page's resource
+// list (outside the executive's lock: the CIB is an immutable snapshot).
+func webCRM(snap *metrics.CRM) *web.CRM {
+	if snap == nil || snap.CIB == nil {
+		return nil
+	}
+	out := &web.CRM{DC: snap.DC, Version: snap.Status.Version.String(), Resources: []web.Resource{}}
+	cs, err := pengine.Status(snap.CIB, snap.Now, pengine.StatusOptions{ShowPending: true})
+	if err != nil {
+		return out
+	}
+	var walk func(r *pengine.ResourceStatus, group string)
+	walk = func(r *pengine.ResourceStatus, group string) {
+		switch {
+		case r.IsGroup:
+			for _, m := range r.Members {
+				walk(m, r.ID)
+			}
+			return
+		case r.IsClone:
+			for _, in := range r.Instances {
+				walk(in, r.ID)
+			}
+			return
+		}
+		state := "stopped"
+		switch {
+		case r.Failed:
+			state = "failed"
+		case len(r.Nodes) == 0:
+		case r.Role == "Promoted":
+			state = "promoted"
+		case r.Role == "Unpromoted":
+			state = "unpromoted"
+		default:
+			state = "started"
+		}
+		node := ""
+		if len(r.Nodes) > 0 {
+			node = strings.Join(r.Nodes, " ")
+		}
+		out.Resources = append(out.Resources, web.Resource{ID: r.ID, Agent: r.Agent, State: state, Node: node, Group: group})
+	}
+	for _, r := range cs.Resources {
+		walk(r, "")
+	}
+	return out
 }
 
 // handler serves /metrics (OpenMetrics or Prometheus text, as the scraper

@@ -1,5 +1,6 @@
 // Package web serves ringd's read-only status page: the members with their
-// addresses, the ring id, quorum and the recent events, kept live by
+// addresses, the ring id, quorum, the resources and where they run, and the
+// recent events, kept live by
 // server-sent events (no reload, no JavaScript framework, no external
 // asset: everything is embedded in the binary).
 //
@@ -35,7 +36,26 @@ const RecentEvents = 50
 type State struct {
 	Status *clients.Status `json:"status"`
 	Quorum *vqwire.Status  `json:"quorum,omitempty"`
-	Events []events.Event  `json:"events"`
+	// CRM is the resource manager's view (nil when it does not run).
+	CRM    *CRM           `json:"crm,omitempty"`
+	Events []events.Event `json:"events"`
+}
+
+// CRM is the resource manager as the page shows it.
+type CRM struct {
+	DC        string     `json:"dc"` // "" when there is none
+	Version   string     `json:"version"`
+	Resources []Resource `json:"resources"`
+}
+
+// Resource is one primitive (group members and clone instances included).
+type Resource struct {
+	ID    string `json:"id"`
+	Agent string `json:"agent"`
+	// State is started, stopped, failed, promoted or unpromoted.
+	State string `json:"state"`
+	Node  string `json:"node"` // "" when stopped
+	Group string `json:"group,omitempty"`
 }
 
 // Source is where the page reads from. State is called from HTTP
