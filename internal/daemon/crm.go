@@ -461,15 +461,31 @@ func (s *crmService) Disconnected(c exec.Client) {
 	}
 }
 
-// shutdown is Pacemaker's clean shutdown: when resources run here, ask
-// the DC to move them away (the "shutdown" transient attribute) and wait
-// until it lets this node go, or until ctx ends. A node that runs nothing
-// leaves at once.
+// shutdown is Pacemaker's clean shutdown: ask the DC to let this node go
+// (the "shutdown" transient attribute: the DC moves its resources away,
+// then sends do_shutdown, which makes every node expect it down) and wait
+// for that, or until ctx ends. The handshake is needed even when nothing
+// runs here: a node that leaves without it is unclean to the others and,
+// with fencing enabled, gets fenced. It is skipped only where nobody can
+// answer it or fence this node:
+//
+//	situation                               | leaves when
+//	----------------------------------------+-------------------------------
+//	alone in the ring, nothing active       | at once
+//	a DC (this node or another)             | the DC allowed it (or ctx ends)
+//	synced, no DC (no quorum), nothing runs | at once (no-quorum-policy
+//	                                        | stopped the resources, or none)
+//	no DC, resources still active           | they stopped, or ctx ends
+//
+// The last active resource stopping is not enough while there is a DC:
+// do_shutdown comes after the stops, and leaving before it is unclean.
 func (s *crmService) shutdown(ctx context.Context) {
-	if s.lrm.activeCount() == 0 {
+	var st controld.Status
+	s.d.exec.Do(func() { st = s.ctrl.Status() })
+	if len(st.Members) <= 1 && s.lrm.activeCount() == 0 {
 		return
 	}
-	s.log.Info("stopping: asking the DC to move this node's resources away", zap.Int("active", s.lrm.activeCount()))
+	s.log.Info("stopping: asking the DC to let this node go (its resources move away first)", zap.Int("active", s.lrm.activeCount()))
 	s.d.exec.Do(func() {
 		s.ctrl.SetAttribute(time.Now(), "shutdown", strconv.FormatInt(time.Now().Unix(), 10), false)
 		s.drain()
@@ -481,12 +497,15 @@ func (s *crmService) shutdown(ctx context.Context) {
 		case <-s.leaveOK:
 			return
 		case <-ctx.Done():
-			s.log.Warn("leaving with resources still active here: the DC did not let this node go in time", zap.Int("active", s.lrm.activeCount()))
+			s.log.Warn("leaving without the DC's permission: it did not let this node go in time (the others may fence it)",
+				zap.Int("active", s.lrm.activeCount()))
 			return
 		case <-t.C:
-			// Without quorum there is no DC; resources stop by
-			// no-quorum-policy, or never (freeze, ignore).
-			if s.lrm.activeCount() == 0 {
+			// Without quorum there is no DC to let this node go;
+			// resources stop by no-quorum-policy, or never (freeze,
+			// ignore: then ctx ends the wait).
+			s.d.exec.Do(func() { st = s.ctrl.Status() })
+			if st.Synced && st.DC == 0 && s.lrm.activeCount() == 0 {
 				return
 			}
 		}
