@@ -112,6 +112,21 @@ func TestStatusPageLive(t *testing.T) {
 	}
 	shot("status-page-3-members.png")
 
+	// A resource appears, live, with the node it runs on.
+	rf := filepath.Join(c.Dir, "r.toml")
+	require.NoError(t, os.WriteFile(rf, []byte("[cluster]\nstonith-enabled = false\n[[resource]]\nid = \"web\"\nagent = \"builtin:dummy\"\n"), 0o644))
+	if out, code := c.Ctl(1, "crm", "apply", "-f", rf); code != 0 {
+		t.Fatalf("crm apply: %s", out)
+	}
+	waitFor(t, "the page shows the resource started", func() error {
+		if got := eval(`document.getElementById("resources").innerText`); !strings.Contains(got, "web") || !strings.Contains(got, "started") {
+			return fmt.Errorf("resources: %q", got)
+		}
+		return nil
+	})
+	require.Equal(t, "same-page", eval(`String(window.__ringmasterTest)`), "the page was reloaded")
+	shot("status-page-resource.png")
+
 	c.Kill(3)
 	members(2)
 	require.Equal(t, "same-page", eval(`String(window.__ringmasterTest)`), "the page was reloaded")
