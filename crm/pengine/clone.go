@@ -648,25 +648,29 @@ func (s *scheduler) cloneInternalConstraints(r *resource) {
 // instance's is.
 func (s *scheduler) cloneActionFlags(a *action, n *node) *action {
 	flags := actOptional | actRunnable | actPseudo
-	task := complexTask(a.task)
+	raw := a.task
 	if a.task == taskNotify || a.task == "notified" {
 		// A notification stands for the action it notifies about
 		// (CLONE_pre_notify_start_0 -> start).
 		k := strings.TrimSuffix(a.uuid, "_0")
 		if i := strings.LastIndex(k, "_notify_"); i >= 0 {
-			task = complexTask(k[i+len("_notify_"):])
+			raw = k[i+len("_notify_"):]
 		}
 	}
+	// A primitive instance's "running" is its start; a cloned group's
+	// instance has a "running" of its own, unrunnable unless all its
+	// members can start (get_complex_task).
+	task := complexTask(raw)
 	checkRunnable := task != taskStop
 	anyRunnable := false
 	for _, c := range a.rsc.children {
 		// A cloned group's instance action has no node; its members'
 		// actions are looked up on n.
-		cn := n
+		cn, ct := n, task
 		if len(c.children) > 0 {
-			cn = nil
+			cn, ct = nil, raw
 		}
-		ca := instanceAction(c, task, cn)
+		ca := instanceAction(c, ct, cn)
 		if ca == nil {
 			continue
 		}

@@ -69,7 +69,13 @@ func (s *scheduler) groupCreateActions(g *resource) {
 	for _, c := range g.children {
 		s.createActions(c)
 	}
-	for _, t := range []string{taskStart, taskStarted, taskStop, taskStopped} {
+	tasks := []string{taskStart, taskStarted, taskStop, taskStopped}
+	if p := g.parent; p != nil && p.isClone && p.clone.promotable {
+		// A group in a promotable clone has role changes too, as
+		// ordering points for its members'.
+		tasks = append(tasks, taskDemote, taskDemoted, taskPromote, taskPromoted)
+	}
+	for _, t := range tasks {
 		a := s.customAction(g, opKey(g.id, t, 0), t, nil, true, true)
 		a.set(actPseudo | actRunnable)
 	}
