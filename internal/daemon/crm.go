@@ -86,6 +86,7 @@ func (d *Daemon) newCRM(fence *fenceService) (*crmService, error) {
 	if err != nil {
 		return nil, err
 	}
+	lrm.opDone = func(now time.Time, r controld.OpResult) { s.ctrl.OpDone(now, r) }
 	s.lrm = lrm
 	s.store = newCIBWriter(cfg.System.StateDir, r.MaxPEInputs, d.log.Named("crm"))
 	return s, nil

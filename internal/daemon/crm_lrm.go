@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -31,27 +32,55 @@ import (
 // cancels the resource's recurring operations first, and a cancelled
 // operation's ID is never reported again.
 type lrmRunner struct {
-	d     *Daemon
-	log   *zap.Logger
-	node  string
-	reg   *lrmd.Registry
-	m     *lrmd.Manager
-	post  func(func(now time.Time))
-	fence *fenceService
-	ctx   context.Context
-	stop  context.CancelFunc
-	wg    sync.WaitGroup
+	d    *Daemon
+	log  *zap.Logger
+	node string
+	reg  *lrmd.Registry
+	m    *lrmd.Manager
+	post func(func(now time.Time))
+	// opDone hands a result to the controller (under post).
+	opDone func(now time.Time, r controld.OpResult)
+	rec    events.Recorder
+	fence  *fenceService
+	ctx    context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu sync.Mutex
 	// recurring maps a recurring op's lrmd key (RSC_ACTION_INTERVALms)
-	// to the controller's op ID.
-	recurring map[string]uint64
+	// to the incarnation the controller runs now.
+	recurring map[string]*recurringOp
+	// queues holds, per resource, the lrmd calls not made yet: they
+	// run in order on a goroutine of their own, never under the
+	// executive's lock (StartRecurring and Exec fetch the agent's
+	// meta-data first, which runs the agent: up to 5 s for a hung one).
+	// A resource has a worker while it has an entry here.
+	queues map[string][]func()
 	// fenceUp lists the fence devices started on this node (their start
 	// and monitor are the fencer's, not an agent's).
 	fenceUp map[string]bool
 	// active lists the resources this node's last results say are
 	// running here (a clean shutdown waits for them to move away).
 	active map[string]bool
+}
+
+// recurringOp is one incarnation of a recurring operation: the
+// controller may cancel an op and start another with the same key (or
+// start one that replaces it) while events of the old one still wait in
+// lrmd's queue; those must not be reported under the new ID.
+type recurringOp struct {
+	id  uint64
+	rsc string
+	// meta is the Meta map of the lrmd.Op given to StartRecurring,
+	// which lrmd hands back unchanged in the incarnation's events
+	// (lrmdOp makes a new map for every op): it tells incarnations of
+	// the same key apart.
+	meta map[string]string
+}
+
+// sameIncarnation reports whether ev comes from r.
+func (r *recurringOp) sameIncarnation(ev lrmd.Event) bool {
+	return reflect.ValueOf(r.meta).UnsafePointer() == reflect.ValueOf(ev.Op.Meta).UnsafePointer()
 }
 
 // track updates active from a result.
@@ -111,8 +140,12 @@ func newLRMRunner(d *Daemon, r *config.Resources, node string, post func(func(ti
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	l := &lrmRunner{d: d, log: log, node: node, reg: reg, m: m, post: post, fence: fence, ctx: ctx, stop: stop,
-		recurring: map[string]uint64{}, fenceUp: map[string]bool{}, active: map[string]bool{}}
+	var rec events.Recorder = events.Discard
+	if d.obs != nil {
+		rec = d.obs.events
+	}
+	l := &lrmRunner{d: d, log: log, node: node, reg: reg, m: m, post: post, rec: rec, fence: fence, ctx: ctx, stop: stop,
+		recurring: map[string]*recurringOp{}, queues: map[string][]func(){}, fenceUp: map[string]bool{}, active: map[string]bool{}}
 	l.wg.Add(1)
 	go l.events()
 	return l, nil
@@ -192,7 +225,10 @@ func lrmdOp(op controld.Op, node string, id totem.NodeID) lrmd.Op {
 	return lop
 }
 
-// run starts op; it never blocks (called under the executive's lock).
+// run starts op; it never blocks (called under the executive's lock):
+// the lrmd calls go to the resource's queue, in order. What must hold at
+// once is decided here: a cancelled (or stopped) recurring op is
+// forgotten now, so none of its results is reported after this call.
 func (l *lrmRunner) run(op controld.Op) {
 	lop := lrmdOp(op, l.node, l.d.node)
 	if stonithd.IsFenceDevice(&cib.Resource{Class: op.Class, Type: op.Type}) {
@@ -201,34 +237,85 @@ func (l *lrmRunner) run(op controld.Op) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if op.Kind == controld.OpCancel {
-		delete(l.recurring, lop.Key())
-		_ = l.m.Cancel(lop.Resource, lop.Action, lop.Interval)
-		return
-	}
-	if op.Task == "stop" {
+	key := lop.Key()
+	switch {
+	case op.Kind == controld.OpCancel:
+		if r := l.recurring[key]; r != nil && r.id == op.ID {
+			delete(l.recurring, key)
+			l.enqueue(op.Rsc, func() { _ = l.m.Cancel(lop.Resource, lop.Action, lop.Interval) })
+		}
+	case op.Task == "stop":
 		// Pacemaker's executor cancels the recurring operations of a
 		// resource before it stops it.
-		for _, r := range l.m.Recurring() {
-			if r.Resource == op.Rsc {
-				delete(l.recurring, r.Key())
+		for k, r := range l.recurring {
+			if r.rsc == op.Rsc {
+				delete(l.recurring, k)
 			}
 		}
-		l.m.CancelAll(op.Rsc)
+		l.enqueue(op.Rsc, func() {
+			l.m.CancelAll(op.Rsc)
+			l.exec(op, lop)
+		})
+	case lop.Interval > 0:
+		r := &recurringOp{id: op.ID, rsc: op.Rsc, meta: lop.Meta}
+		l.recurring[key] = r
+		l.enqueue(op.Rsc, func() {
+			if err := l.m.StartRecurring(lop); err != nil {
+				l.post(func(now time.Time) {
+					l.mu.Lock()
+					cur := l.recurring[key]
+					if cur == r {
+						delete(l.recurring, key)
+					}
+					l.mu.Unlock()
+					if cur == r {
+						l.done(now, op, lrmd.Result{RC: lrmd.RCErrGeneric, Status: lrmd.StatusExecError, Reason: err.Error()})
+					}
+				})
+			}
+		})
+	default:
+		l.enqueue(op.Rsc, func() { l.exec(op, lop) })
 	}
-	if lop.Interval > 0 {
-		l.recurring[lop.Key()] = op.ID
-		if err := l.m.StartRecurring(lop); err != nil {
-			delete(l.recurring, lop.Key())
-			l.report(op, lrmd.Result{RC: lrmd.RCErrGeneric, Status: lrmd.StatusExecError, Reason: err.Error()})
-		}
+}
+
+// enqueue adds f to rsc's queue and starts its worker if needed (l.mu
+// held).
+func (l *lrmRunner) enqueue(rsc string, f func()) {
+	q, running := l.queues[rsc]
+	l.queues[rsc] = append(q, f)
+	if running {
 		return
 	}
 	l.wg.Add(1)
+	go l.work(rsc)
+}
+
+// work runs rsc's queue until it is empty.
+func (l *lrmRunner) work(rsc string) {
+	defer l.wg.Done()
+	for {
+		l.mu.Lock()
+		q := l.queues[rsc]
+		if len(q) == 0 {
+			delete(l.queues, rsc)
+			l.mu.Unlock()
+			return
+		}
+		f := q[0]
+		l.queues[rsc] = q[1:]
+		l.mu.Unlock()
+		f()
+	}
+}
+
+// exec runs a one-shot op on its own goroutine (queued in lrmd behind
+// the resource's earlier ops) and reports its result.
+func (l *lrmRunner) exec(op controld.Op, lop lrmd.Op) {
+	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		res := l.m.Exec(l.ctx, lop)
-		l.report(op, res)
+		l.report(op, l.m.Exec(l.ctx, lop))
 	}()
 }
 
@@ -260,43 +347,48 @@ func (l *lrmRunner) runFenceDevice(op controld.Op) {
 	}()
 }
 
-// events forwards recurring monitors' changes.
+// events forwards recurring monitors' changes, each under the ID of the
+// incarnation that produced it (and only while that incarnation is the
+// controller's).
 func (l *lrmRunner) events() {
 	defer l.wg.Done()
 	for ev := range l.m.Events() {
 		key := ev.Op.Key()
 		l.mu.Lock()
-		id, ok := l.recurring[key]
+		r := l.recurring[key]
 		l.mu.Unlock()
-		if !ok {
+		if r == nil || !r.sameIncarnation(ev) {
 			continue
 		}
-		l.reportRecurring(key, id, ev)
+		l.reportRecurring(key, r, ev)
 	}
 }
 
-func (l *lrmRunner) reportRecurring(key string, id uint64, ev lrmd.Event) {
+func (l *lrmRunner) reportRecurring(key string, r *recurringOp, ev lrmd.Event) {
 	l.post(func(now time.Time) {
 		l.mu.Lock()
-		cur, ok := l.recurring[key]
+		cur := l.recurring[key]
 		l.mu.Unlock()
-		if !ok || cur != id {
-			return // cancelled meanwhile
+		if cur != r {
+			return // cancelled or replaced meanwhile
 		}
 		l.track(ev.Op, ev.Result)
-		l.d.crm.ctrl.OpDone(now, opResult(id, ev.Result))
+		l.opDone(now, opResult(r.id, ev.Result))
 		l.record(ev.Op, ev.Result)
 	})
 }
 
 func (l *lrmRunner) report(op controld.Op, res lrmd.Result) {
-	l.post(func(now time.Time) {
-		if !stonithd.IsFenceDevice(&cib.Resource{Class: op.Class, Type: op.Type}) {
-			l.track(lrmdOp(op, l.node, l.d.node), res)
-		}
-		l.d.crm.ctrl.OpDone(now, opResult(op.ID, res))
-		l.record(lrmdOp(op, l.node, l.d.node), res)
-	})
+	l.post(func(now time.Time) { l.done(now, op, res) })
+}
+
+// done hands op's result to the controller (under post).
+func (l *lrmRunner) done(now time.Time, op controld.Op, res lrmd.Result) {
+	if !stonithd.IsFenceDevice(&cib.Resource{Class: op.Class, Type: op.Type}) {
+		l.track(lrmdOp(op, l.node, l.d.node), res)
+	}
+	l.opDone(now, opResult(op.ID, res))
+	l.record(lrmdOp(op, l.node, l.d.node), res)
 }
 
 // record logs the result and adds it to the event log when it is a
@@ -320,7 +412,7 @@ func (l *lrmRunner) record(op lrmd.Op, res lrmd.Result) {
 	if failed {
 		result = "failed"
 	}
-	l.d.crm.host.Events().Record(events.Resource, op.Action+" "+op.Resource, events.Fields{
+	l.rec.Record(events.Resource, op.Action+" "+op.Resource, events.Fields{
 		"resource": op.Resource, "operation": op.Action, "rc": int(res.RC), "result": result,
 		"ms": res.Duration.Milliseconds(), "reason": res.Reason})
 }
