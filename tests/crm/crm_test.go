@@ -442,3 +442,37 @@ func TestPartitionHeals(t *testing.T) {
 		t.Fatalf("after the heal the VIP is on %q, the group on %s", got, on)
 	}
 }
+
+// TestFullClusterRestart: every node stops (cleanly, one after the other)
+// and starts again; the configuration comes back from each node's
+// state_dir and the group runs again, once.
+func TestFullClusterRestart(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Nodes: 3, Token: 300, Resources: "startup_wait = 2000"})
+	c.StartAll()
+	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
+	f := filepath.Join(c.Dir, "resources.toml")
+	if err := os.WriteFile(f, []byte(groupTOML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCtl(t, c, 1, "crm", "apply", "-f", f)
+	groupOn(t, c, 1, "db", "app")
+	for i := 1; i <= 3; i++ {
+		if err := c.Stop(i); err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, deadline, fmt.Sprintf("n%d to exit", i), func() bool { return !c.Node(i).Running() })
+	}
+	for i := 1; i <= 3; i++ {
+		if dummyRunning(c, i, "db") || dummyRunning(c, i, "app") {
+			t.Fatalf("n%d still runs the group after the whole cluster stopped cleanly", i)
+		}
+	}
+	c.StartAll()
+	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
+	on := groupOn(t, c, 2, "db", "app")
+	for i := 1; i <= 3; i++ {
+		if want := fmt.Sprintf("n%d", i) == on; dummyRunning(c, i, "db") != want {
+			t.Fatalf("after the restart db's state file on n%d: %v, want %v (group on %s)", i, !want, want, on)
+		}
+	}
+}
