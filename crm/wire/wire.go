@@ -23,7 +23,9 @@ const (
 	// ReqGetCIB: no body; reply: the CIB as XML (raw, no version byte).
 	ReqGetCIB uint16 = 1
 	// ReqReplaceConfig: ReplaceConfig; reply (once every node applied
-	// it, or refused it): Applied.
+	// it, or refused it): Applied. A CIB over ringd's limit (half the
+	// ring's largest message: it travels in one) is refused at once with
+	// ipc.CodeTooLarge.
 	ReqReplaceConfig uint16 = 2
 	// ReqSetAttribute: SetAttribute (a transient attribute of this node).
 	ReqSetAttribute uint16 = 3

@@ -30,6 +30,14 @@ import (
 // internal/durable: temporary file, fsync, rename, fsync of the directory).
 const CIBFile = "cib.xml"
 
+// MaxConfigBytes bounds the CIB a ReplaceConfig may carry. The
+// configuration goes round the ring in one message (MsgConfig), and again
+// in the sync messages after membership changes, next to the nodes'
+// states: half of the ring's largest message leaves room for those. A
+// larger one would be refused by the ring after the request was accepted,
+// and its answer would never come.
+const MaxConfigBytes = totem.MaxMessageSize / 2
+
 // peInputDir holds the scheduler inputs (pe-input-N.xml).
 const peInputDir = "pe-inputs"
 
@@ -370,9 +378,17 @@ func (s *crmService) Request(c exec.Client, h ipc.Header, p []byte) {
 		if req.Base != nil {
 			base = &controld.Version{AdminEpoch: req.Base.AdminEpoch, Epoch: req.Base.Epoch, NumUpdates: req.Base.NumUpdates}
 		}
+		if len(req.CIB) > MaxConfigBytes {
+			_ = c.ReplyError(h, ipc.Errorf(ipc.CodeTooLarge, "the CIB is %d bytes; at most %d go round the ring", len(req.CIB), MaxConfigBytes))
+			return
+		}
 		xml, err := s.withNodes([]byte(req.CIB))
 		if err != nil {
 			_ = c.ReplyError(h, fmt.Errorf("%w: %v", ipc.ErrInvalid, err))
+			return
+		}
+		if len(xml) > MaxConfigBytes {
+			_ = c.ReplyError(h, ipc.Errorf(ipc.CodeTooLarge, "the CIB with the nodelist's nodes is %d bytes; at most %d go round the ring", len(xml), MaxConfigBytes))
 			return
 		}
 		id, err := s.ctrl.ReplaceConfig(now, xml, base)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,8 @@ import (
 
 	crmc "ringmaster/clients/crm"
 	"ringmaster/crm/wire"
+	"ringmaster/ipc"
+	"ringmaster/totem"
 )
 
 // testNode is one ringd running in this process (udpu on 127.0.0.N), for
@@ -270,4 +273,28 @@ func TestCleanStopIsNotFenced(t *testing.T) {
 	if len(h) > 0 || len(b) > 0 {
 		t.Fatalf("n2 stopped cleanly but was fenced: history %+v, fence-script ran %q", h, b)
 	}
+}
+
+// TestReplaceConfigTooLarge: a configuration the ring cannot carry is
+// refused at once with "too large". Before the fix the request was
+// accepted, the controller's MsgConfig was refused by the ring
+// (ErrTooLarge, logged) and the client waited for an answer that never
+// came.
+func TestReplaceConfigTooLarge(t *testing.T) {
+	c := newTestCluster(t, 1, "", "startup_wait = 1000")
+	c.start(1)
+	c.waitSynced(1)
+	big := strings.Repeat("x", totem.MaxMessageSize+16*1024)
+	x := `<cib admin_epoch="0" epoch="1" num_updates="0"><configuration><crm_config/><nodes/><resources>` +
+		`<primitive id="d1" class="builtin" type="dummy" description="` + big + `"/>` +
+		`</resources><constraints/></configuration><status/></cib>`
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.client(1).ReplaceConfig(ctx, []byte(x), nil)
+	var ie *ipc.Error
+	if err == nil || ctx.Err() != nil || !errors.As(err, &ie) || ie.Code != ipc.CodeTooLarge {
+		t.Fatalf("ReplaceConfig of a %d-byte CIB: %v (want an immediate too large)", len(x), err)
+	}
+	// A normal change still goes through.
+	c.applyCIB(1, fencedCIB(filepath.Join(c.dir, "fenced")))
 }
