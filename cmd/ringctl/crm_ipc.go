@@ -15,6 +15,7 @@ import (
 	"ringmaster/crm/cibedit"
 	"ringmaster/crm/pengine"
 	"ringmaster/crm/wire"
+	"ringmaster/ipc"
 )
 
 // ipcStore is the cluster's CIB as ringd's resource manager holds it.
@@ -91,9 +92,9 @@ func (s ipcStore) Update(edit func(*cib.CIB) (*cib.CIB, error)) error {
 	})
 }
 
-func isTryAgain(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "try again")
-}
+// isTryAgain: ringd asks to retry (the ring is syncing after a
+// membership change).
+func isTryAgain(err error) bool { return errors.Is(err, ipc.ErrTryAgain) }
 
 // configXML is the configuration section as XML (the part an edit may
 // change through ReplaceConfig).

@@ -130,7 +130,12 @@ func (s *crmService) Init(h exec.Host) error {
 	return nil
 }
 
-// loadCIB reads the persisted CIB (nil when there is none yet).
+// loadCIB reads the persisted CIB (nil when there is none yet). A file
+// that does not parse stops ringd at start with an error naming it: it is
+// written only through internal/durable, so a corrupt one means a disk or
+// an operator problem, and starting empty would hide that (and, on a node
+// alone, run nothing). Moving it away starts the node with an empty CIB;
+// it takes the cluster's configuration when it joins (the newest wins).
 func loadCIB(path string) (*cib.CIB, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {

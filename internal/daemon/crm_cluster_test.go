@@ -298,3 +298,34 @@ func TestReplaceConfigTooLarge(t *testing.T) {
 	// A normal change still goes through.
 	c.applyCIB(1, fencedCIB(filepath.Join(c.dir, "fenced")))
 }
+
+// TestCorruptCIBRefusesToStart: a cib.xml that does not parse stops
+// ringd at start with an error naming the file and what to do; it is
+// neither overwritten nor replaced by an empty CIB (the operator decides:
+// move it away and the node takes the cluster's copy when it joins).
+func TestCorruptCIBRefusesToStart(t *testing.T) {
+	c := newTestCluster(t, 1, "", "")
+	path := filepath.Join(c.nodeDir(1), CIBFile)
+	if err := os.MkdirAll(c.nodeDir(1), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("<cib><configuration>"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := c.start(1)
+	select {
+	case err := <-n.done:
+		c.mu.Lock()
+		delete(c.nodes, 1)
+		c.mu.Unlock()
+		n.logf.Close()
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "move it away") {
+			t.Fatalf("start with a corrupt %s: %v", path, err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ringd started with a corrupt cib.xml")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "<cib><configuration>" {
+		t.Fatalf("the corrupt cib.xml was changed: %q", b)
+	}
+}
