@@ -45,10 +45,10 @@ const diffCISeeds = 300
 var diffRegressionSeeds = []int64{}
 
 // diffClones adds an anonymous clone to half the generated CIBs
-// (RINGMASTER_DIFF_CLONES=1). Off by default: about 2 % of such seeds still
-// diverge (an instance active on a node it can no longer use is moved where
-// Pacemaker stops it and starts another instance number, or the reverse;
-// seeds 109, 115, 149, 154, 203 of the first 300).
+// (RINGMASTER_DIFF_CLONES=1). Off by default: the first 300 such seeds
+// agree, but about 0.3 % still diverge on which instance number moves,
+// stops or starts when instances must leave nodes (seeds 491, 568, 722,
+// 1133, 1136 of the first 1,500).
 var diffClones = os.Getenv("RINGMASTER_DIFF_CLONES") == "1"
 
 // diffNow is the execution date written into every generated CIB, so both

@@ -128,7 +128,7 @@ func TestSharedCases(t *testing.T) {
 
 // cloneFloor is how many cases of the collective tier
 // (../shared/pengine/clones) must pass at check.py's "final" level.
-const cloneFloor = 131
+const cloneFloor = 146
 
 // TestSharedCloneCases runs the collective tier (clones, promotable
 // clones, notifications, on-fail) like TestSharedCases.
