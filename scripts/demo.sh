@@ -121,11 +121,13 @@ echo "--- ringctl crm status"
 ctl 1 crm status || true
 if [ -n "$h" ]; then
   i=${h#n}; o=$(( i % 3 + 1 ))
-  echo; echo "--- stopping $h (kill -TERM ringd), which runs group web"
-  kill -TERM "${PIDS[$i]}"; wait "${PIDS[$i]}" 2>/dev/null || true
+  echo; echo "--- stopping $h (kill -TERM ringd), which runs group web: a clean stop moves the group first"
   t0=$(date +%s%N); nh=""
+  kill -TERM "${PIDS[$i]}"
   for _ in $(seq 1 300); do nh=$(holder $o); [ -n "$nh" ] && [ "$nh" != "$h" ] && break; sleep 0.05; done
-  echo "group web moved $h -> ${nh:-nowhere} in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  echo "group web moved $h -> ${nh:-nowhere} $(( ($(date +%s%N) - t0) / 1000000 )) ms after the TERM"
+  wait "${PIDS[$i]}" 2>/dev/null || true
+  echo "$h has left the ring"
   ctl $o crm status || true
   echo; echo "--- restarting $h: it rejoins; with resource-stickiness the group stays on $nh"
   start_node "$i"
