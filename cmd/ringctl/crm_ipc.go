@@ -57,7 +57,10 @@ const maxConflictRetries = 20
 
 func (s ipcStore) Update(edit func(*cib.CIB) (*cib.CIB, error)) error {
 	return s.with(func(ctx context.Context, c *crm.Client) error {
-		for range maxConflictRetries {
+		// Conflicts (someone else's change came first) and TRY_AGAIN (a
+		// membership change is being synced) have their own budgets.
+		busyUntil := time.Now().Add(10 * time.Second)
+		for conflicts := 0; conflicts < maxConflictRetries; {
 			cur, err := c.CIB(ctx)
 			if err != nil {
 				return err
@@ -80,9 +83,10 @@ func (s ipcStore) Update(edit func(*cib.CIB) (*cib.CIB, error)) error {
 			base := cibVersion(cur)
 			_, err = c.ReplaceConfig(ctx, x.Bytes(), &base)
 			if errors.Is(err, crm.ErrConflict) {
+				conflicts++
 				continue
 			}
-			if err != nil && isTryAgain(err) {
+			if err != nil && isTryAgain(err) && time.Now().Before(busyUntil) {
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}

@@ -65,6 +65,13 @@ type Applied struct {
 	Version Version `json:"version"`
 }
 
+// Bounds of a transient attribute (ringd refuses larger ones: the value
+// travels round the ring and lives in every node's CIB).
+const (
+	MaxAttrName  = 256
+	MaxAttrValue = 64 << 10
+)
+
 // SetAttribute sets (or deletes) a transient node attribute of the local
 // node (lifetime reboot, as crm_attribute -l reboot and attrd_updater).
 type SetAttribute struct {

@@ -410,6 +410,10 @@ func (s *crmService) Request(c exec.Client, h ipc.Header, p []byte) {
 			_ = c.ReplyError(h, fmt.Errorf("%w: an attribute needs a name (%v)", ipc.ErrInvalid, err))
 			return
 		}
+		if len(req.Name) > wire.MaxAttrName || len(req.Value) > wire.MaxAttrValue {
+			_ = c.ReplyError(h, fmt.Errorf("%w: attribute name over %d bytes or value over %d bytes", ipc.ErrInvalid, wire.MaxAttrName, wire.MaxAttrValue))
+			return
+		}
 		s.ctrl.SetAttribute(now, req.Name, req.Value, req.Delete)
 		s.drain()
 		_ = c.Reply(h, nil)

@@ -89,6 +89,27 @@ func (f *fenceService) ConfChange(c totem.ConfChange) {
 	if h := f.drv.History(); len(h) > 0 {
 		f.send(h)
 	}
+	// A node that is back in the ring cleanly no longer needs fencing:
+	// the controller has dropped the request; stop any attempt still
+	// running (on a goroutine: Cancel records history, which multicasts
+	// under the executive's lock).
+	var back []string
+	for _, id := range c.Joined {
+		if f.d.crm != nil {
+			back = append(back, f.d.crm.nodeName(id))
+		}
+	}
+	if len(back) > 0 {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			for _, n := range back {
+				if k := f.drv.Cancel(n, "rejoined the cluster cleanly"); k > 0 {
+					f.log.Info("abandoned fencing of a node that rejoined", zap.String("target", n), zap.Int("operations", k))
+				}
+			}
+		}()
+	}
 }
 
 func (f *fenceService) Deliver(m totem.Message) {
