@@ -114,7 +114,18 @@ func tickGather(p *Processor) {
 
 // gatherJoin merges a join into our sets (the paper's join rules).
 func (p *Processor) gatherJoin(from totem.NodeID, j *wire.Join) {
-	p.noteSeq(j.MaxSeq)
+	// A JoinCommitted answer carries the seq of the ring its sender is
+	// forming. Noting it (or that of a commit token we do not take,
+	// gatherCommit) would make our joins repeat it, and to the members in
+	// commit a join whose MaxSeq reached the new ring means one that took
+	// the token and gave up (stepNewRing): they gathered again. Where the
+	// commit token takes a while to go round (a big ring, a busy machine)
+	// every commit died that way and the ring never formed (sim
+	// TestFormationUnderJitter). The next representative still learns the
+	// seq: whoever took the token reports it in its own joins.
+	if j.Flags&wire.JoinCommitted == 0 {
+		p.noteSeq(j.MaxSeq)
+	}
 	if setContains(p.fail, from) || p.staleFromMember(from, j.MaxSeq) {
 		return
 	}
@@ -276,7 +287,6 @@ func (p *Processor) checkConsensus() {
 
 // gatherCommit accepts a commit token for exactly our agreed set.
 func (p *Processor) gatherCommit(c *wire.Commit) {
-	p.noteSeq(c.Ring.Seq)
 	if c.Round != wire.CommitFill || c.Ring.Seq <= p.ring.Seq {
 		return
 	}
