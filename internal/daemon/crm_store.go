@@ -103,10 +103,23 @@ func (w *cibWriter) flush() {
 			w.log.Warn("cannot keep a scheduler input", zap.Error(err))
 		}
 	}
+	// The series continues from here after a restart (Pacemaker's
+	// pe-input.last): file times are too coarse to find the newest.
+	last := inputs[len(inputs)-1].Seq
+	_ = os.WriteFile(filepath.Join(dir, peInputLast), []byte(strconv.Itoa(last)+"\n"), 0o640)
 }
 
-// nextPEInput continues the series after the newest input on disk.
+// peInputLast records the sequence number of the newest scheduler input.
+const peInputLast = "pe-input.last"
+
+// nextPEInput continues the series after the newest input on disk: the one
+// pe-input.last names, else (older state dirs) the newest file.
 func (w *cibWriter) nextPEInput() int {
+	if b, err := os.ReadFile(filepath.Join(w.dir, peInputDir, peInputLast)); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n >= 0 {
+			return n + 1
+		}
+	}
 	ents, err := os.ReadDir(filepath.Join(w.dir, peInputDir))
 	if err != nil {
 		return 0
