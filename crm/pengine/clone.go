@@ -297,6 +297,9 @@ func (s *scheduler) cloneAssign(r *resource, prefer *node) *node {
 	if !r.has(rscProvisional) || r.has(rscAllocating) {
 		return nil
 	}
+	if r.clone.promotable {
+		s.addPromotionScores(r)
+	}
 	r.set(rscAllocating)
 	for _, c := range append([]*colocation(nil), r.thisWith...) {
 		s.assign(c.primary, prefer)
@@ -860,6 +863,10 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 		}
 		sort.SliceStable(l.nodes, func(i, j int) bool { return numericLess(l.nodes[i].name, l.nodes[j].name) })
 		rl := RoleList{Role: l.role}
+		if l.role == "Unpromoted" && parseRole(r.meta["target-role"]) == RoleUnpromoted {
+			// The clone's own target-role keeps them unpromoted.
+			rl.Role = "Unpromoted (target-role)"
+		}
 		for _, n := range l.nodes {
 			rl.Nodes = append(rl.Nodes, n.name)
 		}
@@ -867,7 +874,7 @@ func (s *scheduler) cloneStatus(r *resource, opts StatusOptions) *ResourceStatus
 	}
 	if !r.clone.unique && r.clone.max > active {
 		rl := RoleList{Role: "Stopped"}
-		if isDisabled(r) {
+		if parseRole(r.meta["target-role"]) == RoleStopped {
 			rl.Role = "Stopped (disabled)"
 		}
 		useKnown := true

@@ -28,6 +28,7 @@ import (
 //	RINGMASTER_DIFF_SEEDS=5000 go test ./crm/pengine -run Differential  # many more
 //	RINGMASTER_DIFF_SEED=1234 go test ./crm/pengine -run Differential -v  # replay one
 //	RINGMASTER_DIFF_KEEP=/tmp/d ...                                 # keep the CIBs and both outputs
+//	RINGMASTER_DIFF_MAXFAIL=1000 ...                                # report more than 10 divergences
 //
 // A seed that once diverged and was fixed is appended to diffRegressionSeeds,
 // which always run. The generator stays inside the supported feature set
@@ -51,6 +52,13 @@ var diffRegressionSeeds = []int64{}
 // moves, stops or starts when instances must leave nodes (seeds 491, 568,
 // 722, 1133, 1136, 1489 of the first 1,500).
 var diffClones = os.Getenv("RINGMASTER_DIFF_CLONES") != "0"
+
+// diffPromotable adds a promotable clone (ocf:pacemaker:Stateful, as a
+// replicated database or DRBD is run) to half the generated CIBs with
+// RINGMASTER_DIFF_PROMOTABLE=1 (off by default until its seeds agree). Its
+// choices come from a second random source, so turning it off leaves every
+// other part of a seed's CIB unchanged.
+var diffPromotable = os.Getenv("RINGMASTER_DIFF_PROMOTABLE") == "1"
 
 // diffNow is the execution date written into every generated CIB, so both
 // schedulers see the same clock.
@@ -91,6 +99,12 @@ func TestDifferential(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	maxFail := 10
+	if v := os.Getenv("RINGMASTER_DIFF_MAXFAIL"); v != "" {
+		if maxFail, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("RINGMASTER_DIFF_MAXFAIL: %v", err)
+		}
+	}
 	failed := 0
 	for _, seed := range seeds {
 		g := genRandomCIB(seed)
@@ -100,7 +114,7 @@ func TestDifferential(t *testing.T) {
 		}
 		failed++
 		t.Errorf("seed %d diverges from crm_simulate: %s\n  replay: RINGMASTER_DIFF_SEED=%d RINGMASTER_DIFF_KEEP=/tmp/diff go test ./crm/pengine -run Differential -v\n  then add %d to diffRegressionSeeds once fixed", seed, why, seed, seed)
-		if failed >= 10 {
+		if failed >= maxFail {
 			t.Fatalf("stopping after %d divergences", failed)
 		}
 	}
@@ -250,7 +264,54 @@ func genRandomCIB(seed int64) genCase {
 		b.WriteString(`</meta_attributes><primitive id="clp" class="ocf" provider="heartbeat" type="Dummy"><operations><op id="clp-mon" name="monitor" interval="10s" timeout="20s"/></operations></primitive></clone>` + "\n")
 		tops = append(tops, "cl")
 	}
+	// A promotable clone, with promoted-max 1 or 2, role-specific monitors
+	// and, in the status, promotion scores (master-msp) where the agent
+	// runs. mrng is its own random source (see diffPromotable).
+	mrng := rand.New(rand.NewSource(seed*7919 + 17))
+	mpick := func(xs ...string) string { return xs[mrng.Intn(len(xs))] }
+	withMS := diffPromotable && mrng.Intn(2) == 0
+	if withMS {
+		b.WriteString(`      <clone id="ms"><meta_attributes id="ms-m"><nvpair id="ms-prom" name="promotable" value="true"/>`)
+		fmt.Fprintf(&b, `<nvpair id="ms-pmax" name="promoted-max" value="%d"/>`, 1+mrng.Intn(2))
+		if mrng.Intn(3) == 0 {
+			fmt.Fprintf(&b, `<nvpair id="ms-max" name="clone-max" value="%d"/>`, 1+mrng.Intn(nNodes))
+		}
+		if mrng.Intn(3) == 0 {
+			b.WriteString(`<nvpair id="ms-int" name="interleave" value="true"/>`)
+		}
+		if mrng.Intn(8) == 0 {
+			fmt.Fprintf(&b, `<nvpair id="ms-tr" name="target-role" value="%s"/>`, mpick("Unpromoted", "Stopped", "Promoted"))
+		}
+		b.WriteString(`</meta_attributes><primitive id="msp" class="ocf" provider="pacemaker" type="Stateful"><operations>` +
+			`<op id="msp-mon-p" name="monitor" interval="10s" timeout="20s" role="Promoted"/>` +
+			`<op id="msp-mon-u" name="monitor" interval="11s" timeout="20s" role="Unpromoted"/>` +
+			`</operations></primitive></clone>` + "\n")
+	}
 	b.WriteString("    </resources>\n    <constraints>\n")
+	if withMS {
+		// What real clusters put around a promotable clone: a preferred
+		// node for the promoted role, a service (or its IP) colocated with
+		// and ordered after the promoted instance, rarely something kept
+		// away from it or the promoted role following another resource.
+		for i, k := 0, mrng.Intn(4); i < k; i++ {
+			other := tops[mrng.Intn(len(tops))]
+			sc := mpick("INFINITY", "-INFINITY", "100", "50", "-50")
+			switch mrng.Intn(6) {
+			case 0:
+				fmt.Fprintf(&b, "      <rsc_location id=\"ms-loc%d\" rsc=\"ms\" node=\"%s\" score=\"%s\" role=\"Promoted\"/>\n", i, node(mrng.Intn(nNodes)), sc)
+			case 1:
+				fmt.Fprintf(&b, "      <rsc_location id=\"ms-rule%d\" rsc=\"ms\"><rule id=\"ms-rule%d-r\" score=\"%s\" role=\"Promoted\"><expression id=\"ms-rule%d-e\" attribute=\"rack\" operation=\"eq\" value=\"r%d\"/></rule></rsc_location>\n", i, i, sc, i, mrng.Intn(2))
+			case 2:
+				fmt.Fprintf(&b, "      <rsc_colocation id=\"ms-col%d\" rsc=\"%s\" with-rsc=\"ms\" with-rsc-role=\"Promoted\" score=\"%s\"/>\n", i, other, mpick("INFINITY", "INFINITY", "100", "-INFINITY"))
+			case 3:
+				fmt.Fprintf(&b, "      <rsc_order id=\"ms-ord%d\" first=\"ms\" first-action=\"promote\" then=\"%s\" then-action=\"start\" kind=\"%s\"/>\n", i, other, mpick("Mandatory", "Optional"))
+			case 4:
+				fmt.Fprintf(&b, "      <rsc_colocation id=\"ms-col%d\" rsc=\"ms\" rsc-role=\"Promoted\" with-rsc=\"%s\" score=\"%s\"/>\n", i, other, sc)
+			case 5:
+				fmt.Fprintf(&b, "      <rsc_location id=\"ms-loc%d\" rsc=\"ms\" node=\"%s\" score=\"%s\"/>\n", i, node(mrng.Intn(nNodes)), sc)
+			}
+		}
+	}
 	score := func() string { return pick("INFINITY", "-INFINITY", "100", "50", "-50", "0") }
 	for i, k := 0, rng.Intn(2*len(tops)+1); i < k; i++ {
 		a, c := tops[rng.Intn(len(tops))], tops[rng.Intn(len(tops))]
@@ -278,23 +339,28 @@ func genRandomCIB(seed int64) genCase {
 	monDigest := pengine.Digest(map[string]string{"CRM_meta_timeout": "20000"})
 	noDigest := pengine.Digest(map[string]string{})
 	call := 10
-	op := func(p, task string, iv, rc int, n string) {
+	// opx records one operation that expected rc exp and returned rc.
+	opx := func(p, task string, iv, rc, exp int, n string) {
 		key := fmt.Sprintf("%s_%s_%d", p, task, iv)
 		id := p + "_last_0"
 		dg := noDigest
 		if iv > 0 {
 			id, dg = key, monDigest
 		}
-		if rc != 0 && !(task == "monitor" && iv == 0 && rc == 7) {
+		probe := task == "monitor" && iv == 0
+		if rc != exp && !(probe && (rc == 0 || rc == 7 || rc == 8)) {
 			id = p + "_last_failure_0"
-		}
-		exp := 0
-		if task == "monitor" && iv == 0 {
-			exp = 7
 		}
 		fmt.Fprintf(&b, `<lrm_rsc_op id="%s" operation_key="%s" operation="%s" crm-debug-origin="gen" crm_feature_set="3.16.1" transition-key="%d:1:%d:00000000-0000-4000-8000-000000000000" transition-magic="0:%d;%d:1:%d:00000000-0000-4000-8000-000000000000" on_node="%s" call-id="%d" rc-code="%d" op-status="0" interval="%d" last-rc-change="%d" exec-time="10" queue-time="0" op-digest="%s"/>`,
 			id, key, task, call, exp, rc, call, exp, n, call, rc, iv, diffNow-100, dg)
 		call++
+	}
+	op := func(p, task string, iv, rc int, n string) {
+		exp := 0
+		if task == "monitor" && iv == 0 {
+			exp = 7
+		}
+		opx(p, task, iv, rc, exp, n)
 	}
 	var fails []string
 	for n := 0; n < nNodes; n++ {
@@ -345,6 +411,37 @@ func genRandomCIB(seed int64) genCase {
 					op("clp", "monitor", 10000, 0, node(n))
 				}
 				b.WriteString("</lrm_resource>\n")
+			}
+		}
+		if withMS {
+			// Stateful's history on this node: none, probed, unpromoted,
+			// promoted, or promoted with a failed promoted monitor.
+			r := mrng.Intn(10)
+			running := false
+			if r > 0 {
+				b.WriteString(`<lrm_resource id="msp" class="ocf" provider="pacemaker" type="Stateful">`)
+				switch {
+				case r < 3:
+					op("msp", "monitor", 0, 7, node(n))
+				case r < 6:
+					op("msp", "start", 0, 0, node(n))
+					opx("msp", "monitor", 11000, 0, 0, node(n))
+					running = true
+				case r < 9:
+					op("msp", "promote", 0, 0, node(n))
+					opx("msp", "monitor", 10000, 8, 8, node(n))
+					running = true
+				default:
+					op("msp", "promote", 0, 0, node(n))
+					opx("msp", "monitor", 10000, pick3(mrng, 1, 7), 8, node(n))
+					failcounts = append(failcounts, fmt.Sprintf(`<nvpair id="status-%d-fc-msp" name="fail-count-msp#monitor_10000" value="1"/>`, n+1))
+				}
+				b.WriteString("</lrm_resource>\n")
+			}
+			// The agent sets its promotion score where it runs (and,
+			// rarely, a stale one is left where it does not).
+			if (running && mrng.Intn(5) != 0) || mrng.Intn(8) == 0 {
+				failcounts = append(failcounts, fmt.Sprintf(`<nvpair id="status-%d-master-msp" name="master-msp" value="%s"/>`, n+1, mpick("5", "10", "10", "100", "1000")))
 			}
 		}
 		b.WriteString("</lrm_resources></lrm>")

@@ -161,9 +161,21 @@ func (s *scheduler) count(r *resource) {
 	}
 }
 
+// isDisabled is pe__resource_is_disabled: target-role Stopped, or
+// Unpromoted within a promotable clone (the clone included).
 func isDisabled(r *resource) bool {
 	v, ok := r.meta["target-role"]
-	return ok && parseRole(v) == RoleStopped
+	if !ok {
+		return false
+	}
+	switch parseRole(v) {
+	case RoleStopped:
+		return true
+	case RoleUnpromoted:
+		t := r.top()
+		return t.isClone && t.clone != nil && t.clone.promotable
+	}
+	return false
 }
 
 // run is pcmk__schedule_actions after unpacking.

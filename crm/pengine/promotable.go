@@ -50,6 +50,31 @@ func instanceTargetRole(inst *resource) {
 	}
 }
 
+// addPromotionScores is pcmk__add_promotion_scores, run before a
+// promotable clone's instances are placed: each instance's positive
+// promotion score on a node that can run resources is added to its score
+// there, so instances go where they can be promoted, and its best score
+// becomes its priority, which orders the instances' assignment
+// (cmpInstance). createPromotableActions restores the priorities.
+func (s *scheduler) addPromotionScores(r *resource) {
+	for _, c := range r.children {
+		for _, n := range s.nodes {
+			if !c.allowed.has[n.idx] || !n.available() {
+				// A node that cannot promote gets no promotion score,
+				// which would only shuffle instances.
+				continue
+			}
+			score := s.promotionScore(c, n, 0)
+			if score > 0 {
+				c.allowed.w[n.idx] = AddScores(c.allowed.w[n.idx], score)
+			}
+			if score > c.priority {
+				c.priority = score
+			}
+		}
+	}
+}
+
 // setRoleUnpromoted is set_role_unpromoted.
 func setRoleUnpromoted(r *resource, current bool) {
 	if current {

@@ -450,7 +450,7 @@ func (s *scheduler) unpackResource(cr *cib.Resource, parent *resource) (*resourc
 		r.failureTimeout = int(parseInterval(v) / 1000)
 	}
 	if v, ok := r.meta["target-role"]; ok {
-		if role, ok := targetRole(v); ok {
+		if role, ok := targetRole(v, inPromotable(r)); ok {
 			r.nextRole = role
 		}
 	}
@@ -486,16 +486,26 @@ func (s *scheduler) unpackResource(cr *cib.Resource, parent *resource) (*resourc
 }
 
 // targetRole is get_target_role: "Started" (or unset) means "no explicit
-// role"; roles above Started only make sense for promotable clones.
-func targetRole(v string) (Role, bool) {
+// role"; roles above Started only make sense inside a promotable clone,
+// where Unpromoted keeps the instances from being promoted and Promoted is
+// what would happen anyway (so it is no explicit role either).
+func targetRole(v string, promotable bool) (Role, bool) {
 	if v == "" || strings.EqualFold(v, "started") || strings.EqualFold(v, "default") {
 		return RoleUnknown, false
 	}
 	role := parseRole(v)
-	if role == RoleUnknown || role > RoleStarted {
+	if role == RoleUnknown || role > RoleStarted && !(promotable && role == RoleUnpromoted) {
 		return RoleUnknown, false
 	}
 	return role, true
+}
+
+// inPromotable tells whether r is a promotable clone's instance (or a
+// member of one). The clone itself does not count: like Pacemaker, whose
+// promotable flag is set after the clone's own target-role is read.
+func inPromotable(r *resource) bool {
+	t := r.top()
+	return t != r && t.isClone && t.clone != nil && t.clone.promotable
 }
 
 func (s *scheduler) unpackRequires(r *resource, value string) {

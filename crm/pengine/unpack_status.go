@@ -258,7 +258,7 @@ func (s *scheduler) unpackLRMResource(n *node, lr *cib.LRMResource) {
 	start, stop := activeOps(ops)
 	s.processRecurring(n, r, start, stop, ops)
 	s.processRscState(r, n, onFail)
-	if role, ok := targetRole(r.meta["target-role"]); ok {
+	if role, ok := targetRole(r.meta["target-role"], inPromotable(r)); ok {
 		if r.nextRole == RoleUnknown || role < r.nextRole {
 			r.setNextRole(role, "target-role")
 		}
