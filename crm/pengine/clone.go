@@ -127,9 +127,6 @@ func (s *scheduler) newInstance(r *resource) (*resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.clone.promotable {
-		instanceTargetRole(inst)
-	}
 	r.children = append(r.children, inst)
 	return inst, nil
 }

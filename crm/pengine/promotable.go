@@ -37,19 +37,6 @@ func (s *scheduler) unpackPromotable(r *resource) {
 	}
 }
 
-// instanceTargetRole applies a Promoted/Unpromoted target-role, which only
-// a promotable clone's instances may have.
-func instanceTargetRole(inst *resource) {
-	v, ok := inst.meta["target-role"]
-	if !ok {
-		return
-	}
-	switch role := parseRole(v); role {
-	case RoleUnpromoted, RolePromoted:
-		inst.nextRole = role
-	}
-}
-
 // addPromotionScores is pcmk__add_promotion_scores, run before a
 // promotable clone's instances are placed: each instance's positive
 // promotion score on a node that can run resources is added to its score
@@ -136,7 +123,10 @@ func (s *scheduler) setInstanceRoles(r *resource) {
 			continue
 		}
 		var chosen *node
-		if promoted < ci.promotedMax {
+		// A negative sort index (promotion score merged with the
+		// colocations of the promoted role) rules promotion out, whatever
+		// the instance's own priority.
+		if sortIndex[c] >= 0 && (promoted < ci.promotedMax || !r.has(rscManaged)) {
 			chosen = s.canBePromoted(r, c, promotedCount)
 		}
 		if chosen == nil {
