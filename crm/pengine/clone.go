@@ -496,7 +496,11 @@ func (s *scheduler) limitInstance(r, child *resource) {
 		case child.has(rscOrphan), !n.available(), !r.allowed.has[n.idx]:
 			s.resourceNodeScore(child, n, -Infinity, "clone:limit")
 		case r.allowed.w[n.idx] < 0:
+			// The clone's own negative score bans the node outright, not
+			// just lowers the instance's score (can_run_instance adds it
+			// and then falls through to the ban).
 			s.resourceNodeScore(child, n, r.allowed.w[n.idx], "clone:parent")
+			s.resourceNodeScore(child, n, -Infinity, "clone:parent")
 		case r.clone.count[n.idx] >= r.clone.nodeMax:
 			s.resourceNodeScore(child, n, -Infinity, "clone:node-full")
 		}
