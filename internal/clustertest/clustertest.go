@@ -97,10 +97,11 @@ type Node struct {
 	// and the status page): its own ring address, the cluster's port.
 	Metrics string
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan error
+	mu     sync.Mutex
+	exited bool // the current process has exited
+	cmd    *exec.Cmd
+	log    *os.File
+	done   chan error
 }
 
 // New writes the configuration of a cluster (nothing is started).
@@ -197,9 +198,18 @@ func (c *Cluster) Start(i int) {
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
-	n.cmd, n.log, n.done = cmd, logf, make(chan error, 1)
+	n.cmd, n.log, n.done, n.exited = cmd, logf, make(chan error, 1), false
 	done := n.done
-	go func() { done <- cmd.Wait(); logf.Close() }()
+	go func() {
+		err := cmd.Wait()
+		n.mu.Lock()
+		if n.cmd == cmd {
+			n.exited = true
+		}
+		n.mu.Unlock()
+		done <- err
+		logf.Close()
+	}()
 }
 
 // StartAll starts every node.
@@ -245,11 +255,12 @@ func (n *Node) PID() int {
 	return n.cmd.Process.Pid
 }
 
-// Running reports whether node i's process is up.
+// Running reports whether node i's ringd runs: started and neither
+// stopped by the test nor dead by itself (or by fencing).
 func (n *Node) Running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.cmd != nil
+	return n.cmd != nil && !n.exited
 }
 
 // Log returns node i's log so far.
