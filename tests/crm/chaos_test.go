@@ -149,26 +149,8 @@ func TestChaos(t *testing.T) {
 			continue // no quorum: nothing to check but that it stops (below)
 		}
 		settled(t, c, up[0])
-		var last string
-		ok := false
-		for try := 0; try < 100 && !ok; try++ {
-			p := placement(c, up[0])
-			last = fmt.Sprint(p)
-			ok = true
-			for _, r := range rscs {
-				for i := 1; i <= 3; i++ {
-					want := p[r] == fmt.Sprintf("n%d", i) && slices.Contains(up, i)
-					if slices.Contains(up, i) && dummyRunning(c, i, r) != want {
-						ok = false
-					}
-				}
-			}
-			if !ok {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-		if !ok {
-			t.Fatalf("step %d (%s): crm status %s disagrees with the agents' state files", step, what, last)
+		if p, ok := agentsAgree(c, up, rscs); !ok {
+			t.Fatalf("step %d (%s): crm status %v disagrees with the agents' state files", step, what, p)
 		}
 	}
 }
@@ -266,25 +248,31 @@ func TestChaosFenced(t *testing.T) {
 		t.Logf("step %d: %s (running %v)", step, what, up)
 		c.MustRing(deadline, up, up...)
 		settled(t, c, up[0])
-		var last string
-		ok := false
-		for try := 0; try < 100 && !ok; try++ {
-			p := placement(c, up[0])
-			last = fmt.Sprint(p)
-			ok = true
-			for _, r := range rscs {
-				for _, i := range up {
-					if dummyRunning(c, i, r) != (p[r] == fmt.Sprintf("n%d", i)) {
-						ok = false
-					}
-				}
-			}
-			if !ok {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-		if !ok {
-			t.Fatalf("step %d (%s): crm status %s disagrees with the agents' state files", step, what, last)
+		if p, ok := agentsAgree(c, up, rscs); !ok {
+			t.Fatalf("step %d (%s): crm status %v disagrees with the agents' state files", step, what, p)
 		}
 	}
+}
+
+// agentsAgree waits (boundedly) until, on every node of up, each
+// builtin:dummy of rscs has its state file exactly where crm status (as
+// up[0] sees it) says it runs; it returns the last placement seen.
+func agentsAgree(c *clustertest.Cluster, up []int, rscs []string) (map[string]string, bool) {
+	var p map[string]string
+	for try := 0; try < 100; try++ {
+		p = placement(c, up[0])
+		ok := true
+		for _, r := range rscs {
+			for _, i := range up {
+				if dummyRunning(c, i, r) != (p[r] == fmt.Sprintf("n%d", i)) {
+					ok = false
+				}
+			}
+		}
+		if ok {
+			return p, true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return p, false
 }

@@ -303,6 +303,20 @@ const fencedCIB = `<cib admin_epoch="0" epoch="1" num_updates="0" validate-with=
 </cib>
 `
 
+// fencedGroup starts 3 namespaced nodes (udp, token 200) and imports
+// fencedCIB through node i; it returns the cluster and the VIP.
+func fencedGroup(t *testing.T, i int) (*clustertest.Cluster, string) {
+	t.Helper()
+	c := nsCluster(t)
+	vip := strings.TrimSuffix(c.Node(1).Addr, ".1") + ".100"
+	f := filepath.Join(c.Dir, "cib.xml")
+	if err := os.WriteFile(f, fmt.Appendf(nil, fencedCIB, filepath.Join(c.Dir, "fence.status"), vip), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustCtl(t, c, i, "crm", "import", f)
+	return c, vip
+}
+
 // vipHolder is the node whose namespace holds ip ("" none, "many" more
 // than one).
 func vipHolder(c *clustertest.Cluster, ip string) string {
@@ -328,18 +342,7 @@ func vipHolder(c *clustertest.Cluster, ip string) string {
 // the group starts on another node. Then another node dies: the last one
 // has no quorum and stops the group. The VIP is never on two nodes.
 func TestFailoverWithFencing(t *testing.T) {
-	testutil.RequireRoot(t)
-	requireAgents(t)
-	c := clustertest.New(t, clustertest.Options{Nodes: 3, Transport: "udp", Token: 200, ExtraTotem: "token_coefficient = 0",
-		Netns: true, Resources: "startup_wait = 2000"})
-	c.StartAll()
-	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
-	vip := strings.TrimSuffix(c.Node(1).Addr, ".1") + ".100"
-	f := filepath.Join(c.Dir, "cib.xml")
-	if err := os.WriteFile(f, fmt.Appendf(nil, fencedCIB, filepath.Join(c.Dir, "fence.status"), vip), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustCtl(t, c, 1, "crm", "import", f)
+	c, vip := fencedGroup(t, 1)
 	h := groupOn(t, c, 1, "vip", "app")
 	testutil.WaitFor(t, deadline, "the VIP on "+h, func() bool { return vipHolder(c, vip) == h })
 
@@ -394,18 +397,7 @@ func ocfDummyRunning(c *clustertest.Cluster, i int, rsc string) bool {
 // group is active exactly once, checked in the agents' own state on every
 // node.
 func TestPartitionHeals(t *testing.T) {
-	testutil.RequireRoot(t)
-	requireAgents(t)
-	c := clustertest.New(t, clustertest.Options{Nodes: 3, Transport: "udp", Token: 200, ExtraTotem: "token_coefficient = 0",
-		Netns: true, Resources: "startup_wait = 2000"})
-	c.StartAll()
-	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
-	vip := strings.TrimSuffix(c.Node(1).Addr, ".1") + ".100"
-	f := filepath.Join(c.Dir, "cib.xml")
-	if err := os.WriteFile(f, fmt.Appendf(nil, fencedCIB, filepath.Join(c.Dir, "fence.status"), vip), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustCtl(t, c, 2, "crm", "import", f)
+	c, vip := fencedGroup(t, 2)
 	h := groupOn(t, c, 1, "vip", "app")
 	hi := nodeNum(h)
 	rest := []int{}
