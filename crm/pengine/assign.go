@@ -137,6 +137,7 @@ func (s *scheduler) finalizeAssignment(r *resource, chosen *node, force bool) bo
 		return false
 	}
 	r.allocatedTo = chosen
+	r.allocatedScore, _ = r.allowed.get(chosen.idx)
 	chosen.numResources++
 	return true
 }

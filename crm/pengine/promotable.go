@@ -356,29 +356,59 @@ func (s *scheduler) colocPriority(dep, pri *resource, c *colocation) {
 }
 
 // promotableColocation is promotable_colocation_rh for a dependent still
-// being placed: nodes of primary instances in the colocation's role get the
-// score (or, when mandatory, are the only ones allowed).
+// being placed: the nodes of primary instances in the colocation's role
+// (and nodes sharing their colocation node attribute) get an optional
+// colocation's score; a mandatory one (unless promoted with promoted)
+// allows only those nodes and adds to each the score the primary instance
+// was assigned there with (node_list_exclude with merged scores; with two
+// instances on one node, the one placed last counts).
 func (s *scheduler) promotableColocation(dep, pri *resource, c *colocation) {
 	if !dep.has(rscProvisional) {
 		return
 	}
+	attr := c.nodeAttribute
+	if attr == "" {
+		attr = "#uname"
+	}
 	on := make([]bool, len(s.nodes))
+	score := make([]int, len(s.nodes))
 	for _, x := range pri.children {
-		if instLocation(x) != nil && x.nextRole == c.primaryRole {
-			if c.score < Infinity && dep.allowed.has[instLocation(x).idx] {
-				i := instLocation(x).idx
-				dep.allowed.w[i] = AddScores(c.score, dep.allowed.w[i])
-			}
-			on[instLocation(x).idx] = true
+		n := instLocation(x)
+		if n == nil || x.nextRole != c.primaryRole {
+			continue
 		}
+		if c.score < Infinity {
+			v, ok := n.attrs[attr]
+			for _, m := range s.nodes {
+				if w, ok2 := m.attrs[attr]; dep.allowed.has[m.idx] && ok && ok2 && strings.EqualFold(w, v) {
+					dep.allowed.w[m.idx] = AddScores(dep.allowed.w[m.idx], c.score)
+				}
+			}
+		}
+		on[n.idx] = true
+		score[n.idx] = instScore(x)
 	}
 	if (c.dependentRole != RolePromoted || c.primaryRole != RolePromoted) && c.score >= Infinity {
 		for _, n := range s.nodes {
-			if dep.allowed.has[n.idx] && !on[n.idx] {
+			if !dep.allowed.has[n.idx] {
+				continue
+			}
+			if on[n.idx] {
+				dep.allowed.w[n.idx] = AddScores(dep.allowed.w[n.idx], score[n.idx])
+			} else {
 				dep.allowed.w[n.idx] = -Infinity
 			}
 		}
 	}
+}
+
+// instScore is the score an instance was assigned to its node with (a
+// cloned group's: its first member's).
+func instScore(x *resource) int {
+	for x.isGroup && len(x.children) > 0 {
+		x = x.children[0]
+	}
+	return x.allocatedScore
 }
 
 // createPromotableActions is create_promotable_actions: the clone's

@@ -162,7 +162,12 @@ type resource struct {
 	allowed   *scoreTable
 
 	allocatedTo *node
-	actions     []*action // creation order
+	// allocatedScore is the resource's score on allocatedTo when it was
+	// assigned (the weight of Pacemaker's allocated_to node copy), which a
+	// mandatory colocation with a promotable clone's role adds to the
+	// dependent's scores.
+	allocatedScore int
+	actions        []*action // creation order
 	// lastByTask is the newest of actions per task, so that clone-wide
 	// flag updates need not scan every instance's list.
 	lastByTask map[string]*action
