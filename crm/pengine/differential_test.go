@@ -34,16 +34,21 @@ import (
 // which always run. The generator stays inside the supported feature set
 // (primitives, groups, location/colocation/order constraints, stickiness,
 // target-role, migration-threshold, failures, standby, offline and failed
-// nodes; anonymous clones unless RINGMASTER_DIFF_CLONES=0); anything it
+// nodes; an anonymous clone unless RINGMASTER_DIFF_CLONES=0; a promotable
+// clone with promotion scores, role-based constraints and failed promoted
+// monitors unless RINGMASTER_DIFF_PROMOTABLE=0); anything it
 // produced outside that set would be refused by the parser, which the test
 // reports as a generator bug.
 
-// diffCISeeds is how many seeds a plain run covers: about 60 ms of
-// crm_simulate and ringmaster per seed, about 18 s on two cores.
+// diffCISeeds is how many seeds a plain run covers: about 90 ms of
+// crm_simulate and ringmaster per seed, about 30 s on two cores (with the
+// regression seeds).
 const diffCISeeds = 300
 
-// diffRegressionSeeds are seeds that diverged once (each fixed since).
-var diffRegressionSeeds = []int64{}
+// diffRegressionSeeds are seeds beyond diffCISeeds that diverged once
+// (each fixed since); seeds within the first diffCISeeds run anyway (43,
+// 46, 47, 78, 92 and 142 diverged once too).
+var diffRegressionSeeds = []int64{491, 518, 568, 912, 1133, 1136, 1489}
 
 // diffClones adds an anonymous clone to half the generated CIBs; on by
 // default, RINGMASTER_DIFF_CLONES=0 turns it off (the seeds then generate
@@ -54,11 +59,11 @@ var diffRegressionSeeds = []int64{}
 var diffClones = os.Getenv("RINGMASTER_DIFF_CLONES") != "0"
 
 // diffPromotable adds a promotable clone (ocf:pacemaker:Stateful, as a
-// replicated database or DRBD is run) to half the generated CIBs with
-// RINGMASTER_DIFF_PROMOTABLE=1 (off by default until its seeds agree). Its
-// choices come from a second random source, so turning it off leaves every
-// other part of a seed's CIB unchanged.
-var diffPromotable = os.Getenv("RINGMASTER_DIFF_PROMOTABLE") == "1"
+// replicated database or DRBD is run) to half the generated CIBs; on by
+// default, RINGMASTER_DIFF_PROMOTABLE=0 turns it off. Its choices come from
+// a second random source, so turning it off leaves every other part of a
+// seed's CIB unchanged.
+var diffPromotable = os.Getenv("RINGMASTER_DIFF_PROMOTABLE") != "0"
 
 // diffNow is the execution date written into every generated CIB, so both
 // schedulers see the same clock.
