@@ -328,7 +328,9 @@ func (s *scheduler) cloneAssign(r *resource, prefer *node) *node {
 //  5. current node able to run resources;
 //  6. current node allowed for the clone;
 //  7. current node with fewer instances assigned;
-//  8. failed before healthy;
+//  8. healthy before failed;
+//  9. higher score on the current node once the clone's colocations are
+//     applied (colocatedScore);
 //
 // the rest keeps the instance order (the sort is stable).
 func (s *scheduler) cmpInstance(a, b *resource) int {
@@ -376,9 +378,33 @@ func (s *scheduler) cmpInstance(a, b *resource) int {
 		}
 	}
 	if fa, fb := anyFailed(a), anyFailed(b); fa != fb {
-		return boolOrder(fa)
+		return boolOrder(fb)
+	}
+	if sa, sb := s.colocatedScore(a, curA), s.colocatedScore(b, curB); sa != sb {
+		return boolOrder(sa > sb)
 	}
 	return 0
+}
+
+// colocatedScore is the instance's current node's score once the clone's
+// colocations are applied to it (cmp_instance_by_colocation): the node's
+// base weight, plus the scores of the resources the clone is colocated
+// with, plus the nonnegative scores of those colocated with it.
+func (s *scheduler) colocatedScore(inst *resource, cur *node) int {
+	tbl := newScoreTable(len(s.nodes))
+	tbl.has[cur.idx] = true
+	tbl.w[cur.idx] = cur.weight
+	clone := inst.parent
+	for _, c := range clone.thisWith {
+		s.mergeScores(c.primary, inst.id, &tbl, c.nodeAttribute, float32(c.score)/float32(Infinity), 0)
+	}
+	for _, c := range clone.withThis {
+		if !hasInfluence(c, inst) {
+			continue
+		}
+		s.mergeScores(c.dependent, inst.id, &tbl, c.nodeAttribute, float32(c.score)/float32(Infinity), mergeNonnegative)
+	}
+	return tbl.w[cur.idx]
 }
 
 // boolOrder sorts true first.

@@ -48,7 +48,7 @@ const diffCISeeds = 300
 // diffRegressionSeeds are seeds beyond diffCISeeds that diverged once
 // (each fixed since); seeds within the first diffCISeeds run anyway (43,
 // 46, 47, 78, 92 and 142 diverged once too).
-var diffRegressionSeeds = []int64{491, 518, 568, 912, 1133, 1136, 1489}
+var diffRegressionSeeds = []int64{491, 518, 568, 588, 656, 722, 780, 912, 1133, 1136, 1489}
 
 // diffClones adds an anonymous clone to half the generated CIBs; on by
 // default, RINGMASTER_DIFF_CLONES=0 turns it off (the seeds then generate
