@@ -40,10 +40,6 @@ type cloneInfo struct {
 	count []int
 }
 
-func cloneUnsupported(r *resource, what string) error {
-	return fmt.Errorf("%w: <clone id=%q>: %s (not implemented)", cib.ErrUnsupported, r.id, what)
-}
-
 // unpackClone is clone_unpack: settings, the default stickiness and the
 // instances.
 func (s *scheduler) unpackClone(r *resource, cr *cib.Resource) error {
@@ -149,15 +145,6 @@ func isAnonInstance(r *resource) bool {
 	}
 	top := r.top()
 	return top.isClone && !top.clone.unique
-}
-
-// instanceOf returns the clone instance r belongs to (r itself, or its
-// group).
-func instanceOf(r *resource) *resource {
-	for r.parent != nil && !r.parent.isClone {
-		r = r.parent
-	}
-	return r
 }
 
 // memberNamed returns the primitive of instance inst whose configured id

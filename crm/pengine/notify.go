@@ -16,15 +16,14 @@ import (
 
 // notifyData is notify_data_t: one clone action's notification actions.
 type notifyData struct {
-	task              string // start, stop, promote, demote
-	action, complete  *action
-	pre, preDone      *action
-	post, postDone    *action
-	active, inactive  []notifyEntry
-	start, stop       []notifyEntry
-	promote, demote   []notifyEntry
-	promoted, unprom  []notifyEntry
-	haveStart, haveSt bool
+	task             string // start, stop, promote, demote
+	action, complete *action
+	pre, preDone     *action
+	post, postDone   *action
+	active, inactive []notifyEntry
+	start, stop      []notifyEntry
+	promote, demote  []notifyEntry
+	promoted, unprom []notifyEntry
 }
 
 type notifyEntry struct {

@@ -9,11 +9,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/build"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -76,7 +76,9 @@ func goList(t *testing.T, patterns ...string) map[string]*pkg {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		// `go test` puts its own go on PATH; without one, ask the
+		// toolchain that built this test.
+		goBin = filepath.Join(build.Default.GOROOT, "bin", "go")
 	}
 	cmd := exec.Command(goBin, append([]string{"list", "-e", "-deps", "-json=ImportPath,Dir,GoFiles,Imports,Deps,DepOnly,Error"}, patterns...)...)
 	var stderr bytes.Buffer
