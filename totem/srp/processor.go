@@ -67,9 +67,11 @@ type Processor struct {
 	log     ringLog
 
 	// maxSeq is the highest ring sequence number used or seen anywhere;
-	// persisted is the highest one handed to the driver to store.
+	// persisted is the highest one this processor used (or started
+	// from); reserved is the highest it handed to the driver to store.
 	maxSeq    uint64
 	persisted uint64
+	reserved  uint64
 
 	// Token visit state for the ring the token belongs to (the regular
 	// ring when operational, the new ring in recovery).
@@ -207,6 +209,7 @@ func New(cfg Config, now time.Duration) *Processor {
 		rec:       newRingLog(),
 		maxSeq:    cfg.InitialSeq,
 		persisted: cfg.InitialSeq,
+		reserved:  cfg.InitialSeq,
 		consensus: make(map[totem.NodeID]bool),
 		heard:     make(map[totem.NodeID]time.Duration),
 		procSince: make(map[totem.NodeID]time.Duration),
@@ -560,10 +563,22 @@ func (p *Processor) deliverEntry(e *entry) {
 	p.emitEvent(Event{Kind: EventDeliver, Sender: e.sender, Guarantee: e.guarantee, Payload: e.payload})
 }
 
+// SeqReserve is how far above the ring sequence number it uses a
+// processor asks the driver to store. Every member stores before it passes
+// the commit token on, so a store on every configuration put one fsync
+// per member in series on the failover path (32 of them on a 32-node
+// ring); with the reserve, a store is needed once in SeqReserve/4
+// configurations. A restarted processor starts above what was stored, so
+// ring IDs still never repeat.
+const SeqReserve = 4096
+
 func (p *Processor) persist(seq uint64) {
 	if seq > p.persisted {
 		p.persisted = seq
-		p.out.PersistSeq = seq
+	}
+	if seq > p.reserved {
+		p.reserved = min(seq+SeqReserve, wire.MaxRingSeq)
+		p.out.PersistSeq = p.reserved
 	}
 }
 

@@ -25,8 +25,8 @@ func newProc(t testing.TB, id totem.NodeID, seq uint64) *srp.Processor {
 func TestNewFormsOneNodeRing(t *testing.T) {
 	p := newProc(t, 7, 100)
 	rd := p.Ready()
-	if rd.PersistSeq != 104 {
-		t.Errorf("PersistSeq %d, want 104", rd.PersistSeq)
+	if rd.PersistSeq != 104+srp.SeqReserve {
+		t.Errorf("PersistSeq %d, want %d (ring 104 + the reserve)", rd.PersistSeq, 104+srp.SeqReserve)
 	}
 	var types []wire.Type
 	for _, d := range rd.Datagrams {
