@@ -1,43 +1,53 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"ringmaster/clients/crm"
 	"ringmaster/crm/cib"
 	"ringmaster/stonithd"
 	"ringmaster/stonithd/agent"
 )
 
-// stonith fence and history ask ringd (crm_live.go); list and levels read a
-// CIB file and work without a daemon.
+// stonith fence and history ask ringd (crm_live.go); list and levels read
+// the cluster's CIB from ringd, or a CIB file without a daemon.
 func newStonithCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stonith",
 		Short: "Fence nodes, the fencing history, fence devices and topology",
-		Long: `Fence a node and read the cluster's fencing history (from ringd), or show
-the fence devices and fencing levels of a CIB file as the fencer interprets
-them (pcmk_host_list/map/check, pcmk_host_argument, priorities).`,
+		Long: `Fence a node and read the cluster's fencing history (from ringd), and show
+the fence devices and fencing levels of the cluster's CIB (or of a CIB file
+with --cib) as the fencer interprets them (pcmk_host_list/map/check,
+pcmk_host_argument, priorities).`,
 	}
 	cmd.AddCommand(newStonithFenceCmd(g), newStonithHistoryCmd(g), newStonithListCmd(g), newStonithLevelsCmd(g))
 	return cmd
 }
 
-func loadCIBFile(path string) (*cib.CIB, *cib.Element, error) {
+// loadCIBFile reads the CIB from path, or from ringd at socket when path
+// is empty (the cluster's live CIB).
+func loadCIBFile(path, socket string) (*cib.CIB, *cib.Element, error) {
+	var data []byte
+	var err error
 	if path == "" {
-		return nil, nil, errors.New("--cib FILE is required (reading the live CIB needs ringd)")
-	}
-	f, err := os.Open(path)
-	if err != nil {
+		path = "the cluster's CIB"
+		err = ipcStore{socket: socket}.with(func(ctx context.Context, c *crm.Client) (err error) {
+			data, err = c.CIBXML(ctx)
+			return err
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w (or --cib FILE to read a CIB file)", err)
+		}
+	} else if data, err = os.ReadFile(path); err != nil {
 		return nil, nil, err
 	}
-	defer f.Close()
-	root, err := cib.ParseElement(f)
+	root, err := cib.ParseElement(bytes.NewReader(data))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -53,10 +63,10 @@ func newStonithListCmd(g *globals) *cobra.Command {
 	var noMeta bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the fence devices of a CIB file",
+		Short: "List the fence devices (of the running cluster, or of a CIB file)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := loadCIBFile(cibFile)
+			c, _, err := loadCIBFile(cibFile, g.socket)
 			if err != nil {
 				return err
 			}
@@ -82,7 +92,7 @@ func newStonithListCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&cibFile, "cib", "", "CIB XML file")
+	cmd.Flags().StringVar(&cibFile, "cib", "", "read this CIB XML file instead of the cluster's")
 	cmd.Flags().StringVar(&agentDir, "agent-dir", agent.DefaultDir, "directory of the fence_* agents")
 	cmd.Flags().BoolVar(&noMeta, "no-metadata", false, "do not run the agents for their meta-data (defaults then assume every action and a port argument)")
 	return cmd
@@ -92,10 +102,10 @@ func newStonithLevelsCmd(g *globals) *cobra.Command {
 	var cibFile string
 	cmd := &cobra.Command{
 		Use:   "levels",
-		Short: "List the fencing topology of a CIB file",
+		Short: "List the fencing topology (of the running cluster, or of a CIB file)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, root, err := loadCIBFile(cibFile)
+			c, root, err := loadCIBFile(cibFile, g.socket)
 			if err != nil {
 				return err
 			}
@@ -117,6 +127,6 @@ func newStonithLevelsCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&cibFile, "cib", "", "CIB XML file")
+	cmd.Flags().StringVar(&cibFile, "cib", "", "read this CIB XML file instead of the cluster's")
 	return cmd
 }
