@@ -190,18 +190,12 @@ func activeAnywhere(c *cib.CIB, rsc string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	var walk func(rs []*pengine.ResourceStatus, in bool) bool
-	walk = func(rs []*pengine.ResourceStatus, in bool) bool {
-		for _, r := range rs {
-			mine := in || r.ID == rsc
-			if mine && len(r.Nodes) > 0 {
-				return true
-			}
-			if walk(r.Members, mine) {
-				return true
-			}
+	for _, p := range cs.Primitives() {
+		mine := rsc == p.ID || rsc == p.Group || rsc == p.Clone ||
+			p.Anonymous && (rsc == statusInstanceBase(p.ID) || rsc == statusInstanceBase(p.Group))
+		if mine && len(p.Nodes) > 0 {
+			return true, nil
 		}
-		return false
 	}
-	return walk(cs.Resources, false), nil
+	return false, nil
 }

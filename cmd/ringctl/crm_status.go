@@ -140,8 +140,8 @@ func statusDocument(st wire.Status, c *cib.CIB, cs *pengine.ClusterStatus, faile
 		}
 		doc.Nodes = append(doc.Nodes, statusNode{Name: n.Name, ID: id, State: statusNodeState(n), Text: n.State})
 	}
-	for _, r := range cs.Resources {
-		doc.Resources = statusPrimitives(doc.Resources, r, "", "", false)
+	for _, p := range cs.Primitives() {
+		doc.Resources = append(doc.Resources, statusResourceOf(p))
 	}
 	return doc
 }
@@ -164,64 +164,30 @@ func statusNodeState(n pengine.NodeStatus) string {
 	return "online"
 }
 
-// statusPrimitives flattens r into its primitives. group and clone are
-// the containing resources; anon says r is (part of) an instance of an
-// anonymous clone, whose ids are shown without the instance number.
-func statusPrimitives(out []statusResource, r *pengine.ResourceStatus, group, clone string, anon bool) []statusResource {
-	switch {
-	case r.IsClone:
-		for _, inst := range r.Instances {
-			out = statusPrimitives(out, inst, "", r.ID, !r.Unique)
-		}
-		return out
-	case r.IsGroup:
-		id := r.ID
-		if anon {
-			id = statusInstanceBase(id)
-		}
-		for _, m := range r.Members {
-			out = statusPrimitives(out, m, id, clone, anon)
-		}
-		return out
+// statusResourceOf is the JSON of one primitive. Anonymous clone
+// instances (and groups inside them) are shown by their configured id, the
+// instance id going to "instance".
+func statusResourceOf(p pengine.Primitive) statusResource {
+	group := p.Group
+	if p.Anonymous {
+		group = statusInstanceBase(group)
 	}
-	sr := statusResource{ID: r.ID, Agent: r.Agent, State: statusResourceState(r), Role: r.Role, Pending: r.Pending,
-		Group: group, Clone: clone, Managed: r.Managed, Failed: r.Failed}
-	if clone != "" {
-		sr.Instance = r.ID
-		if anon {
-			sr.ID = statusInstanceBase(r.ID)
+	sr := statusResource{ID: p.ID, Agent: p.Agent, State: p.Summary(), Role: p.Role, Pending: p.Pending,
+		Group: group, Clone: p.Clone, Managed: p.Managed, Failed: p.Failed}
+	if p.Clone != "" {
+		sr.Instance = p.ID
+		if p.Anonymous {
+			sr.ID = statusInstanceBase(p.ID)
 		}
 	}
-	if len(r.Nodes) > 0 && sr.State != "stopped" {
-		n := r.Nodes[0]
+	if len(p.Nodes) > 0 && sr.State != "stopped" {
+		n := p.Nodes[0]
 		sr.Node = &n
 	}
-	if len(r.Nodes) > 1 {
-		sr.Nodes = r.Nodes
+	if len(p.Nodes) > 1 {
+		sr.Nodes = p.Nodes
 	}
-	return append(out, sr)
-}
-
-// statusResourceState maps a primitive onto started, stopped, failed,
-// promoted or unpromoted. An action in flight counts as not done: the
-// scheduler counts a resource whose start is pending as active where it
-// starts, but it is "stopped" until the start completes (unless it also
-// runs elsewhere); one being promoted is still "unpromoted"; one being
-// stopped, demoted or migrated keeps its state until that completes.
-func statusResourceState(r *pengine.ResourceStatus) string {
-	switch {
-	case r.Failed:
-		return "failed"
-	case len(r.Nodes) == 0, r.Pending == "Starting" && len(r.Nodes) == 1:
-		return "stopped"
-	case r.Pending == "Promoting":
-		return "unpromoted"
-	case r.Role == "Promoted":
-		return "promoted"
-	case r.Role == "Unpromoted":
-		return "unpromoted"
-	}
-	return "started"
+	return sr
 }
 
 // statusInstanceBase strips a clone instance number ("d:0" → "d").

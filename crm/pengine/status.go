@@ -107,6 +107,65 @@ func Status(in *cib.CIB, now time.Time, opts StatusOptions) (*ClusterStatus, err
 	return st, nil
 }
 
+// Primitive is one primitive of a ClusterStatus (group members and clone
+// instances included) with the group and the clone it belongs to.
+type Primitive struct {
+	*ResourceStatus
+	// Group is the containing group's id as shown (an instance id such as
+	// "grp:0" inside a clone), Clone the containing clone's.
+	Group, Clone string
+	// Anonymous is set for an instance (or a member of one) of an
+	// anonymous clone, whose ids carry an instance number.
+	Anonymous bool
+}
+
+// Primitives flattens the status into its primitives, in display order:
+// what crm status, the status page and the metrics list one by one.
+func (st *ClusterStatus) Primitives() []Primitive {
+	var out []Primitive
+	var walk func(r *ResourceStatus, group, clone string, anon bool)
+	walk = func(r *ResourceStatus, group, clone string, anon bool) {
+		switch {
+		case r.IsClone:
+			for _, in := range r.Instances {
+				walk(in, "", r.ID, !r.Unique)
+			}
+		case r.IsGroup:
+			for _, m := range r.Members {
+				walk(m, r.ID, clone, anon)
+			}
+		default:
+			out = append(out, Primitive{ResourceStatus: r, Group: group, Clone: clone, Anonymous: anon})
+		}
+	}
+	for _, r := range st.Resources {
+		walk(r, "", "", false)
+	}
+	return out
+}
+
+// Summary names a primitive's state as started, stopped, failed, promoted
+// or unpromoted. An action in flight counts as not done: the scheduler
+// counts a resource whose start is pending as active where it starts, but
+// it is "stopped" until the start completes (unless it also runs
+// elsewhere); one being promoted is still "unpromoted"; one being stopped,
+// demoted or migrated keeps its state until that completes.
+func (r *ResourceStatus) Summary() string {
+	switch {
+	case r.Failed:
+		return "failed"
+	case len(r.Nodes) == 0, r.Pending == "Starting" && len(r.Nodes) == 1:
+		return "stopped"
+	case r.Pending == "Promoting":
+		return "unpromoted"
+	case r.Role == "Promoted":
+		return "promoted"
+	case r.Role == "Unpromoted":
+		return "unpromoted"
+	}
+	return "started"
+}
+
 func nodeStatus(n *node) NodeStatus {
 	ns := NodeStatus{Name: n.name, ID: n.id, Online: n.online, Unclean: n.unclean, Pending: n.pending,
 		Standby: n.standby || (n.standbyOnFail && n.online), Maintenance: n.maintenance}

@@ -270,40 +270,13 @@ func webCRM(snap *metrics.CRM) *web.CRM {
 	if err != nil {
 		return out
 	}
-	var walk func(r *pengine.ResourceStatus, group string)
-	walk = func(r *pengine.ResourceStatus, group string) {
-		switch {
-		case r.IsGroup:
-			for _, m := range r.Members {
-				walk(m, r.ID)
-			}
-			return
-		case r.IsClone:
-			for _, in := range r.Instances {
-				walk(in, r.ID)
-			}
-			return
+	for _, p := range cs.Primitives() {
+		group := p.Group
+		if group == "" {
+			group = p.Clone
 		}
-		state := "stopped"
-		switch {
-		case r.Failed:
-			state = "failed"
-		case len(r.Nodes) == 0:
-		case r.Role == "Promoted":
-			state = "promoted"
-		case r.Role == "Unpromoted":
-			state = "unpromoted"
-		default:
-			state = "started"
-		}
-		node := ""
-		if len(r.Nodes) > 0 {
-			node = strings.Join(r.Nodes, " ")
-		}
-		out.Resources = append(out.Resources, web.Resource{ID: r.ID, Agent: r.Agent, State: state, Node: node, Group: group})
-	}
-	for _, r := range cs.Resources {
-		walk(r, "")
+		out.Resources = append(out.Resources, web.Resource{ID: p.ID, Agent: p.Agent, State: p.Summary(),
+			Node: strings.Join(p.Nodes, " "), Group: group})
 	}
 	return out
 }

@@ -107,20 +107,7 @@ func crmFamilies(c *CRM, counter func(fq, help string, v uint64, labels ...strin
 	}
 
 	// --- resources ---
-	var prim func(r *pengine.ResourceStatus, group, clone string)
-	prim = func(r *pengine.ResourceStatus, group, clone string) {
-		switch {
-		case r.IsGroup:
-			for _, m := range r.Members {
-				prim(m, r.ID, clone)
-			}
-			return
-		case r.IsClone:
-			for _, in := range r.Instances {
-				prim(in, "", r.ID)
-			}
-			return
-		}
+	for _, r := range cs.Primitives() {
 		role := strings.ToLower(r.Role)
 		if r.Pending != "" {
 			role = strings.ToLower(r.Pending)
@@ -140,12 +127,9 @@ func crmFamilies(c *CRM, counter func(fq, help string, v uint64, labels ...strin
 			for _, s := range resourceStatuses {
 				gauge(name("crm", "resources"), "Status of each primitive on each node it is active on (node \"\" when on none), one line per status: 1 when in it (as ha_cluster_pacemaker_resources).",
 					b2f(is[s]), "node", n, "resource", r.ID, "role", role, "managed", strconv.FormatBool(r.Managed), "status", s,
-					"agent", r.Agent, "group", group, "clone", clone)
+					"agent", r.Agent, "group", r.Group, "clone", r.Clone)
 			}
 		}
-	}
-	for _, r := range cs.Resources {
-		prim(r, "", "")
 	}
 
 	// --- fail counts and migration thresholds (crm_mon's node history) ---
