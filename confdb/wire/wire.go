@@ -9,9 +9,10 @@
 package wire
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
+
+	"ringmaster/internal/versioned"
 )
 
 // Client messages (IPC requests to exec.ServiceConfdb), shared with
@@ -80,23 +81,11 @@ type TrackEvent struct {
 }
 
 // EncodePayload is ProtoVersion followed by v as JSON.
-func EncodePayload(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("confdb: encoding %T: %v", v, err)) // only our own, valid types are encoded
-	}
-	return append([]byte{ProtoVersion}, b...)
-}
+func EncodePayload(v any) []byte { return versioned.Encode(ProtoVersion, v) }
 
 // DecodePayload checks the version byte and decodes the JSON into v.
 func DecodePayload(p []byte, v any) error {
-	if len(p) == 0 {
-		return fmt.Errorf("%w: empty payload", ErrBadValue)
-	}
-	if p[0] != ProtoVersion {
-		return fmt.Errorf("%w: payload version %d (want %d)", ErrBadValue, p[0], ProtoVersion)
-	}
-	if err := json.Unmarshal(p[1:], v); err != nil {
+	if err := versioned.Decode(p, ProtoVersion, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadValue, err)
 	}
 	return nil

@@ -6,10 +6,11 @@
 package wire
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"ringmaster/internal/versioned"
 )
 
 // ProtoVersion is the first byte of every payload.
@@ -124,23 +125,11 @@ type FenceReply struct {
 }
 
 // Encode is the version byte and the JSON of v.
-func Encode(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("crm wire: encoding %T: %v", v, err)) // only our own types are encoded
-	}
-	return append([]byte{ProtoVersion}, b...)
-}
+func Encode(v any) []byte { return versioned.Encode(ProtoVersion, v) }
 
 // Decode checks the version byte and decodes the JSON into v.
 func Decode(p []byte, v any) error {
-	if len(p) == 0 {
-		return fmt.Errorf("%w: empty payload", ErrMalformed)
-	}
-	if p[0] != ProtoVersion {
-		return fmt.Errorf("%w: version %d (want %d)", ErrMalformed, p[0], ProtoVersion)
-	}
-	if err := json.Unmarshal(p[1:], v); err != nil {
+	if err := versioned.Decode(p, ProtoVersion, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil

@@ -12,9 +12,10 @@ package wire
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+
+	"ringmaster/internal/versioned"
 
 	"ringmaster/totem"
 )
@@ -84,23 +85,11 @@ type SetVotesRequest struct {
 }
 
 // EncodePayload is a client payload: ProtoVersion, then v as JSON.
-func EncodePayload(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("votequorum: encoding %T: %v", v, err)) // only our own types are encoded
-	}
-	return append([]byte{ProtoVersion}, b...)
-}
+func EncodePayload(v any) []byte { return versioned.Encode(ProtoVersion, v) }
 
 // DecodePayload checks the version byte and decodes the JSON into v.
 func DecodePayload(p []byte, v any) error {
-	if len(p) == 0 {
-		return fmt.Errorf("%w: empty payload", ErrMalformed)
-	}
-	if p[0] != ProtoVersion {
-		return fmt.Errorf("%w: version %d (want %d)", ErrMalformed, p[0], ProtoVersion)
-	}
-	if err := json.Unmarshal(p[1:], v); err != nil {
+	if err := versioned.Decode(p, ProtoVersion, v); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return nil
