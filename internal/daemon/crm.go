@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"ringmaster/config"
 	"ringmaster/crm/cib"
 	"ringmaster/crm/cibedit"
 	"ringmaster/crm/controld"
@@ -204,7 +203,6 @@ func (s *crmService) drain() {
 		if rd.CIB != nil {
 			s.store.saveCIB(rd.CIB)
 			s.fence.setCIB(rd.CIB)
-			s.lrm.setCIB(rd.CIB)
 		}
 		for _, p := range rd.PEInputs {
 			s.store.savePEInput(p)
@@ -550,6 +548,3 @@ func (s *crmService) close() {
 	s.lrm.close()
 	s.store.close()
 }
-
-// resourcesEnabled reports whether this node runs the resource manager.
-func resourcesEnabled(c *config.Config) bool { return c.Resources.EnabledEffective() }

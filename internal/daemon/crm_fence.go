@@ -184,7 +184,7 @@ func (f *fenceService) devices() {
 			continue
 		}
 		last = key
-		devs, errs := stonithd.DevicesFromCIB(c, f.metadata, stonithd.DeviceOptions{Timeout: stonithTimeout(c)})
+		devs, errs := stonithd.DevicesFromCIB(c, f.metadata, stonithd.DeviceOptions{}) // it reads stonith-timeout itself
 		for _, err := range errs {
 			f.log.Warn("fence device not usable", zap.Error(err))
 		}
@@ -215,31 +215,6 @@ func (f *fenceService) metadata(name string) *stonithd.Metadata {
 		f.md[name] = md
 	}
 	return md
-}
-
-// stonithTimeout is the cluster's stonith-timeout (0: the default).
-func stonithTimeout(c *cib.CIB) time.Duration {
-	v, _ := clusterOption(c, "stonith-timeout")
-	d, err := stonithd.ParseTimeout(v)
-	if err != nil {
-		return 0
-	}
-	return d
-}
-
-// clusterOption is a crm_config property.
-func clusterOption(c *cib.CIB, name string) (string, bool) {
-	if c == nil || c.Config == nil {
-		return "", false
-	}
-	for _, set := range c.Config.CrmConfig {
-		for _, nv := range set.Pairs {
-			if nv.Name == name {
-				return nv.Value, true
-			}
-		}
-	}
-	return "", false
 }
 
 // fenceFor runs the controller's request and answers it with FenceDone.

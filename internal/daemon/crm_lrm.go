@@ -193,10 +193,6 @@ func agentEnv(runDir, socket string, log *zap.Logger) ([]string, error) {
 	return append(env, "HA_SBIN_DIR="+sbin), nil
 }
 
-// setCIB is called with every new CIB (nothing to do yet: operations carry
-// their parameters).
-func (l *lrmRunner) setCIB(*cib.CIB) {}
-
 // agentName is lrmd's name of a CIB agent.
 func agentName(op controld.Op) string {
 	if op.Provider != "" {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -112,34 +111,18 @@ func (w *cibWriter) flush() {
 // peInputLast records the sequence number of the newest scheduler input.
 const peInputLast = "pe-input.last"
 
-// nextPEInput continues the series after the newest input on disk: the one
-// pe-input.last names, else (older state dirs) the newest file.
+// nextPEInput continues the series after the newest input on disk, the
+// one pe-input.last names (0 without one).
 func (w *cibWriter) nextPEInput() int {
-	if b, err := os.ReadFile(filepath.Join(w.dir, peInputDir, peInputLast)); err == nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n >= 0 {
-			return n + 1
-		}
-	}
-	ents, err := os.ReadDir(filepath.Join(w.dir, peInputDir))
+	b, err := os.ReadFile(filepath.Join(w.dir, peInputDir, peInputLast))
 	if err != nil {
 		return 0
 	}
-	var newest time.Time
-	next := 0
-	for _, e := range ents {
-		n, ok := strings.CutPrefix(e.Name(), "pe-input-")
-		if !ok {
-			continue
-		}
-		seq, err := strconv.Atoi(strings.TrimSuffix(n, ".xml"))
-		if err != nil {
-			continue
-		}
-		if fi, err := e.Info(); err == nil && fi.ModTime().After(newest) {
-			newest, next = fi.ModTime(), seq+1
-		}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 {
+		return 0
 	}
-	return next
+	return n + 1
 }
 
 // close writes what is pending and stops the goroutine.

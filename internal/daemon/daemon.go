@@ -157,7 +157,7 @@ func (d *Daemon) registerServices() error {
 		q,
 		cm,
 	}
-	if resourcesEnabled(d.Config()) {
+	if d.Config().Resources.EnabledEffective() {
 		// After votequorum: the controller needs the new ring's quorum
 		// before its SyncDone.
 		d.fence = d.newFencer()
