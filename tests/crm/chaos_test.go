@@ -15,7 +15,7 @@ import (
 	"ringmaster/internal/testutil"
 )
 
-const chaosTOML = `
+var chaosTOML = `
 [cluster]
 stonith-enabled = false
 no-quorum-policy = "stop"
@@ -23,28 +23,7 @@ no-quorum-policy = "stop"
 [rsc_defaults]
 resource-stickiness = 50
 migration-threshold = 3
-` + `
-[[resource]]
-id = "a"
-agent = "builtin:dummy"
-[[resource.op]]
-name = "monitor"
-interval = "500ms"
-
-[[resource]]
-id = "b"
-agent = "builtin:dummy"
-[[resource.op]]
-name = "monitor"
-interval = "500ms"
-
-[[resource]]
-id = "c"
-agent = "builtin:dummy"
-[[resource.op]]
-name = "monitor"
-interval = "500ms"
-
+` + dummies("500ms", "a", "b", "c") + `
 [[resource]]
 id = "d"
 agent = "builtin:dummy"
@@ -181,8 +160,7 @@ func TestChaosFenced(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 	f := filepath.Join(c.Dir, "chaos.toml")
-	cfg := strings.Replace(chaosTOML, "stonith-enabled = false", "stonith-enabled = true", 1) +
-		fmt.Sprintf("\n[[resource]]\nid = \"poweroff\"\nagent = \"builtin:fence-script\"\nparams = { command = %q, pcmk_host_list = \"n1 n2 n3\" }\n", c.PowerOffCommand())
+	cfg := strings.Replace(chaosTOML, "stonith-enabled = false", "stonith-enabled = true", 1) + poweroffDevice(c)
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

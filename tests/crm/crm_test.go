@@ -127,7 +127,7 @@ func mustCtl(t *testing.T, c *clustertest.Cluster, i int, args ...string) string
 	return out
 }
 
-const groupTOML = `
+var groupTOML = `
 [cluster]
 stonith-enabled = false
 no-quorum-policy = "stop"
@@ -135,21 +135,7 @@ no-quorum-policy = "stop"
 [rsc_defaults]
 resource-stickiness = 100
 migration-threshold = 2
-
-[[resource]]
-id = "db"
-agent = "builtin:dummy"
-[[resource.op]]
-name = "monitor"
-interval = "500ms"
-
-[[resource]]
-id = "app"
-agent = "builtin:dummy"
-[[resource.op]]
-name = "monitor"
-interval = "500ms"
-
+` + dummies("500ms", "db", "app") + `
 [[group]]
 id = "web"
 members = ["db", "app"]

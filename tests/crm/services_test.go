@@ -32,6 +32,24 @@ func nsCluster(t *testing.T) *clustertest.Cluster {
 	return c
 }
 
+// poweredOff is the head of a resources.toml with fencing on and one
+// device, a builtin:fence-script that powers a namespaced node off.
+func poweredOff(c *clustertest.Cluster) string {
+	return fmt.Sprintf(`
+[cluster]
+stonith-enabled = true
+no-quorum-policy = "stop"
+
+[rsc_defaults]
+resource-stickiness = 100
+%s`, poweroffDevice(c))
+}
+
+// poweroffDevice is the [[resource]] of that fence device.
+func poweroffDevice(c *clustertest.Cluster) string {
+	return fmt.Sprintf("\n[[resource]]\nid = \"poweroff\"\nagent = \"builtin:fence-script\"\nparams = { command = %q, pcmk_host_list = \"n1 n2 n3\" }\n", c.PowerOffCommand())
+}
+
 // nsRun runs a command in a namespace (fatal on error).
 func nsRun(t *testing.T, ns string, args ...string) string {
 	t.Helper()
@@ -153,19 +171,7 @@ func TestLVSDirectorPair(t *testing.T) {
 	}
 	clientNS, _ := c.AddHost(9)
 	vip := strings.TrimSuffix(c.Node(1).Addr, ".1") + ".100"
-	cfg := fmt.Sprintf(`
-[cluster]
-stonith-enabled = true
-no-quorum-policy = "stop"
-
-[rsc_defaults]
-resource-stickiness = 100
-
-[[resource]]
-id = "poweroff"
-agent = "builtin:fence-script"
-params = { command = %q, pcmk_host_list = "n1 n2 n3" }
-
+	cfg := poweredOff(c) + fmt.Sprintf(`
 [[resource]]
 id = "vip"
 agent = "builtin:vip"
@@ -185,7 +191,7 @@ interval = "2s"
 [[group]]
 id = "director"
 members = ["vip", "lvs"]
-`, c.PowerOffCommand(), vip, vip, strings.Join(rs, ","))
+`, vip, vip, strings.Join(rs, ","))
 	f := filepath.Join(c.Dir, "lvs.toml")
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -266,19 +272,7 @@ func TestSharedStorageGroup(t *testing.T) {
 	}
 	clientNS, _ := c.AddHost(9)
 	vip := strings.TrimSuffix(c.Node(1).Addr, ".1") + ".100"
-	cfg := fmt.Sprintf(`
-[cluster]
-stonith-enabled = true
-no-quorum-policy = "stop"
-
-[rsc_defaults]
-resource-stickiness = 100
-
-[[resource]]
-id = "poweroff"
-agent = "builtin:fence-script"
-params = { command = %q, pcmk_host_list = "n1 n2 n3" }
-
+	cfg := poweredOff(c) + fmt.Sprintf(`
 [[resource]]
 id = "fs"
 agent = "ocf:heartbeat:Filesystem"
@@ -303,7 +297,7 @@ interval = "2s"
 [[group]]
 id = "service"
 members = ["fs", "ip", "web"]
-`, c.PowerOffCommand(), device, mnt, fstype, vip, mnt)
+`, device, mnt, fstype, vip, mnt)
 	f := filepath.Join(c.Dir, "storage.toml")
 	if err := os.WriteFile(f, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -28,10 +28,12 @@ type topology struct {
 	after  func(place map[string]string) error
 }
 
-func dummies(ids ...string) string {
+// dummies is a [[resource]] of builtin:dummy for each id, monitored every
+// interval.
+func dummies(interval string, ids ...string) string {
 	var b strings.Builder
 	for _, id := range ids {
-		fmt.Fprintf(&b, "\n[[resource]]\nid = %q\nagent = \"builtin:dummy\"\n[[resource.op]]\nname = \"monitor\"\ninterval = \"1s\"\n", id)
+		fmt.Fprintf(&b, "\n[[resource]]\nid = %q\nagent = \"builtin:dummy\"\n[[resource.op]]\nname = \"monitor\"\ninterval = %q\n", id, interval)
 	}
 	return b.String()
 }
@@ -83,31 +85,31 @@ func TestTopologies(t *testing.T) {
 	}
 	scenarios := []topology{
 		{
-			name: "active/passive", toml: dummies("svc") + onlyOn("svc", "n1", "n2"),
+			name: "active/passive", toml: dummies("1s", "svc") + onlyOn("svc", "n1", "n2"),
 			before: map[string]string{"svc": "n1"}, fail: []int{1},
 			after: expect(map[string]string{"svc": "n2"}),
 		},
 		{
 			name:   "N+1 (shared failover)",
-			toml:   dummies("s1", "s2", "s3") + onlyOn("s1", "n1", "n4") + onlyOn("s2", "n2", "n4") + onlyOn("s3", "n3", "n4"),
+			toml:   dummies("1s", "s1", "s2", "s3") + onlyOn("s1", "n1", "n4") + onlyOn("s2", "n2", "n4") + onlyOn("s3", "n3", "n4"),
 			before: map[string]string{"s1": "n1", "s2": "n2", "s3": "n3"}, fail: []int{2},
 			after: expect(map[string]string{"s1": "n1", "s2": "n4", "s3": "n3"}),
 		},
 		{
 			name:   "N+M (two spares)",
-			toml:   dummies("s1", "s2") + onlyOn("s1", "n1", "n3", "n4") + onlyOn("s2", "n2", "n4", "n3"),
+			toml:   dummies("1s", "s1", "s2") + onlyOn("s1", "n1", "n3", "n4") + onlyOn("s2", "n2", "n4", "n3"),
 			before: map[string]string{"s1": "n1", "s2": "n2"}, fail: []int{1, 2},
 			after: expect(map[string]string{"s1": "n3", "s2": "n4"}),
 		},
 		{
 			name:   "N-to-1 (one node takes every service)",
-			toml:   dummies("s1", "s2", "s3") + onlyOn("s1", "n1", "n4") + onlyOn("s2", "n2", "n4") + onlyOn("s3", "n3", "n4"),
+			toml:   dummies("1s", "s1", "s2", "s3") + onlyOn("s1", "n1", "n4") + onlyOn("s2", "n2", "n4") + onlyOn("s3", "n3", "n4"),
 			before: map[string]string{"s1": "n1", "s2": "n2", "s3": "n3"}, fail: []int{1, 3},
 			after: expect(map[string]string{"s1": "n4", "s2": "n2", "s3": "n4"}),
 		},
 		{
 			name:   "N-to-N (every node runs and backs up services)",
-			toml:   dummies("s1", "s2", "s3", "s4") + loc("s1", "n1", "100") + loc("s2", "n2", "100") + loc("s3", "n3", "100") + loc("s4", "n4", "100"),
+			toml:   dummies("1s", "s1", "s2", "s3", "s4") + loc("s1", "n1", "100") + loc("s2", "n2", "100") + loc("s3", "n3", "100") + loc("s4", "n4", "100"),
 			before: map[string]string{"s1": "n1", "s2": "n2", "s3": "n3", "s4": "n4"}, fail: []int{4},
 			after: func(p map[string]string) error {
 				per := map[string]int{}
