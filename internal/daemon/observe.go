@@ -238,6 +238,7 @@ func (o *observer) snapshot() metrics.Snapshot {
 // webState is what the status page shows (events are added by web).
 func (o *observer) webState() web.State {
 	var st web.State
+	var snap *metrics.CRM
 	ss, _ := o.d.exec.Service(exec.ServiceStatus).(*statusService) // takes the executive's lock: not inside Do
 	o.d.exec.Do(func() {
 		if ss != nil {
@@ -247,15 +248,14 @@ func (o *observer) webState() web.State {
 			q := o.vq.Status()
 			st.Quorum = &q
 		}
+		if o.d.crm != nil {
+			snap = o.d.crm.metricsSnapshot(time.Now())
+		}
 	})
 	if st.Status == nil {
 		st.Status = &clients.Status{Members: []clients.Member{}}
 	}
-	if o.d.crm != nil {
-		var snap *metrics.CRM
-		o.d.exec.Do(func() { snap = o.d.crm.metricsSnapshot(time.Now()) })
-		st.CRM = webCRM(snap)
-	}
+	st.CRM = webCRM(snap) // outside the lock: the scheduler's unpacking
 	return st
 }
 
