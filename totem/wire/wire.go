@@ -46,6 +46,8 @@ const (
 	TypeMergeDetect Type = 5 // ring representative's "I am here" (broadcast)
 	TypeLeave       Type = 6 // graceful leave (broadcast)
 	TypeHoldCancel  Type = 7 // ask the holder of an idle token to release it
+	TypeLinkPing    Type = 8 // link heartbeat (unicast on one link; the ring driver's, never srp's)
+	TypeLinkPong    Type = 9 // answer to a link ping, on the link it came on
 )
 
 func (t Type) String() string {
@@ -64,6 +66,10 @@ func (t Type) String() string {
 		return "leave"
 	case TypeHoldCancel:
 		return "hold-cancel"
+	case TypeLinkPing:
+		return "link-ping"
+	case TypeLinkPong:
+		return "link-pong"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
