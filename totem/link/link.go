@@ -406,7 +406,7 @@ func (m *Monitor) rebuild() {
 // safe for concurrent use.
 type Table struct {
 	mode    Mode
-	all     []uint8                   // every link, by number
+	all     []uint8                  // every link, by number
 	healthy map[totem.NodeID][]uint8 // by preference
 }
 
