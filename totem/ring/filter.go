@@ -134,8 +134,8 @@ func (r *Ring) open(d []byte, from netip.AddrPort) (pt []byte, ok bool) {
 		r.reject(classify(err), from, err)
 		return nil, false
 	}
-	if r.srcs != nil {
-		want, known := r.srcs[totem.NodeID(h.Sender)]
+	if srcs := r.loadSources(); srcs != nil {
+		want, known := srcs[totem.NodeID(h.Sender)]
 		if !known {
 			r.reject(rejectUnknownNode, from, fmt.Errorf("node %d is not in the nodelist", h.Sender))
 			return nil, false

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"bytes"
+	"maps"
 	"net/netip"
 	"os"
 	"testing"
@@ -33,9 +34,7 @@ func filterRing(t *testing.T, c string) *Ring {
 	}
 	t.Cleanup(func() { r.Close() })
 	// mem has no addresses; check them as udpu would.
-	for id, ap := range peers {
-		r.srcs[id] = ap
-	}
+	r.setSources(maps.Clone(peers))
 	return r
 }
 

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -120,9 +121,7 @@ func fuzzRing(f *testing.F) *Ring {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { r.Close() })
-	for id, ap := range peers {
-		r.srcs[id] = ap
-	}
+	r.setSources(maps.Clone(peers))
 	return r
 }
 

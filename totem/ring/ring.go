@@ -109,7 +109,9 @@ type Ring struct {
 	ev        totem.Events
 	log       *zap.Logger
 	env       *crypto.Envelope
-	srcs      map[totem.NodeID]netip.AddrPort // nodelist → expected source (filter.go); nil: unchecked
+	srcs      atomic.Pointer[map[totem.NodeID]netip.AddrPort] // nodelist → expected source (filter.go); nil: unchecked; replaced by SetPeers (reconfig.go)
+	peerList  atomic.Pointer[map[totem.NodeID]netip.AddrPort] // SetPeers' node list (nil: cfg.Peers)
+	reconf    reconfig                                        // changes waiting for Run (reconfig.go)
 	rej       rejects
 	tr        transport.Transport
 	mtu       int
@@ -226,7 +228,6 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		ev:      ev,
 		log:     log.With(zap.Uint32("node", uint32(cfg.Node))),
 		env:     env,
-		srcs:    sources(cfg),
 		tr:      tr,
 		mtu:     mtu,
 		budget:  budget,
@@ -239,6 +240,7 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		done:    make(chan struct{}),
 	}
 	r.rej.log = r.log
+	r.setSources(sources(cfg))
 	r.deliver = func(m totem.Message) {
 		r.msgsIn.Add(1)
 		r.ev.Deliver(m)
@@ -478,6 +480,7 @@ func (r *Ring) Run(ctx context.Context) error {
 			armed = -1 // fired: re-arm even if the deadline is unchanged
 		case <-r.wake:
 		}
+		r.applyReconfig()
 		// Everything already received is stepped before timers fire.
 	drain:
 		for range maxStepBatches {

@@ -1,0 +1,162 @@
+package ring
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"ringmaster/totem"
+	"ringmaster/totem/srp"
+	"ringmaster/totem/transport"
+)
+
+// Live reconfiguration: a cluster-wide `ringctl config reload` changes the
+// timings and the node list of a running ring, on every member at the same
+// point of the ordered stream. The executive delivers that point from
+// Run's own goroutine (inside output), and the Processor and the
+// transport's Send belong to Run, so SetTimings and SetPeers only record
+// the change and wake Run, which applies it before it steps anything else
+// (applyReconfig). They never block and may be called from any goroutine.
+//
+//	change     applied by            when
+//	---------  --------------------  ----------------------------------------
+//	timings    srp.Processor         next Run iteration (SetTimings: running
+//	           .SetTimings           timers move by the change, see there)
+//	peers      receive filter        at once (the readers' next datagram)
+//	peers      transport.PeerSetter  next Run iteration (udpu destinations)
+
+// reconfig holds changes waiting for Run.
+type reconfig struct {
+	mu      sync.Mutex
+	timings *srp.Timings
+	peers   map[totem.NodeID]netip.AddrPort
+	// applied is what the Processor runs with since the last change
+	// (nil: Config.Timings).
+	applied atomic.Pointer[srp.Timings]
+}
+
+// timingSetter is implemented by *srp.Processor (the tests' fakes need
+// not).
+type timingSetter interface {
+	SetTimings(now time.Duration, t srp.Timings)
+}
+
+// SetTimings gives the running Processor new timings (token, consensus,
+// join, window_size, ...: Config.Timings). Zero fields take srp's
+// defaults. The frame-size scaling of the window (FlowScale) stays as the
+// ring started.
+func (r *Ring) SetTimings(t srp.Timings) {
+	t = t.WithDefaults()
+	r.reconf.mu.Lock()
+	r.reconf.timings = &t
+	r.reconf.mu.Unlock()
+	r.poke()
+}
+
+// Timings are the timings the Processor runs with: Config.Timings, or the
+// last SetTimings once Run applied it.
+func (r *Ring) Timings() srp.Timings {
+	if t := r.reconf.applied.Load(); t != nil {
+		return *t
+	}
+	return r.cfg.Timings.WithDefaults()
+}
+
+// SetPeers replaces the node list (Config.Peers: every configured node,
+// this one included, with its ring address). Datagrams from a node no
+// longer listed are dropped from now on (UnknownNode), a new node's are
+// accepted; udpu sends to the new list from Run's next iteration. This
+// node's own entry cannot change: its sockets are bound to it.
+func (r *Ring) SetPeers(peers map[totem.NodeID]netip.AddrPort) error {
+	self, ok := peers[r.cfg.Node]
+	if !ok {
+		return fmt.Errorf("%w: node %d is not among the new peers", ErrConfig, r.cfg.Node)
+	}
+	if cur := r.peers(); len(cur) > 0 && cur[r.cfg.Node] != self {
+		return fmt.Errorf("%w: node %d cannot change its own address (%s → %s) while it runs", ErrConfig, r.cfg.Node, cur[r.cfg.Node], self)
+	}
+	peers = maps.Clone(peers)
+	c := r.cfg
+	c.Peers = peers
+	r.reconf.mu.Lock()
+	r.reconf.peers = peers
+	r.peerList.Store(&peers)
+	r.setSources(sources(c))
+	r.reconf.mu.Unlock()
+	r.poke()
+	return nil
+}
+
+// peers is the node list in force (Config.Peers, then SetPeers').
+func (r *Ring) peers() map[totem.NodeID]netip.AddrPort {
+	if p := r.peerList.Load(); p != nil {
+		return *p
+	}
+	return r.cfg.Peers
+}
+
+// setSources installs the receive filter's node → source address map (nil:
+// nothing is checked).
+func (r *Ring) setSources(m map[totem.NodeID]netip.AddrPort) {
+	if m == nil {
+		r.srcs.Store(nil)
+		return
+	}
+	r.srcs.Store(&m)
+}
+
+// loadSources is the receive filter's map in force (nil: unchecked).
+func (r *Ring) loadSources() map[totem.NodeID]netip.AddrPort {
+	if p := r.srcs.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (r *Ring) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// applyReconfig runs in Run: it hands pending changes to the Processor
+// and the transport.
+func (r *Ring) applyReconfig() {
+	r.reconf.mu.Lock()
+	t, peers := r.reconf.timings, r.reconf.peers
+	r.reconf.timings, r.reconf.peers = nil, nil
+	r.reconf.mu.Unlock()
+	if t != nil {
+		if ts, ok := r.proc.(timingSetter); ok {
+			ts.SetTimings(r.now(), *t)
+		}
+		r.timings = *t
+		r.reconf.applied.Store(t)
+		r.log.Info("totem timings changed", zap.Duration("token", t.Token), zap.Duration("consensus", t.Consensus),
+			zap.Duration("join", t.Join), zap.Int("window_size", t.WindowSize), zap.Int("max_messages", t.MaxMessages))
+	}
+	if peers != nil {
+		ps, ok := r.tr.(transport.PeerSetter)
+		if !ok {
+			return
+		}
+		dst := peers
+		if r.cfg.Transport == "udp" {
+			dst = make(map[totem.NodeID]netip.AddrPort, len(peers))
+			for id, ap := range peers {
+				dst[id] = transport.UnicastAddr(ap, r.cfg.Mcast)
+			}
+		}
+		if err := ps.SetPeers(dst); err != nil {
+			r.log.Error("transport refused the new node list; it keeps sending to the old one", zap.Error(err))
+			return
+		}
+		r.log.Info("node list changed", zap.Int("nodes", len(peers)))
+	}
+}

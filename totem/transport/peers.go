@@ -1,0 +1,59 @@
+package transport
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"ringmaster/totem"
+)
+
+// PeerSetter is implemented by transports whose destinations can change
+// while they run: a cluster-wide reload that adds or removes a node of the
+// node list (`ringctl config reload`) gives the ring driver the new list.
+// Like Send, SetPeers is called by the driver's Run goroutine only, so it
+// needs no lock against Send.
+type PeerSetter interface {
+	// SetPeers replaces the configured nodes (self included), given as
+	// NewUDPU/NewUDP's UDPConfig.Peers are, after the multicast port
+	// adjustment (UnicastAddr) for udp. The local node's address cannot
+	// change (the sockets are bound to it).
+	SetPeers(peers map[totem.NodeID]netip.AddrPort) error
+}
+
+var _ PeerSetter = (*UDP)(nil)
+
+// SetPeers implements PeerSetter. On error nothing changes.
+func (u *UDP) SetPeers(peers map[totem.NodeID]netip.AddrPort) error {
+	m := make(map[totem.NodeID]*unix.RawSockaddrInet4, len(peers))
+	for id, ap := range peers {
+		if id == 0 || !ap.Addr().Is4() || ap.Port() == 0 {
+			return fmt.Errorf("%w: peer %d address %s", ErrConfig, id, ap)
+		}
+		sa := sockaddr4(ap)
+		m[id] = &sa
+	}
+	if u.self != 0 {
+		old, now := u.peers[u.self], m[u.self]
+		if now == nil || *now != *old {
+			return fmt.Errorf("%w: the local node %d cannot change its address while it runs", ErrConfig, u.self)
+		}
+	}
+	u.peers = m
+	if u.group == nil {
+		ids := make([]totem.NodeID, 0, len(m))
+		for id := range m {
+			if id != u.self {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		u.all = u.all[:0]
+		for _, id := range ids {
+			u.all = append(u.all, m[id])
+		}
+	}
+	return nil
+}
