@@ -60,6 +60,9 @@ type Msg struct {
 	// zero AddrPort for Mem). The driver drops datagrams whose source is
 	// not the configured address of the node they claim to come from.
 	From netip.AddrPort
+	// Link is the number of the link the datagram arrived on (Links;
+	// 0 for single-link transports).
+	Link uint8
 }
 
 // Datagrams calls f with each datagram the slot holds, in order.
@@ -120,6 +123,15 @@ type Backlogger interface {
 // first, so that the token does not overtake the messages sent before it.
 type GroupBacklogger interface {
 	GroupBacklog() bool
+}
+
+// GroupReceivers is implemented by transports with multicast sockets
+// among their receivers (udp): the driver counts what their readers hold
+// (see GroupBacklogger).
+type GroupReceivers interface {
+	// IsGroupReceiver reports whether Receivers()[i] is a multicast
+	// socket.
+	IsGroupReceiver(i int) bool
 }
 
 // Errors.

@@ -447,3 +447,7 @@ func (u *UDP) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// IsGroupReceiver reports whether Receivers()[i] is the multicast socket
+// (the first one, udp only).
+func (u *UDP) IsGroupReceiver(i int) bool { return u.group != nil && i == 0 }
