@@ -6,6 +6,8 @@ package totem
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"time"
 )
 
 // NodeID identifies a processor. It is configured per node (`nodeid`) and is
@@ -128,6 +130,10 @@ type Counters struct {
 	UnknownNode uint64 `json:"rejected_unknown_node"`
 	BadAddress  uint64 `json:"rejected_bad_address"`
 	OutOfRange  uint64 `json:"rejected_out_of_range"`
+	// Redundant links (two or more): how often a link to a peer went
+	// up or down (heartbeats, totem/link).
+	LinkUps   uint64 `json:"link_up_events"`
+	LinkDowns uint64 `json:"link_down_events"`
 }
 
 // Backlog is what waits to be broadcast: levels that rise and fall, not
@@ -155,6 +161,21 @@ type Status struct {
 	Members  []NodeID
 	Counters Counters
 	Backlog  Backlog
+	// Links is every (peer, link) of a ring with redundant links, by
+	// peer then link (nil with one link: no heartbeats run).
+	Links []LinkStatus
+}
+
+// LinkStatus is one link to one peer as its heartbeats see it.
+type LinkStatus struct {
+	Peer          NodeID
+	Link          uint8
+	Up            bool
+	Local, Remote netip.AddrPort
+	// RTT of the last heartbeat answered.
+	RTT time.Duration
+	// Ups and Downs count the link's transitions since ringd started.
+	Ups, Downs uint64
 }
 
 // Events receives the ordered output of the ring. The ring calls it from a

@@ -140,7 +140,7 @@ func (r *Ring) open(d []byte, from netip.AddrPort) (pt []byte, ok bool) {
 			r.reject(rejectUnknownNode, from, fmt.Errorf("node %d is not in the nodelist", h.Sender))
 			return nil, false
 		}
-		if want.IsValid() && from.IsValid() && from != want {
+		if want.IsValid() && from.IsValid() && from != want && (r.links == nil || !r.links.knownSource(totem.NodeID(h.Sender), from)) {
 			r.reject(rejectBadAddress, from, fmt.Errorf("node %d sends from %s, got %s", h.Sender, want, from))
 			return nil, false
 		}

@@ -72,7 +72,20 @@ func (r *Ring) Timings() srp.Timings {
 // longer listed are dropped from now on (UnknownNode), a new node's are
 // accepted; udpu sends to the new list from Run's next iteration. This
 // node's own entry cannot change: its sockets are bound to it.
+//
+// A ring with redundant links takes SetLinks instead (every node needs
+// its address on every link).
 func (r *Ring) SetPeers(peers map[totem.NodeID]netip.AddrPort) error {
+	if r.links != nil {
+		return fmt.Errorf("%w: the ring runs %d links: SetLinks gives every node all of its addresses", ErrConfig, len(r.cfg.Links))
+	}
+	return r.setPeersFilter(peers)
+}
+
+// setPeersFilter is SetPeers for the lowest link (the one Config.Peers
+// describes): the receive filter's list, and udpu's destinations on a
+// single-link ring.
+func (r *Ring) setPeersFilter(peers map[totem.NodeID]netip.AddrPort) error {
 	self, ok := peers[r.cfg.Node]
 	if !ok {
 		return fmt.Errorf("%w: node %d is not among the new peers", ErrConfig, r.cfg.Node)

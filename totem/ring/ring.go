@@ -36,6 +36,12 @@ type Config struct {
 	Keys        [][]byte              // raw keyfile contents; first encrypts
 	StateDir    string                // ring sequence persisted here (file per node id), fsync'd before use
 	MemNet      *transport.MemNetwork // only for Transport "mem"
+	// Links, with two or more entries, are the redundant networks of a
+	// udp or udpu ring (links.go): the lowest link replaces Bind, Peers,
+	// Mcast and TTL, every link has every node. One entry or none: the
+	// single-link ring of Bind and Peers, without heartbeats.
+	Links        []Link
+	LinkSettings LinkSettings
 }
 
 // Errors.
@@ -114,6 +120,7 @@ type Ring struct {
 	reconf    reconfig                                        // changes waiting for Run (reconfig.go)
 	rej       rejects
 	tr        transport.Transport
+	links     *linkDriver // nil with one link (links.go)
 	mtu       int
 	budget    int
 	timings   srp.Timings // as given to srp
@@ -201,6 +208,9 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 			return nil, fmt.Errorf("%w: netmtu %d: %w", ErrConfig, cfg.NetMTU, err)
 		}
 	}
+	if err := normalizeLinks(&cfg); err != nil {
+		return nil, err
+	}
 	seqPath := seqFile(cfg.StateDir, cfg.Node)
 	seq, err := loadSeq(seqPath)
 	if err != nil {
@@ -263,7 +273,7 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		// output seals and sends every datagram before the next Ready.
 		ReuseDatagrams: true,
 	}, 0)
-	if g, ok := r.tr.(transport.GroupBacklogger); ok && len(r.tr.Receivers()) > 1 {
+	if g, ok := r.tr.(transport.GroupBacklogger); ok && r.isGroupReceiver(0) {
 		r.group = g
 	}
 	nr := len(r.tr.Receivers())
@@ -277,6 +287,12 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		}
 		r.free <- b
 	}
+	if lt, ok := tr.(*transport.Links); ok {
+		if r.links, err = newLinkDriver(r, lt); err != nil {
+			tr.Close()
+			return nil, err
+		}
+	}
 	r.refreshStatus()
 	return r, nil
 }
@@ -289,6 +305,9 @@ func openTransport(cfg Config) (transport.Transport, error) {
 		}
 		return cfg.MemNet.Attach(cfg.Node)
 	case "udpu", "udp":
+		if len(cfg.Links) > 1 {
+			return openLinks(cfg)
+		}
 		if _, ok := cfg.Peers[cfg.Node]; !ok {
 			return nil, fmt.Errorf("%w: node %d is not among the peers", ErrConfig, cfg.Node)
 		}
@@ -351,6 +370,7 @@ func (r *Ring) Status() totem.Status {
 	s := *r.status.Load()
 	s.Members = slices.Clone(s.Members)
 	s.Counters = r.Counters()
+	s.Links = r.Links()
 	r.qmu.Lock()
 	s.Backlog.Messages, s.Backlog.Bytes = uint64(r.qmsgs), uint64(r.qbytes)
 	r.qmu.Unlock()
@@ -376,6 +396,9 @@ func (r *Ring) Counters() totem.Counters {
 	c.MessagesIn = r.msgsIn.Load()
 	c.MessagesOut = r.msgsOut.Load()
 	c.Malformed += r.pgMalformed.Load()
+	if r.links != nil {
+		c.LinkUps, c.LinkDowns = r.links.ups.Load(), r.links.downs.Load()
+	}
 	return c
 }
 
@@ -437,9 +460,10 @@ func (r *Ring) Run(ctx context.Context) error {
 		close(r.done)
 	}()
 	for i, rc := range r.tr.Receivers() {
-		// With udp, receiver 0 is the multicast socket (flushGroup).
+		// With udp, the multicast sockets' readers count what they
+		// hold (flushGroup).
 		var busy *atomic.Int32
-		if r.group != nil && i == 0 {
+		if r.group != nil && r.isGroupReceiver(i) {
 			busy = &r.groupBusy
 		}
 		readers.Add(1)
@@ -448,6 +472,13 @@ func (r *Ring) Run(ctx context.Context) error {
 			if err := r.read(rc, busy); err != nil {
 				fatal <- err
 			}
+		}()
+	}
+	if r.links != nil {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			r.links.run(r.stop)
 		}()
 	}
 	timer := time.NewTimer(time.Hour)
@@ -481,6 +512,9 @@ func (r *Ring) Run(ctx context.Context) error {
 		case <-r.wake:
 		}
 		r.applyReconfig()
+		if r.links != nil {
+			r.links.apply()
+		}
 		// Everything already received is stepped before timers fire.
 	drain:
 		for range maxStepBatches {
@@ -597,7 +631,11 @@ func (r *Ring) read(rc transport.Receiver, busy *atomic.Int32) error {
 				}
 				dgs++
 				if pt, ok := r.open(d[:k:k], m.From); ok {
-					b.pts = append(b.pts, pt)
+					if isHeartbeat(pt) {
+						r.heartbeat(pt, m.Link, m.From)
+					} else {
+						b.pts = append(b.pts, pt)
+					}
 				}
 				if d = d[k:]; len(d) == 0 {
 					break
