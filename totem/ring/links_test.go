@@ -27,7 +27,7 @@ func linkConfigs(t testing.TB, n int, mode link.Mode) []Config {
 		id := totem.NodeID(i + 1)
 		cfgs = append(cfgs, Config{
 			Node: id, ClusterName: "test", Transport: "udpu",
-			Links: []Link{{Number: 1, Bind: p1[id], Peers: p1, Priority: 2}, {Number: 0, Bind: p0[id], Peers: p0, Priority: 1}},
+			Links:        []Link{{Number: 1, Bind: p1[id], Peers: p1, Priority: 2}, {Number: 0, Bind: p0[id], Peers: p0, Priority: 1}},
 			LinkSettings: LinkSettings{Mode: mode},
 			Timings:      testTimings(), NetMTU: 1500, Cipher: "aes256", Keys: [][]byte{bytes.Repeat([]byte{1}, 32)},
 			StateDir: dir,
