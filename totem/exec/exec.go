@@ -46,14 +46,15 @@ type ServiceID = wire.ServiceID
 
 // Service IDs.
 const (
-	ServiceExec    = wire.ServiceExec
-	ServiceCPG     = wire.ServiceCPG
-	ServiceQuorum  = wire.ServiceQuorum
-	ServiceConfdb  = wire.ServiceConfdb
-	ServiceCRM     = wire.ServiceCRM
-	ServiceLRMD    = wire.ServiceLRMD
-	ServiceStonith = wire.ServiceStonith
-	ServiceStatus  = wire.ServiceStatus
+	ServiceExec     = wire.ServiceExec
+	ServiceCPG      = wire.ServiceCPG
+	ServiceQuorum   = wire.ServiceQuorum
+	ServiceConfdb   = wire.ServiceConfdb
+	ServiceCRM      = wire.ServiceCRM
+	ServiceLRMD     = wire.ServiceLRMD
+	ServiceStonith  = wire.ServiceStonith
+	ServiceStatus   = wire.ServiceStatus
+	ServiceReconfig = wire.ServiceReconfig
 )
 
 // Executive messages on the ring (service 0).

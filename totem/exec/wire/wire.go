@@ -18,4 +18,6 @@ const (
 	ServiceLRMD    ServiceID = 5
 	ServiceStonith ServiceID = 6
 	ServiceStatus  ServiceID = 7 // node/ring status for ringctl
+	// ServiceReconfig: the cluster-wide configuration reload (reconfig).
+	ServiceReconfig ServiceID = 8
 )
