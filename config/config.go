@@ -76,6 +76,34 @@ type Totem struct {
 	// accepted for decryption, so a key can be rotated by reload.
 	Keyfile          string   `toml:"keyfile"`
 	PreviousKeyfiles []string `toml:"previous_keyfiles"`
+
+	// LinkMode is the policy of redundant links (ring1_addr … in the
+	// nodes): "passive" (the healthy link of highest link_priority
+	// carries everything) or "active" (healthy links take turns).
+	LinkMode string `toml:"link_mode"`
+	// Heartbeats of redundant links (knet's names), in ms; 0 derives
+	// them from the effective token (see Effective).
+	KnetPingInterval int `toml:"knet_ping_interval"`
+	KnetPingTimeout  int `toml:"knet_ping_timeout"`
+	KnetPongCount    int `toml:"knet_pong_count"`
+	// Interfaces are per-link settings ([[totem.interface]], as
+	// corosync's interface {} blocks), optional.
+	Interfaces []Interface `toml:"interface"`
+}
+
+// Interface is one [[totem.interface]]: the settings of link linknumber.
+type Interface struct {
+	LinkNumber int `toml:"linknumber"`
+	// McastAddr and Port of the link's multicast group (udp), and the
+	// port of its addresses without one (default: totem.port; the group
+	// defaults to totem.mcast_addr plus the link number in its last
+	// byte, so that every link has its own group).
+	McastAddr string `toml:"mcast_addr"`
+	Port      int    `toml:"port"`
+	TTL       int    `toml:"ttl"`
+	// LinkPriority: passive mode prefers the healthy link with the
+	// highest (knet_link_priority; default 1).
+	LinkPriority *int `toml:"link_priority"`
 }
 
 // Node is one [[node]] entry of the node list.
@@ -83,6 +111,15 @@ type Node struct {
 	NodeID    int    `toml:"nodeid"`
 	Name      string `toml:"name"`
 	Ring0Addr string `toml:"ring0_addr"`
+	// Ring1Addr … Ring7Addr are the node's addresses on redundant links
+	// 1 … 7 (every node must have the same links).
+	Ring1Addr string `toml:"ring1_addr"`
+	Ring2Addr string `toml:"ring2_addr"`
+	Ring3Addr string `toml:"ring3_addr"`
+	Ring4Addr string `toml:"ring4_addr"`
+	Ring5Addr string `toml:"ring5_addr"`
+	Ring6Addr string `toml:"ring6_addr"`
+	Ring7Addr string `toml:"ring7_addr"`
 	// QuorumVotes defaults to 1; 0 is allowed (a node that never counts).
 	QuorumVotes *int `toml:"quorum_votes"`
 }
@@ -211,6 +248,7 @@ func Default() *Config {
 			NetMTU:                 0,    // auto: the MTU of ring0_addr's interface (Ethernet 1500, loopback 64 KiB); corosync: 1500
 			CryptoCipher:           "aes256",
 			Keyfile:                "/etc/ringmaster/authkey",
+			LinkMode:               "passive", // corosync's default: one link carries the traffic, the others stand by
 		},
 		Quorum: Quorum{
 			Provider:              "votequorum",

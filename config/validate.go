@@ -81,6 +81,7 @@ func (c *Config) Validate() error {
 	}
 
 	c.validateNodes(bad)
+	c.validateLinks(bad)
 	c.validateQuorum(bad)
 
 	if c.IPC.Socket == "" {

@@ -1,0 +1,259 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+)
+
+// MaxLinks is the number of links a node may have: ring0_addr … ring7_addr.
+const MaxLinks = 8
+
+// DefaultLinkPriority is a link's priority without link_priority (knet's
+// default).
+const DefaultLinkPriority = 1
+
+// RingAddr is the node's ringK_addr ("" when unset or k out of range).
+func (n *Node) RingAddr(k int) string {
+	switch k {
+	case 0:
+		return n.Ring0Addr
+	case 1:
+		return n.Ring1Addr
+	case 2:
+		return n.Ring2Addr
+	case 3:
+		return n.Ring3Addr
+	case 4:
+		return n.Ring4Addr
+	case 5:
+		return n.Ring5Addr
+	case 6:
+		return n.Ring6Addr
+	case 7:
+		return n.Ring7Addr
+	}
+	return ""
+}
+
+// Links are the link numbers the node list uses, ascending: those the
+// first node has a ringK_addr for (Validate makes every node agree).
+func (c *Config) Links() []int {
+	var out []int
+	if len(c.Nodes) == 0 {
+		return []int{0}
+	}
+	for k := range MaxLinks {
+		if c.Nodes[0].RingAddr(k) != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Interface returns the [[totem.interface]] of link k (nil: none).
+func (c *Config) Interface(k int) *Interface {
+	for i := range c.Totem.Interfaces {
+		if c.Totem.Interfaces[i].LinkNumber == k {
+			return &c.Totem.Interfaces[i]
+		}
+	}
+	return nil
+}
+
+// LinkPort is the port of link k's addresses that name none: its
+// interface's port, else totem.port.
+func (c *Config) LinkPort(k int) int {
+	if i := c.Interface(k); i != nil && i.Port != 0 {
+		return i.Port
+	}
+	return c.Totem.Port
+}
+
+// LinkPriority is link k's link_priority (default DefaultLinkPriority).
+func (c *Config) LinkPriority(k int) int {
+	if i := c.Interface(k); i != nil && i.LinkPriority != nil {
+		return *i.LinkPriority
+	}
+	return DefaultLinkPriority
+}
+
+// LinkTTL is link k's multicast TTL (its interface's, else totem.ttl).
+func (c *Config) LinkTTL(k int) int {
+	if i := c.Interface(k); i != nil && i.TTL != 0 {
+		return i.TTL
+	}
+	return c.Totem.TTL
+}
+
+// LinkMcast is link k's multicast group and port (transport udp): its
+// interface's mcast_addr, else totem.mcast_addr with k added to the last
+// byte (each link needs its own group: a socket bound to a group hears it
+// on every interface).
+func (c *Config) LinkMcast(k int) (netip.AddrPort, error) {
+	s := c.Totem.McastAddr
+	if i := c.Interface(k); i != nil && i.McastAddr != "" {
+		s = i.McastAddr
+	} else if k > 0 {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return netip.AddrPort{}, fmt.Errorf("totem.mcast_addr %q: not IPv4", s)
+		}
+		b := a.As4()
+		b[3] += byte(k)
+		s = netip.AddrFrom4(b).String()
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("mcast_addr %q: %w", s, err)
+	}
+	return netip.AddrPortFrom(a, uint16(c.LinkPort(k))), nil
+}
+
+// NodeLinkAddr is node n's UDP address on link k: ringK_addr with its own
+// port, or the link's (LinkPort).
+func (c *Config) NodeLinkAddr(n *Node, k int) (netip.AddrPort, error) {
+	return parseRingAddr(n.RingAddr(k), c.LinkPort(k))
+}
+
+// validateLinks checks the redundant links: every node has the same
+// ringK_addr keys, addresses parse and are unique per link, the
+// [[totem.interface]] entries name configured links, udp groups differ.
+func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
+	t := &c.Totem
+	switch t.LinkMode {
+	case "passive", "active":
+	default:
+		bad("totem.link_mode", `must be "passive" or "active", got %q`, t.LinkMode)
+	}
+	if t.KnetPingInterval < 0 {
+		bad("totem.knet_ping_interval", "must not be negative (0 derives it from the token), got %d", t.KnetPingInterval)
+	}
+	if t.KnetPingTimeout < 0 {
+		bad("totem.knet_ping_timeout", "must not be negative (0 derives it from the token), got %d", t.KnetPingTimeout)
+	}
+	if t.KnetPongCount < 0 || t.KnetPongCount > 255 {
+		bad("totem.knet_pong_count", "must be 0 (default 2) to 255, got %d", t.KnetPongCount)
+	}
+	if t.KnetPingInterval > 0 && t.KnetPingTimeout > 0 && t.KnetPingInterval >= t.KnetPingTimeout {
+		bad("totem.knet_ping_interval", "must be below knet_ping_timeout (%d ms), got %d", t.KnetPingTimeout, t.KnetPingInterval)
+	}
+	if len(c.Nodes) == 0 {
+		return
+	}
+	links := c.Links()
+	seenIf := map[int]int{}
+	for i := range t.Interfaces {
+		in := &t.Interfaces[i]
+		k := func(f string) string { return "totem.interface[" + strconv.Itoa(i) + "]." + f }
+		switch {
+		case in.LinkNumber < 0 || in.LinkNumber >= MaxLinks:
+			bad(k("linknumber"), "must be 0-%d, got %d", MaxLinks-1, in.LinkNumber)
+		case !contains(links, in.LinkNumber):
+			bad(k("linknumber"), "link %d has no address: no node sets ring%d_addr", in.LinkNumber, in.LinkNumber)
+		}
+		if j, dup := seenIf[in.LinkNumber]; dup {
+			bad(k("linknumber"), "link %d is also configured by totem.interface[%d]", in.LinkNumber, j)
+		}
+		seenIf[in.LinkNumber] = i
+		if in.Port != 0 && (in.Port < 1 || in.Port > 65535) {
+			bad(k("port"), "must be 1-65535, got %d", in.Port)
+		}
+		if in.TTL != 0 && (in.TTL < 1 || in.TTL > 255) {
+			bad(k("ttl"), "must be 1-255, got %d", in.TTL)
+		}
+		if in.LinkPriority != nil && (*in.LinkPriority < 0 || *in.LinkPriority > 255) {
+			bad(k("link_priority"), "must be 0-255, got %d", *in.LinkPriority)
+		}
+		if in.McastAddr != "" {
+			if a, err := netip.ParseAddr(in.McastAddr); err != nil || !a.Is4() || !a.IsMulticast() {
+				bad(k("mcast_addr"), "must be an IPv4 multicast address (224.0.0.0/4), got %q", in.McastAddr)
+			}
+		}
+	}
+	// Every node has the links of node[0], and no other.
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		for lk := range MaxLinks {
+			key := "node[" + strconv.Itoa(i) + "].ring" + strconv.Itoa(lk) + "_addr"
+			has := n.RingAddr(lk) != ""
+			if lk == 0 {
+				continue // ring0_addr: validateNodes
+			}
+			switch {
+			case has && !contains(links, lk):
+				bad(key, "link %d is not configured on node[0] (every node needs the same ringN_addr keys)", lk)
+			case !has && contains(links, lk):
+				bad(key, "must be set: node[0] has ring%d_addr, and every node needs an address on every link", lk)
+			}
+		}
+	}
+	groups := map[netip.AddrPort]int{}
+	for _, lk := range links {
+		addrs := map[netip.AddrPort]int{}
+		for i := range c.Nodes {
+			n := &c.Nodes[i]
+			if lk == 0 || n.RingAddr(lk) == "" {
+				continue // ring0_addr: validateNodes
+			}
+			key := "node[" + strconv.Itoa(i) + "].ring" + strconv.Itoa(lk) + "_addr"
+			ap, err := c.NodeLinkAddr(n, lk)
+			switch {
+			case err != nil:
+				bad(key, "%v", err)
+				continue
+			case !ap.Addr().Is4():
+				bad(key, "must be an IPv4 address, got %q", n.RingAddr(lk))
+				continue
+			}
+			if j, dup := addrs[ap]; dup {
+				bad(key, "%s is also the address of node[%d] on link %d", ap, j, lk)
+			}
+			addrs[ap] = i
+			for o := range lk {
+				if n.RingAddr(o) == "" {
+					continue
+				}
+				if oap, err := c.NodeLinkAddr(n, o); err == nil && oap == ap {
+					bad(key, "%s is also this node's address on link %d: each link needs its own address", ap, o)
+				}
+			}
+		}
+		if t.Transport == "udp" && len(links) > 1 {
+			g, err := c.LinkMcast(lk)
+			key := "totem.mcast_addr"
+			if c.Interface(lk) != nil {
+				key = "totem.interface[" + strconv.Itoa(c.interfaceIndex(lk)) + "].mcast_addr"
+			}
+			switch {
+			case err != nil:
+				bad(key, "link %d: %v", lk, err)
+			case !g.Addr().Is4() || !g.Addr().IsMulticast():
+				bad(key, "link %d: group %s is not IPv4 multicast", lk, g.Addr())
+			default:
+				if j, dup := groups[g]; dup {
+					bad(key, "link %d uses group %s like link %d: each link needs its own group or port", lk, g, j)
+				}
+				groups[g] = lk
+			}
+		}
+	}
+}
+
+func (c *Config) interfaceIndex(k int) int {
+	for i := range c.Totem.Interfaces {
+		if c.Totem.Interfaces[i].LinkNumber == k {
+			return i
+		}
+	}
+	return -1
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
