@@ -75,6 +75,24 @@ type Status struct {
 	// take effect only after a restart (dotted keys); every other field
 	// reports the running values.
 	PendingRestart []string `json:"pending_restart,omitempty"`
+	// LinkMode and Links: with redundant links (ring1_addr …), the
+	// policy and every link to every other node as its heartbeats see
+	// it (corosync-cfgtool -n); absent with one link.
+	LinkMode string     `json:"link_mode,omitempty"`
+	Links    []PeerLink `json:"links,omitempty"`
+}
+
+// PeerLink is one link to one peer.
+type PeerLink struct {
+	NodeID uint32  `json:"nodeid"`
+	Name   string  `json:"name"`
+	Link   int     `json:"link"`
+	State  string  `json:"state"` // "up" or "down"
+	Local  string  `json:"local"`
+	Remote string  `json:"remote"`
+	RTTMS  float64 `json:"rtt_ms"` // of the last heartbeat answered
+	Ups    uint64  `json:"up_events"`
+	Downs  uint64  `json:"down_events"`
 }
 
 // Status asks the node for its status.

@@ -95,6 +95,32 @@ func printStatus(w io.Writer, st *clients.Status) {
 		}
 		fmt.Fprintf(w, "  %6d  %-12s %s%s\n", m.NodeID, m.Name, m.Addr, self)
 	}
+	printLinks(w, st)
+}
+
+// printLinks lists every link to every other node, as corosync-cfgtool
+// -n does: a node is reachable while one of its links is up.
+func printLinks(w io.Writer, st *clients.Status) {
+	if len(st.Links) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "Links (%s):\n", st.LinkMode)
+	for i, l := range st.Links {
+		if i == 0 || st.Links[i-1].NodeID != l.NodeID {
+			reach := "unreachable"
+			for _, o := range st.Links {
+				if o.NodeID == l.NodeID && o.State == "up" {
+					reach = "reachable"
+				}
+			}
+			fmt.Fprintf(w, "  node %d (%s): %s\n", l.NodeID, l.Name, reach)
+		}
+		rtt := ""
+		if l.State == "up" {
+			rtt = fmt.Sprintf("  rtt %.2f ms", l.RTTMS)
+		}
+		fmt.Fprintf(w, "    link %d  %-4s  %s -> %s%s\n", l.Link, l.State, l.Local, l.Remote, rtt)
+	}
 }
 
 func newKeygenCmd(g *globals) *cobra.Command {
@@ -160,6 +186,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 		},
 	})
 	cfg.AddCommand(newImportCorosyncCmd(g))
+	cfg.AddCommand(newConfigReloadCmd(g))
 	return cfg
 }
 

@@ -26,6 +26,7 @@ import (
 	"ringmaster/ipc"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
+	"ringmaster/totem/ring"
 	"ringmaster/votequorum"
 	vqwire "ringmaster/votequorum/wire"
 )
@@ -137,6 +138,18 @@ func ids(ns []totem.NodeID) []uint32 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// linkChange records a redundant link that went up or down (from the
+// ring's heartbeat goroutine or a reader; the event log locks itself).
+func (o *observer) linkChange(c ring.LinkChange) {
+	msg := "link down"
+	if c.Up {
+		msg = "link up"
+	}
+	o.events.Record(events.Link, msg, events.Fields{
+		"peer": uint32(c.Peer), "link": int(c.Link), "local": c.Local.String(), "remote": c.Remote.String(),
+	})
 }
 
 // ringString writes a ring id as corosync does: representative.seq(hex).

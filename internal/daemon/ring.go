@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"go.uber.org/zap"
 
 	"ringmaster/config"
 	"ringmaster/totem"
+	"ringmaster/totem/link"
 	"ringmaster/totem/ring"
 	"ringmaster/totem/srp"
 )
@@ -27,7 +29,7 @@ func (r totemDriver) Run(ctx context.Context, _ totem.Events) error { return r.R
 // newRing builds the Totem ring for this node from the configuration:
 // every configured node is a peer (udpu sends to all of them, so a node that
 // is down is found again when it returns).
-func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Logger) (RingDriver, error) {
+func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Logger, onLinkChange func(ring.LinkChange)) (RingDriver, error) {
 	keys, err := loadKeys(cfg)
 	for _, w := range cfg.Warnings() {
 		log.Warn(w)
@@ -68,6 +70,16 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 		}
 		rc.Mcast = netip.AddrPortFrom(m, uint16(cfg.Totem.Port))
 	}
+	if len(cfg.Links()) > 1 {
+		if rc.Links, err = RingLinks(cfg, node); err != nil {
+			return nil, err
+		}
+		rc.LinkSettings, err = linkSettings(cfg)
+		if err != nil {
+			return nil, err
+		}
+		rc.LinkSettings.OnChange = onLinkChange
+	}
 	r, err := ring.New(rc, ev, log.Named("totem"))
 	if err != nil {
 		return nil, fmt.Errorf("ring: %w", err)
@@ -94,4 +106,47 @@ func TimingsFrom(e config.Effective) srp.Timings {
 		WindowSize:             e.WindowSize,
 		MaxMessages:            e.MaxMessages,
 	}
+}
+
+// RingLinks builds the ring's links from the node list (ring0_addr …
+// ring7_addr, [[totem.interface]]): every node's address on every link,
+// and for udp each link's group. A reload that changes the node list of a
+// multi-link ring passes the result to ring.SetLinks.
+func RingLinks(cfg *config.Config, node totem.NodeID) ([]ring.Link, error) {
+	var links []ring.Link
+	for _, k := range cfg.Links() {
+		l := ring.Link{Number: uint8(k), Peers: map[totem.NodeID]netip.AddrPort{}, TTL: cfg.LinkTTL(k), Priority: cfg.LinkPriority(k)}
+		for i := range cfg.Nodes {
+			n := &cfg.Nodes[i]
+			ap, err := cfg.NodeLinkAddr(n, k)
+			if err != nil {
+				return nil, fmt.Errorf("node %d ring%d_addr: %w", n.NodeID, k, err)
+			}
+			l.Peers[totem.NodeID(n.NodeID)] = ap
+			if totem.NodeID(n.NodeID) == node {
+				l.Bind = ap
+			}
+		}
+		if cfg.Totem.Transport == "udp" {
+			g, err := cfg.LinkMcast(k)
+			if err != nil {
+				return nil, fmt.Errorf("link %d: %w", k, err)
+			}
+			l.Mcast = g
+		}
+		links = append(links, l)
+	}
+	return links, nil
+}
+
+// linkSettings are the heartbeat settings of totem (0: derived by the
+// ring from the effective token, see link.Derive).
+func linkSettings(cfg *config.Config) (ring.LinkSettings, error) {
+	m, err := link.ParseMode(cfg.Totem.LinkMode)
+	if err != nil {
+		return ring.LinkSettings{}, err
+	}
+	ms := func(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+	return ring.LinkSettings{Mode: m, PingInterval: ms(cfg.Totem.KnetPingInterval), PingTimeout: ms(cfg.Totem.KnetPingTimeout),
+		PongCount: cfg.Totem.KnetPongCount}, nil
 }

@@ -121,6 +121,11 @@ func ConfigEntries(cfg *config.Config, local totem.NodeID) []cdbwire.Entry {
 			add(p+"name", cdbwire.String(n.Name))
 		}
 		add(p+"ring0_addr", cdbwire.String(n.Ring0Addr))
+		for k := 1; k < config.MaxLinks; k++ {
+			if a := n.RingAddr(k); a != "" {
+				add(p+"ring"+strconv.Itoa(k)+"_addr", cdbwire.String(a))
+			}
+		}
 		if n.QuorumVotes != nil {
 			add(p+"quorum_votes", u32(*n.QuorumVotes))
 		}

@@ -82,6 +82,20 @@ func (s *statusService) snapshot() *clients.Status {
 		}
 		st.Members = append(st.Members, m)
 	}
+	if len(rs.Links) > 0 {
+		st.LinkMode = cfg.Totem.LinkMode
+	}
+	for _, l := range rs.Links {
+		pl := clients.PeerLink{NodeID: uint32(l.Peer), Link: int(l.Link), State: "down", Local: l.Local.String(), Remote: l.Remote.String(),
+			RTTMS: float64(l.RTT.Microseconds()) / 1000, Ups: l.Ups, Downs: l.Downs}
+		if l.Up {
+			pl.State = "up"
+		}
+		if n := cfg.NodeByID(int(l.Peer)); n != nil {
+			pl.Name = n.Name
+		}
+		st.Links = append(st.Links, pl)
+	}
 	if d.quorum != nil {
 		v := d.quorum.Quorate()
 		st.Quorate = &v

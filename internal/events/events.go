@@ -55,6 +55,9 @@ const (
 	// Fencing: a fencing attempt succeeded or failed (target, action,
 	// device, reason).
 	Fencing Kind = "fencing"
+	// Link: a redundant link to a peer went up or down (peer, link,
+	// local, remote).
+	Link Kind = "link"
 )
 
 // Fields are an event's details. Values must encode to JSON (strings,

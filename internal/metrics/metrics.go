@@ -16,6 +16,9 @@
 //	            ring_datagrams_rejected_total{reason}; the flow-control
 //	            levels of totem.Backlog (send queue, srp queue, ring
 //	            backlog) are gauges
+//	link_*      redundant links (ring1_addr …): up, up/down events and
+//	            heartbeat round trip per peer and link; the totals are
+//	            ring_link_up_events_total and ring_link_down_events_total
 //	delivery_latency_seconds   histogram, this node's own messages
 //	cpg_*       groups, members per group, messages, TRY_AGAIN answers
 //	quorum_*    quorate, votes by type, per-member votes
@@ -134,6 +137,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(name("ring", "send_queue_bytes"), "Bytes of those messages (TRY_AGAIN at 8 MiB).", float64(r.Backlog.Bytes))
 	gauge(name("ring", "srp_queue_frames"), "Frames the protocol took from this node that wait for the token.", float64(r.Backlog.Frames))
 	gauge(name("ring", "backlog"), "Flow-control backlog of the whole ring: every member's queued frames, as the token carried them when this node last forwarded it.", float64(r.Backlog.Ring))
+	for _, l := range r.Links {
+		peer, num := strconv.FormatUint(uint64(l.Peer), 10), strconv.Itoa(int(l.Link))
+		gauge(name("link", "up"), "1 while this redundant link to the peer answers heartbeats (ring1_addr …; absent with one link).", b2f(l.Up), "peer", peer, "link", num)
+		counter(name("link", "up_events_total"), "Times the link to the peer came up.", l.Ups, "peer", peer, "link", num)
+		counter(name("link", "down_events_total"), "Times the link to the peer went down (no heartbeat answered for knet_ping_timeout).", l.Downs, "peer", peer, "link", num)
+		gauge(name("link", "rtt_seconds"), "Round trip of the link's last answered heartbeat.", l.RTT.Seconds(), "peer", peer, "link", num)
+	}
 
 	// --- cpg ---
 	gauge(name("cpg", "groups"), "CPG groups with at least one member.", float64(len(s.CPGGroups)))
