@@ -186,7 +186,6 @@ func newConfigCmd(g *globals) *cobra.Command {
 		},
 	})
 	cfg.AddCommand(newImportCorosyncCmd(g))
-	cfg.AddCommand(newConfigReloadCmd(g))
 	return cfg
 }
 
