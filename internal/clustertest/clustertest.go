@@ -70,6 +70,14 @@ type Options struct {
 	// Netns runs each node in its own network namespace joined by a
 	// bridge (needs root); otherwise nodes use 127.0.0.1..N.
 	Netns bool
+	// Links is the number of redundant links (ring0_addr, ring1_addr,
+	// …; 0 means 1). In namespaces each link is its own bridge and
+	// subnet (10.S.K.i, SetBridge cuts one); on the host link K uses
+	// 127.0.K.i.
+	Links int
+	// LinkTotem is appended to every [[totem.interface]] block written
+	// for links above 0 (e.g. "link_priority = 2").
+	LinkTotem string
 	Debug bool
 }
 
@@ -92,6 +100,9 @@ type Node struct {
 	Config string
 	Socket string
 	Addr   string
+	// LinkAddrs are the node's addresses on every link (LinkAddrs[0] =
+	// Addr).
+	LinkAddrs []string
 	NS     string // network namespace ("" on the host)
 	// Metrics is the node's [metrics] listen address (HTTP: /metrics
 	// and the status page): its own ring address, the cluster's port.
@@ -124,8 +135,12 @@ func New(t testing.TB, o Options) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	if o.Links == 0 {
+		o.Links = 1
+		c.Opt.Links = 1
+	}
 	if o.Netns {
-		c.net = newNetns(t, o.Nodes)
+		c.net = newNetns(t, o.Nodes, o.Links)
 	}
 	key := filepath.Join(c.Dir, "authkey")
 	if err := os.WriteFile(key, []byte(fmt.Sprintf("%032d", rand.Int64())), 0o400); err != nil {
@@ -139,6 +154,13 @@ func New(t testing.TB, o Options) *Cluster {
 		if c.net != nil {
 			n.Addr = c.net.addr(i)
 			n.NS = c.net.ns(i)
+		}
+		for k := range o.Links {
+			a := fmt.Sprintf("127.0.%d.%d", k, i)
+			if c.net != nil {
+				a = c.net.linkAddr(k, i)
+			}
+			n.LinkAddrs = append(n.LinkAddrs, a)
 		}
 		n.Metrics = fmt.Sprintf("%s:%d", n.Addr, c.Port)
 		if err := os.MkdirAll(n.Dir, 0o755); err != nil {
@@ -161,8 +183,14 @@ func (c *Cluster) config(n *Node, key string) string {
 		fmt.Fprintf(&b, "mcast_addr = %q\n", c.Mcast)
 	}
 	fmt.Fprintf(&b, "crypto_cipher = \"aes256\"\nkeyfile = %q\n%s\n", key, c.Opt.ExtraTotem)
+	for k := 1; k < c.Opt.Links && c.Opt.LinkTotem != ""; k++ {
+		fmt.Fprintf(&b, "\n[[totem.interface]]\nlinknumber = %d\n%s\n", k, c.Opt.LinkTotem)
+	}
 	for _, m := range c.Nodes {
 		fmt.Fprintf(&b, "\n[[node]]\nnodeid = %d\nname = \"n%d\"\nring0_addr = %q\n", m.ID, m.ID, m.Addr)
+		for k := 1; k < len(m.LinkAddrs); k++ {
+			fmt.Fprintf(&b, "ring%d_addr = %q\n", k, m.LinkAddrs[k])
+		}
 	}
 	fmt.Fprintf(&b, "\n[quorum]\nprovider = \"votequorum\"\n%s\n", c.Opt.Quorum)
 	fmt.Fprintf(&b, "\n[logging]\nto_stderr = true\ndebug = %v\n%s\n", c.Opt.Debug, c.Opt.Logging)

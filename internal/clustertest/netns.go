@@ -16,11 +16,12 @@ type netns struct {
 	t      testing.TB
 	prefix string
 	n      int
+	links  int // bridges: br0 for link 0, brK for link K
 	subnet int
 	hosts  []string
 }
 
-func newNetns(t testing.TB, n int) *netns {
+func newNetns(t testing.TB, n, links int) *netns {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -28,7 +29,7 @@ func newNetns(t testing.TB, n int) *netns {
 		}
 		t.Skip("namespaced cluster tests need root")
 	}
-	nw := &netns{t: t, prefix: fmt.Sprintf("rm%d%s", os.Getpid(), randSuffix()), n: n, subnet: 100 + os.Getpid()%100}
+	nw := &netns{t: t, prefix: fmt.Sprintf("rm%d%s", os.Getpid(), randSuffix()), n: n, links: max(links, 1), subnet: 100 + os.Getpid()%100}
 	hub := nw.prefix + "h"
 	nw.run("ip", "netns", "add", hub)
 	nw.run("ip", "-n", hub, "link", "set", "lo", "up")
@@ -48,7 +49,63 @@ func newNetns(t testing.TB, n int) *netns {
 		nw.run("ip", "-n", ns, "link", "set", nw.veth(i), "up")
 		nw.run("ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", nw.veth(i))
 	}
+	for k := 1; k < nw.links; k++ {
+		nw.addLink(k)
+	}
 	return nw
+}
+
+// addLink adds bridge brK for link k and a veth from every node into it,
+// with the node's address on the link (10.S.K.i/24). Multicast for the
+// link leaves through it because ringd names the interface
+// (IP_MULTICAST_IF); only link 0 holds the multicast route.
+func (nw *netns) addLink(k int) {
+	hub := nw.prefix + "h"
+	br := fmt.Sprintf("br%d", k)
+	nw.run("ip", "-n", hub, "link", "add", br, "type", "bridge")
+	nw.run("ip", "-n", hub, "link", "set", br, "type", "bridge", "mcast_snooping", "0")
+	nw.run("ip", "-n", hub, "link", "set", br, "up")
+	for i := 1; i <= nw.n; i++ {
+		ns, dev, port := nw.ns(i), fmt.Sprintf("lk%d", k), nw.linkPort(k, i)
+		nw.run("ip", "link", "add", dev, "netns", ns, "type", "veth", "peer", "name", port, "netns", hub)
+		nw.run("ip", "-n", hub, "link", "set", port, "master", br)
+		nw.run("ip", "-n", hub, "link", "set", port, "up")
+		nw.run("ip", "-n", ns, "addr", "add", nw.linkAddr(k, i)+"/24", "dev", dev)
+		nw.run("ip", "-n", ns, "link", "set", dev, "up")
+	}
+}
+
+// linkPort is the hub's end of node i's veth on link k.
+func (nw *netns) linkPort(k, i int) string {
+	if k == 0 {
+		return nw.hubVeth(i)
+	}
+	return fmt.Sprintf("p%dk%d", i, k)
+}
+
+// linkAddr is node i's address on link k.
+func (nw *netns) linkAddr(k, i int) string {
+	if k == 0 {
+		return nw.addr(i)
+	}
+	return fmt.Sprintf("10.%d.%d.%d", nw.subnet, k, i)
+}
+
+// SetBridge cuts (up false) or restores link k for every node at once, as
+// a failed switch would: the hub's end of every node's veth on that
+// link's bridge goes down or up.
+func (c *Cluster) SetBridge(k int, up bool) {
+	c.t.Helper()
+	if c.net == nil || k < 0 || k >= c.net.links {
+		c.t.Fatalf("SetBridge(%d) needs a namespaced cluster with that link", k)
+	}
+	state := "down"
+	if up {
+		state = "up"
+	}
+	for i := 1; i <= c.net.n; i++ {
+		c.net.run("ip", "-n", c.net.prefix+"h", "link", "set", c.net.linkPort(k, i), state)
+	}
 }
 
 func randSuffix() string {
