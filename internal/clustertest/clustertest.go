@@ -78,7 +78,7 @@ type Options struct {
 	// LinkTotem is appended to every [[totem.interface]] block written
 	// for links above 0 (e.g. "link_priority = 2").
 	LinkTotem string
-	Debug bool
+	Debug     bool
 }
 
 // Cluster is a set of ringd processes.
@@ -103,7 +103,7 @@ type Node struct {
 	// LinkAddrs are the node's addresses on every link (LinkAddrs[0] =
 	// Addr).
 	LinkAddrs []string
-	NS     string // network namespace ("" on the host)
+	NS        string // network namespace ("" on the host)
 	// Metrics is the node's [metrics] listen address (HTTP: /metrics
 	// and the status page): its own ring address, the cluster's port.
 	Metrics string
