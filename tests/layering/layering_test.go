@@ -48,6 +48,7 @@ var pureCores = []string{
 	"ringmaster/confdb/store",
 	"ringmaster/crm/pengine",
 	"ringmaster/totem/srp",
+	"ringmaster/totem/link",
 	"ringmaster/cpg/groups",
 	"ringmaster/crm/controld",
 }
