@@ -23,7 +23,21 @@ func (c *Config) Describe(w io.Writer) {
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		ap, _ := c.NodeAddr(n)
-		fmt.Fprintf(w, "  nodeid=%d name=%s addr=%s quorum_votes=%d\n", n.NodeID, n.Name, ap, n.Votes())
+		fmt.Fprintf(w, "  nodeid=%d name=%s addr=%s quorum_votes=%d", n.NodeID, n.Name, ap, n.Votes())
+		for _, k := range c.Links() {
+			if k > 0 {
+				lap, _ := c.NodeLinkAddr(n, k)
+				fmt.Fprintf(w, " ring%d_addr=%s", k, lap)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	if links := c.Links(); len(links) > 1 {
+		fmt.Fprintf(w, "links: %v link_mode=%s", links, t.LinkMode)
+		for _, k := range links {
+			fmt.Fprintf(w, " link%d_priority=%d", k, c.LinkPriority(k))
+		}
+		fmt.Fprintln(w)
 	}
 	q := &c.Quorum
 	fmt.Fprintf(w, "quorum: provider=%s expected_votes=%d two_node=%v wait_for_all=%v last_man_standing=%v auto_tie_breaker=%v allow_downscale=%v\n",
