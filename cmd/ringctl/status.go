@@ -186,6 +186,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 		},
 	})
 	cfg.AddCommand(newImportCorosyncCmd(g))
+	cfg.AddCommand(newConfigReloadCmd(g))
 	return cfg
 }
 

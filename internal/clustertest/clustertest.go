@@ -253,8 +253,10 @@ func (c *Cluster) Kill(i int) { c.signal(i, syscall.SIGKILL) }
 // Stop sends SIGTERM to node i and returns its exit error (nil = status 0).
 func (c *Cluster) Stop(i int) error { return c.signal(i, syscall.SIGTERM) }
 
-func (c *Cluster) signal(i int, s syscall.Signal) error {
-	n := c.Node(i)
+func (c *Cluster) signal(i int, s syscall.Signal) error { return c.Node(i).signal(s) }
+
+// signal sends s to the node's ringd and waits for it to exit.
+func (n *Node) signal(s syscall.Signal) error {
 	n.mu.Lock()
 	cmd, done := n.cmd, n.done
 	n.cmd = nil
@@ -268,7 +270,7 @@ func (c *Cluster) signal(i int, s syscall.Signal) error {
 		return err
 	case <-time.After(15 * time.Second):
 		_ = cmd.Process.Kill()
-		return fmt.Errorf("node %d did not exit within 15 s of %v", i, s)
+		return fmt.Errorf("node %d did not exit within 15 s of %v", n.ID, s)
 	}
 }
 

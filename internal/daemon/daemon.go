@@ -78,6 +78,10 @@ type Daemon struct {
 	fence *fenceService
 	// obs: event log, metrics, status page (observe.go).
 	obs *observer
+	// keys are the ring's keys in force; reconf is the cluster-wide
+	// reload (cluster_reload.go).
+	keys   keyState
+	reconf *reloadService
 }
 
 // ShutdownTimeout bounds how long a stopping ringd waits for its
@@ -169,7 +173,8 @@ func (d *Daemon) registerServices() error {
 		q.OnChange(crm.quorumChanged)
 		services = append(services, crm, d.fence)
 	}
-	services = append(services, &statusService{d: d, start: time.Now()})
+	d.reconf = newReloadService(d)
+	services = append(services, &statusService{d: d, start: time.Now()}, d.reconf)
 	for _, s := range services {
 		if err := d.exec.Register(s); err != nil {
 			return err

@@ -111,19 +111,11 @@ func (d *Daemon) Reload() error {
 		d.log.Warn("reload: this change takes effect only after a restart",
 			zap.String("key", c.Key), zap.String("running", c.Old), zap.String("file", c.New))
 	}
+	d.keys.set(keys)
 	// Under the executive's lock, as status snapshots and cmap reads are:
 	// nobody sees the new configuration without the cmap keys that
 	// report it.
-	d.exec.Do(func() {
-		d.cfgMu.Lock()
-		d.cfg = next
-		d.pending = pendingKeys
-		d.cfgMu.Unlock()
-		if d.cmap != nil {
-			publishConfig(d.cmap, ConfigEntries(running, d.node), ConfigEntries(next, d.node))
-			publishPending(d.cmap, pendingKeys)
-		}
-	})
+	d.exec.Do(func() { d.installConfig(running, next, pendingKeys) })
 	appliedKeys := []string{}
 	for _, c := range applied {
 		appliedKeys = append(appliedKeys, c.Key)
@@ -132,6 +124,19 @@ func (d *Daemon) Reload() error {
 	d.obs.events.Record(events.ConfigReload, "configuration reloaded", events.Fields{
 		"applied": appliedKeys, "pending_restart": append([]string{}, pendingKeys...)})
 	return nil
+}
+
+// installConfig makes next the running configuration and publishes it in
+// cmap. Call it under the executive's lock.
+func (d *Daemon) installConfig(running, next *config.Config, pendingKeys []string) {
+	d.cfgMu.Lock()
+	d.cfg = next
+	d.pending = pendingKeys
+	d.cfgMu.Unlock()
+	if d.cmap != nil {
+		publishConfig(d.cmap, ConfigEntries(running, d.node), ConfigEntries(next, d.node))
+		publishPending(d.cmap, pendingKeys)
+	}
 }
 
 // PendingRestart lists the settings changed in the file that take effect

@@ -406,6 +406,10 @@ type Result struct {
 	// whose file was refused.
 	Error     string    `json:"error,omitempty"`
 	RefusedBy []Refusal `json:"refused_by,omitempty"`
+	// TryAgain: nothing was refused, the moment was wrong (another
+	// reload, a membership change, the ring's sync); asking again may
+	// work.
+	TryAgain bool `json:"try_again,omitempty"`
 }
 
 // EncodePayload is an IPC payload: ProtoVersion, then v as JSON.

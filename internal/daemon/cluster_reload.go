@@ -1,0 +1,585 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"ringmaster/config"
+	"ringmaster/internal/events"
+	"ringmaster/ipc"
+	"ringmaster/reconfig"
+	"ringmaster/reconfig/wire"
+	"ringmaster/totem"
+	"ringmaster/totem/exec"
+	"ringmaster/totem/ring"
+	"ringmaster/totem/srp"
+	"ringmaster/votequorum"
+)
+
+// The cluster-wide reload (`ringctl config reload`, corosync-cfgtool -R):
+// the executive service exec.ServiceReconfig drives the pure two-phase
+// commit of package reconfig; this file does its I/O. Each member loads
+// and checks ITS OWN file when the Prepare is delivered (ActValidate),
+// pre-loads the new keys for decryption only and votes; at the commit
+// point (the delivery of the last vote, the same point of the ordered
+// stream everywhere) every member applies its file:
+//
+//	change                              cluster-wide reload
+//	----------------------------------  ---------------------------------------
+//	file does not validate, keyfile     refused on every node; the vote names
+//	unusable, quorum options refused    the node and FILE:LINE
+//	cluster-wide parts differ between   refused: [totem] (without keyfile
+//	nodes                               paths), the sealing key, the node
+//	                                    list, [quorum] must be equal
+//	totem.cluster_name, transport,      refused: restart every node
+//	port, mcast_addr, crypto_cipher
+//	local node gone or moved            refused: restart it
+//	a node removed (or moved) while a   refused: stop it first (corosync
+//	ring member                         requires it too)
+//	totem timings (token, consensus,    applied: srp.Processor.SetTimings on
+//	join, window_size, ...)             every member (runtime.config.totem.*)
+//	node list: added / removed nodes    applied: ring peers and receive filter
+//	                                    (SetPeers, SetLinks with several
+//	                                    links); votequorum's expected votes
+//	                                    follow
+//	[quorum] options                    applied: votequorum SetOptions
+//	totem.keyfile, previous_keyfiles    applied: new keys open datagrams from
+//	                                    the Prepare on, seal from the commit;
+//	                                    keys dropped stay accepted for
+//	                                    keyGrace after it
+//	ipc.allowed_uids/gids, logging.*    applied, as by SIGHUP
+//	anything else (netmtu, ttl, links'  pending restart, as by SIGHUP
+//	settings, ipc socket and limits,
+//	system, metrics, resources)
+//
+// SIGHUP (reload.go) stays a reload of one node: it applies only what
+// cannot split the cluster's agreement (keys, ipc, logging).
+
+// defaultReloadTimeout bounds a transaction when the operator gives none.
+const defaultReloadTimeout = 10 * time.Second
+
+// keyState is the key list in force (first seals), shared by SIGHUP's
+// reload and the cluster-wide one.
+type keyState struct {
+	mu   sync.Mutex
+	keys [][]byte
+}
+
+func (k *keyState) set(keys [][]byte) {
+	k.mu.Lock()
+	k.keys = keys
+	k.mu.Unlock()
+}
+
+func (k *keyState) get() [][]byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys
+}
+
+// reloadService is the executive service of the cluster-wide reload.
+// Every method runs under the executive's lock.
+type reloadService struct {
+	d     *Daemon
+	host  exec.Host
+	log   *zap.Logger
+	m     *reconfig.Machine
+	start time.Time
+
+	prepared map[reconfig.ID]*preparedReload
+	waiting  map[reconfig.ID]waitingClient
+	timer    func()
+	timerAt  time.Duration
+	grace    func()
+}
+
+type waitingClient struct {
+	c exec.Client
+	h ipc.Header
+}
+
+// preparedReload is what a member validated for a transaction.
+type preparedReload struct {
+	running, next, file *config.Config
+	keys                [][]byte // the file's (first seals); nil with crypto none
+	preloaded           bool     // the ring opens with them already
+	applied, pending    []string
+}
+
+var (
+	_ exec.Service       = (*reloadService)(nil)
+	_ exec.Syncer        = (*reloadService)(nil)
+	_ exec.ClientHandler = (*reloadService)(nil)
+)
+
+func newReloadService(d *Daemon) *reloadService {
+	// The keys newRing loaded a moment ago (the ring does not hand
+	// them out): a reload pre-loads and drops keys relative to them.
+	if keys, err := d.Config().LoadKeys(); err == nil {
+		d.keys.set(keys)
+	}
+	return &reloadService{d: d, m: reconfig.New(d.node), start: time.Now(),
+		prepared: map[reconfig.ID]*preparedReload{}, waiting: map[reconfig.ID]waitingClient{}}
+}
+
+func (s *reloadService) ID() exec.ServiceID { return exec.ServiceReconfig }
+func (s *reloadService) Name() string       { return "reconfig" }
+
+func (s *reloadService) Init(h exec.Host) error {
+	s.host, s.log = h, h.Log()
+	return nil
+}
+
+func (s *reloadService) now() time.Duration { return time.Since(s.start) }
+
+func (s *reloadService) Deliver(m totem.Message) {
+	if err := s.m.Deliver(s.now(), m.Sender, m.ID, m.Payload); err != nil {
+		s.log.Warn("dropping a malformed reload message", zap.Uint32("from", uint32(m.Sender)), zap.Error(err))
+	}
+	s.run()
+}
+
+func (s *reloadService) ConfChange(c totem.ConfChange) {
+	s.m.ConfChange(c)
+	s.run()
+}
+
+func (s *reloadService) SyncStart(totem.ConfChange) {}
+
+func (s *reloadService) SyncDone() { s.m.SyncDone() }
+
+func (s *reloadService) Request(c exec.Client, h ipc.Header, p []byte) {
+	if h.Msg != wire.MsgReload {
+		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeUnknownMessage, "reconfig message %d", h.Msg))
+		return
+	}
+	var req wire.ReloadRequest
+	if err := wire.DecodePayload(p, &req); err != nil {
+		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeInvalid, "%v", err))
+		return
+	}
+	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
+	if timeout == 0 {
+		timeout = defaultReloadTimeout
+	}
+	id, err := s.m.Start(s.now(), timeout)
+	if err != nil {
+		code := ipc.CodeInvalid
+		if errors.Is(err, reconfig.ErrNoRing) {
+			code = ipc.CodeTryAgain
+		}
+		_ = c.ReplyError(h, ipc.Errorf(code, "%v", err))
+		return
+	}
+	s.waiting[id] = waitingClient{c: c, h: h}
+	s.log.Info("cluster-wide configuration reload asked", zap.Stringer("id", id), zap.Duration("timeout", timeout))
+	s.run()
+}
+
+func (s *reloadService) Disconnected(c exec.Client) {
+	maps.DeleteFunc(s.waiting, func(_ reconfig.ID, w waitingClient) bool { return w.c == c })
+}
+
+// run carries out the machine's actions until it has none, and keeps one
+// timer on its deadline.
+func (s *reloadService) run() {
+	for {
+		acts := s.m.Ready()
+		if len(acts) == 0 {
+			break
+		}
+		for _, a := range acts {
+			s.act(a)
+		}
+	}
+	at := s.m.Deadline()
+	if at == s.timerAt && (at == 0 || s.timer != nil) {
+		return
+	}
+	if s.timer != nil {
+		s.timer()
+		s.timer = nil
+	}
+	s.timerAt = at
+	if at == 0 {
+		return
+	}
+	s.timer = s.host.AfterFunc(max(at-s.now(), 0), func() {
+		s.timer, s.timerAt = nil, 0
+		s.m.Tick(s.now())
+		s.run()
+	})
+}
+
+func (s *reloadService) act(a reconfig.Action) {
+	switch a.Kind {
+	case reconfig.ActSend:
+		s.host.SendReliable(a.Msg, totem.Agreed, a.Payload)
+	case reconfig.ActValidate:
+		p, vote := s.d.prepareReload()
+		if p != nil {
+			s.prepared[a.ID] = p
+		}
+		if vote.OK {
+			s.log.Info("reload: this node's file validated", zap.Stringer("id", a.ID), zap.Strings("applies", p.applied), zap.Strings("pending_restart", p.pending))
+		} else {
+			s.log.Warn("reload: this node refuses its file", zap.Stringer("id", a.ID), zap.String("error", vote.Error))
+		}
+		s.m.Vote(a.ID, vote)
+	case reconfig.ActCommit:
+		p := s.prepared[a.ID]
+		delete(s.prepared, a.ID)
+		if p == nil {
+			// Cannot happen: a commit needs this node's OK vote.
+			s.log.Error("reload committed without a prepared configuration", zap.Stringer("id", a.ID))
+			return
+		}
+		s.commit(a.ID, p)
+	case reconfig.ActAbort:
+		p := s.prepared[a.ID]
+		delete(s.prepared, a.ID)
+		if p != nil && p.preloaded {
+			if err := s.d.ring.SetKeys(s.d.keys.get()); err != nil {
+				s.log.Error("reload aborted: cannot drop the pre-loaded keys", zap.Error(err))
+			}
+		}
+		s.log.Warn("cluster-wide configuration reload aborted; the running configuration stays", zap.Stringer("id", a.ID), zap.Error(a.Outcome.Err))
+		s.host.Events().Record(events.ConfigReload, "cluster-wide configuration reload aborted", events.Fields{"id": a.ID.String(), "error": a.Outcome.Err.Error()})
+	case reconfig.ActDone:
+		w, ok := s.waiting[a.ID]
+		if !ok {
+			return
+		}
+		delete(s.waiting, a.ID)
+		_ = w.c.Reply(w.h, wire.EncodePayload(resultOf(a.Outcome)))
+	}
+}
+
+// resultOf is the operator's answer.
+func resultOf(o *reconfig.Outcome) wire.Result {
+	r := wire.Result{ID: o.ID.String(), Committed: o.Err == nil}
+	if o.Err != nil {
+		r.Error = o.Err.Error()
+		r.TryAgain = errors.Is(o.Err, reconfig.ErrBusy) || errors.Is(o.Err, reconfig.ErrSyncing) || errors.Is(o.Err, reconfig.ErrMembership)
+		for _, v := range o.Refusals {
+			r.RefusedBy = append(r.RefusedBy, wire.Refusal{NodeID: uint32(v.Node), Error: v.Vote.Error})
+		}
+		return r
+	}
+	for _, v := range o.Votes {
+		r.Nodes = append(r.Nodes, wire.NodeResult{NodeID: uint32(v.Node), Applied: nonNil(v.Vote.Applied), PendingRestart: nonNil(v.Vote.Pending)})
+	}
+	return r
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// keyGrace is how long keys a reload drops still open datagrams after
+// the commit: members commit within a rotation of each other, so a
+// datagram sealed just before another member's commit still opens.
+func keyGrace(e config.Effective) time.Duration { return max(4*e.Token, time.Second) }
+
+// commit applies p at the commit point (under the executive's lock).
+func (s *reloadService) commit(id reconfig.ID, p *preparedReload) {
+	d := s.d
+	running, next := p.running, p.next
+	var problems []string
+	if p.keys != nil {
+		old := d.keys.get()
+		keys := slices.Clone(p.keys)
+		var dropped [][]byte
+		for _, k := range old {
+			if !slices.ContainsFunc(keys, func(x []byte) bool { return bytes.Equal(x, k) }) {
+				dropped = append(dropped, k)
+			}
+		}
+		if err := d.ring.SetKeys(append(slices.Clone(keys), dropped...)); err != nil {
+			problems = append(problems, "keys: "+err.Error())
+		} else {
+			d.keys.set(keys)
+			if s.grace != nil {
+				s.grace()
+				s.grace = nil
+			}
+			if len(dropped) > 0 {
+				s.grace = s.host.AfterFunc(keyGrace(next.Effective()), func() {
+					s.grace = nil
+					if len(s.prepared) == 0 { // a prepared reload sets the keys itself
+						_ = d.ring.SetKeys(d.keys.get())
+					}
+				})
+			}
+		}
+	}
+	if !slices.EqualFunc(running.Nodes, next.Nodes, nodeEqual) {
+		if err := d.setNodeList(next); err != nil {
+			problems = append(problems, "node list: "+err.Error())
+		}
+	}
+	if t := TimingsFrom(next.Effective()); t != TimingsFrom(running.Effective()) {
+		if rs, ok := d.ring.(interface{ SetTimings(srp.Timings) }); ok {
+			rs.SetTimings(t)
+		}
+	}
+	if q, ok := d.quorum.(*votequorum.Service); ok && (!quorumEqual(running, next)) {
+		qc, err := QuorumConfig(next, d.node)
+		if err == nil {
+			err = q.SetOptions(qc.Options, qc.Names)
+		}
+		if err != nil {
+			problems = append(problems, "quorum: "+err.Error())
+		}
+	}
+	if srv := d.ipcServer(); srv != nil {
+		srv.SetAllowed(next.IPC.AllowedUIDs, next.IPC.AllowedGIDs)
+	}
+	if d.opt.OnReloadLogging != nil && !equalJSON(running.Logging, next.Logging) {
+		if err := d.opt.OnReloadLogging(next.Logging); err != nil {
+			problems = append(problems, "logging: "+err.Error())
+			next.Logging = running.Logging
+		}
+	}
+	pending := slices.Clone(p.pending)
+	for _, c := range config.Diff(next, p.file) {
+		if !slices.Contains(pending, c.Key) {
+			pending = append(pending, c.Key)
+		}
+	}
+	d.installConfig(running, next, pending)
+	s.log.Info("cluster-wide configuration reload committed", zap.Stringer("id", id), zap.Strings("applied", p.applied), zap.Strings("pending_restart", pending))
+	f := events.Fields{"id": id.String(), "applied": nonNil(p.applied), "pending_restart": nonNil(pending)}
+	if len(problems) > 0 {
+		f["problems"] = problems
+		s.log.Error("cluster-wide reload: some changes could not be applied on this node", zap.Strings("problems", problems))
+	}
+	s.host.Events().Record(events.ConfigReload, "cluster-wide configuration reload committed", f)
+}
+
+// setNodeList gives the ring the new node list: peers and receive filter
+// (several links: every link's addresses).
+func (d *Daemon) setNodeList(next *config.Config) error {
+	if len(next.Links()) > 1 {
+		rl, ok := d.ring.(interface{ SetLinks([]ring.Link) error })
+		if !ok {
+			return fmt.Errorf("the ring cannot change its links' node lists")
+		}
+		links, err := RingLinks(next, d.node)
+		if err != nil {
+			return err
+		}
+		return rl.SetLinks(links)
+	}
+	rp, ok := d.ring.(interface {
+		SetPeers(map[totem.NodeID]netip.AddrPort) error
+	})
+	if !ok {
+		return fmt.Errorf("the ring cannot change its node list")
+	}
+	peers := map[totem.NodeID]netip.AddrPort{}
+	for i := range next.Nodes {
+		n := &next.Nodes[i]
+		ap, err := next.NodeAddr(n)
+		if err != nil {
+			return err
+		}
+		peers[totem.NodeID(n.NodeID)] = ap
+	}
+	return rp.SetPeers(peers)
+}
+
+func nodeEqual(a, b config.Node) bool { return equalJSON(a, b) }
+
+func quorumEqual(a, b *config.Config) bool {
+	return equalJSON(a.Quorum, b.Quorum) && slices.EqualFunc(a.Nodes, b.Nodes, nodeEqual)
+}
+
+func equalJSON(a, b any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
+}
+
+// liveReloadable is the configuration a cluster-wide reload runs after
+// reloading file over running: the file, except the settings that only a
+// restart applies (they stay as running and are reported pending).
+func liveReloadable(running, file *config.Config) *config.Config {
+	c := *file
+	c.Totem.NetMTU = running.Totem.NetMTU
+	c.Totem.TTL = running.Totem.TTL
+	c.Totem.LinkMode = running.Totem.LinkMode
+	c.Totem.KnetPingInterval = running.Totem.KnetPingInterval
+	c.Totem.KnetPingTimeout = running.Totem.KnetPingTimeout
+	c.Totem.KnetPongCount = running.Totem.KnetPongCount
+	c.Totem.Interfaces = running.Totem.Interfaces
+	c.IPC.Socket = running.IPC.Socket
+	c.IPC.MaxQueuedBytes = running.IPC.MaxQueuedBytes
+	c.IPC.MaxConnections = running.IPC.MaxConnections
+	c.System = running.System
+	c.Metrics = running.Metrics
+	c.Resources = running.Resources
+	return &c
+}
+
+// prepareReload loads and checks this node's file for a cluster-wide
+// reload, pre-loads its keys for decryption, and returns what to apply
+// at the commit with this node's vote (a refusal names FILE:LINE).
+func (d *Daemon) prepareReload() (*preparedReload, wire.Vote) {
+	refuse := func(err error) (*preparedReload, wire.Vote) {
+		return nil, wire.Vote{Error: err.Error()}
+	}
+	file, err := config.Load(d.opt.ConfigPath)
+	if err != nil {
+		return refuse(err)
+	}
+	if d.opt.Socket != "" {
+		file.IPC.Socket = d.opt.Socket
+	}
+	running := d.Config()
+	if err := d.checkReloadable(running, file); err != nil {
+		return refuse(err)
+	}
+	var keys [][]byte
+	if file.Totem.CryptoCipher != "none" {
+		if keys, err = file.LoadKeys(); err != nil {
+			return refuse(err)
+		}
+	}
+	if _, err := QuorumOptions(file); err != nil {
+		return refuse(file.FieldErr("quorum", "%v", err))
+	}
+	qc, err := QuorumConfig(file, d.node)
+	if err == nil {
+		err = votequorum.CheckOptions(qc.Options)
+	}
+	if err != nil {
+		return refuse(file.FieldErr("quorum", "%v", err))
+	}
+	next := liveReloadable(running, file)
+	p := &preparedReload{running: running, next: next, file: file, keys: keys}
+	for _, c := range config.Diff(running, next) {
+		p.applied = append(p.applied, c.Key)
+	}
+	for _, c := range config.Diff(next, file) {
+		p.pending = append(p.pending, c.Key)
+	}
+	if keys != nil {
+		// Decryption only: the running key still seals (it is first).
+		cur := d.keys.get()
+		all := slices.Clone(cur)
+		for _, k := range keys {
+			if !slices.ContainsFunc(all, func(x []byte) bool { return bytes.Equal(x, k) }) {
+				all = append(all, k)
+			}
+		}
+		if len(all) > len(cur) {
+			if err := d.ring.SetKeys(all); err != nil {
+				return refuse(file.FieldErr("totem.keyfile", "the ring refuses the new keys: %v", err))
+			}
+			p.preloaded = true
+		}
+	}
+	return p, wire.Vote{OK: true, Digests: digests(file, keys), Applied: p.applied, Pending: p.pending}
+}
+
+// checkReloadable refuses what a running cluster cannot change, with the
+// file's line.
+func (d *Daemon) checkReloadable(running, file *config.Config) error {
+	var errs config.Errors
+	for _, f := range []struct {
+		key      string
+		old, new string
+	}{
+		{"totem.cluster_name", running.Totem.ClusterName, file.Totem.ClusterName},
+		{"totem.transport", running.Totem.Transport, file.Totem.Transport},
+		{"totem.port", fmt.Sprint(running.Totem.Port), fmt.Sprint(file.Totem.Port)},
+		{"totem.mcast_addr", running.Totem.McastAddr, file.Totem.McastAddr},
+		{"totem.crypto_cipher", running.Totem.CryptoCipher, file.Totem.CryptoCipher},
+	} {
+		if f.old != f.new {
+			errs = append(errs, file.FieldErr(f.key, "cannot change while the cluster runs (running %s, file %s): restart every node to change it", f.old, f.new))
+		}
+	}
+	members := d.ring.Status().Members
+	me := file.NodeByID(int(d.node))
+	if me == nil {
+		errs = append(errs, file.FieldErr("node", "this node (%d) is no longer in the node list", d.node))
+	} else if old := running.NodeByID(int(d.node)); old != nil && !equalLinks(old, me) {
+		errs = append(errs, file.FieldErr(nodeKey(file, int(d.node)), "this node's own addresses cannot change while it runs: restart it"))
+	}
+	for i := range running.Nodes {
+		old := &running.Nodes[i]
+		id := totem.NodeID(old.NodeID)
+		if id == d.node || !slices.Contains(members, id) {
+			continue
+		}
+		n := file.NodeByID(old.NodeID)
+		switch {
+		case n == nil:
+			errs = append(errs, file.FieldErr("node", "node %d (%s) was removed from the node list but is still a member of the ring: stop it first, then reload", old.NodeID, old.Name))
+		case !equalLinks(old, n):
+			errs = append(errs, file.FieldErr(nodeKey(file, old.NodeID), "node %d (%s) changed its address but is still a member of the ring: stop it first, then reload", old.NodeID, old.Name))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// equalLinks: the same address on every link.
+func equalLinks(a, b *config.Node) bool {
+	for k := range config.MaxLinks {
+		if a.RingAddr(k) != b.RingAddr(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// nodeKey is the dotted key of node id's entry ("node[2]").
+func nodeKey(c *config.Config, id int) string {
+	for i := range c.Nodes {
+		if c.Nodes[i].NodeID == id {
+			return fmt.Sprintf("node[%d]", i)
+		}
+	}
+	return "node"
+}
+
+// digests are the SHA-256 of the cluster-wide parts of a file: what every
+// member must agree on for a reload to commit. Key file paths may differ
+// between nodes; the key that seals may not (only its hash is sent).
+func digests(c *config.Config, keys [][]byte) wire.Digests {
+	var ds wire.Digests
+	sum := func(v any) wire.Digest {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(fmt.Sprintf("digest of %T: %v", v, err))
+		}
+		return sha256.Sum256(b)
+	}
+	t := c.Totem
+	t.Keyfile, t.PreviousKeyfiles = "", nil
+	ds[wire.SectionTotem] = sum(t)
+	if len(keys) > 0 {
+		ds[wire.SectionKey] = sha256.Sum256(keys[0])
+	}
+	ds[wire.SectionNodes] = sum(c.Nodes)
+	ds[wire.SectionQuorum] = sum(c.Quorum)
+	return ds
+}
