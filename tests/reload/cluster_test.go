@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -204,4 +205,60 @@ func TestClusterReload(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClusterReloadRefused: a bad file on one node refuses the reload on
+// every node, the answer names the node and its FILE:LINE, and every node
+// keeps running the old configuration; files that validate but differ in
+// a cluster-wide part are refused too, naming the part.
+func TestClusterReloadRefused(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Nodes: 3})
+	c.StartAll()
+	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
+	c.Opt.Token = 600
+	c.WriteConfigs(c.KeyFile())
+	setToken := func(i, token int) {
+		b, err := os.ReadFile(c.Node(i).Config)
+		require.NoError(t, err)
+		s := regexp.MustCompile(`(?m)^token = \d+$`).ReplaceAllString(string(b), fmt.Sprintf("token = %d", token))
+		require.NoError(t, os.WriteFile(c.Node(i).Config, []byte(s), 0o644))
+	}
+	lineOf := func(i int, prefix string) int {
+		b, err := os.ReadFile(c.Node(i).Config)
+		require.NoError(t, err)
+		for n, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return n + 1
+			}
+		}
+		t.Fatalf("no %q in %s", prefix, c.Node(i).Config)
+		return 0
+	}
+	unchanged := func() {
+		t.Helper()
+		for i := 1; i <= 3; i++ {
+			assert.True(t, cmapIs(c, i, "totem.token", "300"), "n%d token changed", i)
+			assert.True(t, cmapIs(c, i, "runtime.config.totem.token", "950"), "n%d runtime token changed", i)
+		}
+	}
+
+	setToken(2, 5)
+	out, code := c.Ctl(3, "config", "reload")
+	require.Equal(t, 1, code, out)
+	want := fmt.Sprintf("node 2: %s:%d: totem.token: must be at least 10 ms, got 5", c.Node(2).Config, lineOf(2, "token = "))
+	assert.Contains(t, out, want)
+	unchanged()
+
+	setToken(2, 700)
+	res, out, code := clusterReload(t, c, 1)
+	require.Equal(t, 1, code, out)
+	assert.Contains(t, fmt.Sprint(res["error"]), "node 2's [totem] differs from node 1's", out)
+	unchanged()
+
+	// Fixed, it goes through; the ring never changed.
+	before := c.Status(1).RingID
+	setToken(2, 600)
+	mustReload(t, c, 2)
+	waitCmap(t, c, "totem.token", "600", 1, 2, 3)
+	assert.Equal(t, before, c.Status(1).RingID)
 }
