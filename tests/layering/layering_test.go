@@ -28,6 +28,7 @@ var serverPrefixes = []string{
 	"ringmaster/cpg",
 	"ringmaster/config",
 	"ringmaster/totem/exec",
+	"ringmaster/reconfig",
 }
 
 // pendingClientDeps are client dependencies on a server package that are
@@ -51,6 +52,7 @@ var pureCores = []string{
 	"ringmaster/totem/link",
 	"ringmaster/cpg/groups",
 	"ringmaster/crm/controld",
+	"ringmaster/reconfig",
 }
 
 // impure are the imports a pure core must not have (directly).
