@@ -14,7 +14,11 @@ import (
 	"ringmaster/internal/events"
 )
 
-// What a reload (SIGHUP) does with each change of the file:
+// What a reload of this node alone (SIGHUP) does with each change of the
+// file. It applies only what cannot break the cluster's agreement; the
+// cluster-wide reload (`ringctl config reload`, cluster_reload.go, with
+// its own table) also applies totem timings, the node list and quorum
+// options, on every member at the same point of the ordered stream:
 //
 //	change                              reload
 //	----------------------------------  ---------------------------------------
@@ -33,7 +37,9 @@ import (
 //	anything else                       pending: logged, listed in `ringctl
 //	                                    status --json` (pending_restart) and
 //	                                    cmap runtime.config.pending_restart;
-//	                                    applied by the next start
+//	                                    applied by the next start (timings,
+//	                                    node list, quorum options: also by
+//	                                    the cluster-wide reload)
 //
 // The running configuration (Daemon.Config) holds only what is in effect,
 // so `ringctl status` and cmap's totem.* and runtime.config.* keys, both
