@@ -226,7 +226,7 @@ func (s *reloadService) act(a reconfig.Action) {
 	case reconfig.ActSend:
 		s.host.SendReliable(a.Msg, totem.Agreed, a.Payload)
 	case reconfig.ActValidate:
-		p, vote := s.d.prepareReload()
+		p, vote := s.d.prepareReload(s.host.Ring().Members)
 		if p != nil {
 			s.prepared[a.ID] = p
 		}
@@ -299,8 +299,7 @@ func (s *reloadService) commit(id reconfig.ID, p *preparedReload) {
 	d := s.d
 	running, next := p.running, p.next
 	var problems []string
-	if p.keys != nil {
-		old := d.keys.get()
+	if old := d.keys.get(); p.keys != nil && !slices.EqualFunc(old, p.keys, bytes.Equal) {
 		keys := slices.Clone(p.keys)
 		var dropped [][]byte
 		for _, k := range old {
@@ -438,7 +437,11 @@ func liveReloadable(running, file *config.Config) *config.Config {
 // prepareReload loads and checks this node's file for a cluster-wide
 // reload, pre-loads its keys for decryption, and returns what to apply
 // at the commit with this node's vote (a refusal names FILE:LINE).
-func (d *Daemon) prepareReload() (*preparedReload, wire.Vote) {
+//
+// members is the ring in which the reload runs (the executive's last
+// regular configuration, the same on every member at this point of the
+// stream).
+func (d *Daemon) prepareReload(members []totem.NodeID) (*preparedReload, wire.Vote) {
 	refuse := func(err error) (*preparedReload, wire.Vote) {
 		return nil, wire.Vote{Error: err.Error()}
 	}
@@ -450,7 +453,7 @@ func (d *Daemon) prepareReload() (*preparedReload, wire.Vote) {
 		file.IPC.Socket = d.opt.Socket
 	}
 	running := d.Config()
-	if err := d.checkReloadable(running, file); err != nil {
+	if err := d.checkReloadable(running, file, members); err != nil {
 		return refuse(err)
 	}
 	var keys [][]byte
@@ -498,7 +501,7 @@ func (d *Daemon) prepareReload() (*preparedReload, wire.Vote) {
 
 // checkReloadable refuses what a running cluster cannot change, with the
 // file's line.
-func (d *Daemon) checkReloadable(running, file *config.Config) error {
+func (d *Daemon) checkReloadable(running, file *config.Config, members []totem.NodeID) error {
 	var errs config.Errors
 	for _, f := range []struct {
 		key      string
@@ -514,7 +517,6 @@ func (d *Daemon) checkReloadable(running, file *config.Config) error {
 			errs = append(errs, file.FieldErr(f.key, "cannot change while the cluster runs (running %s, file %s): restart every node to change it", f.old, f.new))
 		}
 	}
-	members := d.ring.Status().Members
 	me := file.NodeByID(int(d.node))
 	if me == nil {
 		errs = append(errs, file.FieldErr("node", "this node (%d) is no longer in the node list", d.node))
