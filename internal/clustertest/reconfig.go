@@ -38,6 +38,9 @@ func (c *Cluster) AddNode() int {
 	n.Config = filepath.Join(n.Dir, "corosync.toml")
 	n.Socket = filepath.Join(n.Dir, "ringd.sock")
 	n.Addr = fmt.Sprintf("127.0.0.%d", i)
+	for k := range c.Opt.Links {
+		n.LinkAddrs = append(n.LinkAddrs, fmt.Sprintf("127.0.%d.%d", k, i))
+	}
 	n.Metrics = fmt.Sprintf("%s:%d", n.Addr, c.Port)
 	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 		c.t.Fatal(err)

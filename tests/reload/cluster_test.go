@@ -262,3 +262,24 @@ func TestClusterReloadRefused(t *testing.T) {
 	waitCmap(t, c, "totem.token", "600", 1, 2, 3)
 	assert.Equal(t, before, c.Status(1).RingID)
 }
+
+// TestClusterReloadNodeTwoLinks: with two links, a node added by reload
+// becomes a peer on both (SetLinks) and joins; stopped and removed, it is
+// no longer counted.
+func TestClusterReloadNodeTwoLinks(t *testing.T) {
+	c := clustertest.New(t, clustertest.Options{Nodes: 3, Links: 2})
+	c.StartAll()
+	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
+	n4 := c.AddNode()
+	c.WriteConfigs(c.KeyFile())
+	mustReload(t, c, 1)
+	waitCmap(t, c, "runtime.votequorum.expected_votes", "4", 1, 2, 3)
+	c.Start(n4)
+	c.MustRing(deadline, []int{1, 2, 3, 4}, 1, 2, 3, 4)
+	removed := c.RemoveLastNode()
+	require.NoError(t, c.StopRemoved(removed))
+	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
+	c.WriteConfigs(c.KeyFile())
+	mustReload(t, c, 2)
+	waitCmap(t, c, "runtime.votequorum.expected_votes", "3", 1, 2, 3)
+}
