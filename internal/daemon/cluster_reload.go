@@ -329,6 +329,9 @@ func (s *reloadService) commit(id reconfig.ID, p *preparedReload) {
 		if err := d.setNodeList(next); err != nil {
 			problems = append(problems, "node list: "+err.Error())
 		}
+		if d.crm != nil {
+			d.crm.setNames(next)
+		}
 	}
 	if t := TimingsFrom(next.Effective()); t != TimingsFrom(running.Effective()) {
 		if rs, ok := d.ring.(interface{ SetTimings(srp.Timings) }); ok {
@@ -399,6 +402,22 @@ func (d *Daemon) setNodeList(next *config.Config) error {
 		peers[totem.NodeID(n.NodeID)] = ap
 	}
 	return rp.SetPeers(peers)
+}
+
+// setNames gives the resource manager the node names of a reloaded node
+// list, as a start with the new file would: the map is the controller's
+// own (controld.Config.Names), changed in place under the executive's
+// lock, at the same point of the stream on every member. A removed node
+// keeps its entry in the CIB, as with Pacemaker (until removed there).
+func (s *crmService) setNames(c *config.Config) {
+	clear(s.names)
+	for _, n := range c.Nodes {
+		name := n.Name
+		if name == "" {
+			name = fmt.Sprintf("node%d", n.NodeID)
+		}
+		s.names[totem.NodeID(n.NodeID)] = name
+	}
 }
 
 func nodeEqual(a, b config.Node) bool { return equalJSON(a, b) }
