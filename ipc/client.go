@@ -80,6 +80,7 @@ func DialOptions(ctx context.Context, path string, o ClientOptions) (*Client, er
 		done:    make(chan struct{}),
 		onEvent: o.OnEvent,
 	}
+	c.out.try = func(b []byte) int { return tryWrite(c.nc, b) }
 	go func() {
 		if err := writeLoop(c.nc, c.out); err != nil {
 			// The daemon closed the connection; it usually said why in a
@@ -137,6 +138,7 @@ func (c *Client) Go(service, msg uint16, payload []byte) <-chan Result {
 	// Push under mu so request IDs hit the wire in order.
 	ok, _ := c.out.push(Header{Kind: KindRequest, Service: service, Msg: msg, ReqID: id}, payload, false)
 	c.mu.Unlock()
+	c.out.flush()
 	if !ok {
 		c.fail(ErrClosed)
 	}
@@ -166,6 +168,7 @@ func (c *Client) GoAppend(service, msg uint16, build func(b []byte) []byte) <-ch
 	c.pending[id] = ch
 	ok := c.out.pushAppend(Header{Kind: KindRequest, Service: service, Msg: msg, ReqID: id}, build)
 	c.mu.Unlock()
+	c.out.flush()
 	if !ok {
 		c.fail(ErrClosed)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 )
 
 // Cred is the peer's identity as the kernel reports it (SO_PEERCRED).
@@ -39,6 +40,12 @@ type outQueue struct {
 	closed bool
 	wake   chan struct{}
 	max    int
+
+	// try, when set, writes without blocking (see flush); pushes then
+	// leave waking the writer to flush.
+	try    func([]byte) int
+	busy   bool // the writer holds a buffer it has not finished writing
+	direct bool // flush is writing
 }
 
 // writeChunk bounds how long an urgent frame can wait behind a backlog.
@@ -66,11 +73,55 @@ func (q *outQueue) push(h Header, p []byte, urgent bool) (ok, overflow bool) {
 		q.buf = AppendFrame(q.buf, h, p)
 	}
 	q.mu.Unlock()
+	if q.try == nil {
+		q.signal()
+	}
+	return true, false
+}
+
+func (q *outQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return true, false
+}
+
+// flush writes what is queued from the calling goroutine, without
+// blocking, when the writer is idle: a client's lone request then leaves
+// without waking the writer goroutine (a thread hand-off that costs more
+// than the write on an idle machine). Whatever it cannot write, and
+// anything queued while the writer is busy, the writer writes. Callers
+// of push and pushAppend on a queue with try call flush after them.
+func (q *outQueue) flush() {
+	q.mu.Lock()
+	if q.busy || q.direct || q.closed || len(q.buf) == 0 {
+		// A busy writer takes the new frames when it is done.
+		q.mu.Unlock()
+		return
+	}
+	if len(q.urgent) > 0 || len(q.buf) > directMax {
+		q.mu.Unlock()
+		q.signal()
+		return
+	}
+	b := q.buf
+	q.buf, q.spare = q.spare, nil
+	q.direct = true
+	q.mu.Unlock()
+	n := q.try(b)
+	q.mu.Lock()
+	q.direct = false
+	if n < len(b) {
+		// The socket is full: the rest goes first, by the writer.
+		q.buf = append(append(make([]byte, 0, len(b)-n+len(q.buf)), b[n:]...), q.buf...)
+	} else if q.spare == nil && cap(b) <= 4<<20 {
+		q.spare = b[:0]
+	}
+	more := len(q.buf) > 0 || len(q.urgent) > 0 || q.closed
+	q.mu.Unlock()
+	if more {
+		q.signal()
+	}
 }
 
 // pushAppend appends a frame whose payload build appends (GoAppend); the
@@ -86,9 +137,8 @@ func (q *outQueue) pushAppend(h Header, build func([]byte) []byte) bool {
 	q.buf = build(q.buf)
 	binary.BigEndian.PutUint32(q.buf[start+12:], uint32(len(q.buf)-start-HeaderSize))
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	if q.try == nil {
+		q.signal()
 	}
 	return true
 }
@@ -98,8 +148,13 @@ func (q *outQueue) pushAppend(h Header, build func([]byte) []byte) bool {
 func (q *outQueue) take(done []byte) (b []byte, closed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.busy = false
 	if cap(done) > 0 && cap(done) <= 4<<20 {
 		q.spare = done[:0]
+	}
+	if q.direct {
+		// flush is writing older bytes; it wakes the writer after.
+		return nil, false
 	}
 	if len(q.buf) == 0 {
 		return nil, q.closed
@@ -107,6 +162,7 @@ func (q *outQueue) take(done []byte) (b []byte, closed bool) {
 	b = q.buf
 	q.buf = q.spare
 	q.spare = nil
+	q.busy = true
 	return b, false
 }
 
@@ -114,7 +170,7 @@ func (q *outQueue) take(done []byte) (b []byte, closed bool) {
 func (q *outQueue) takeUrgent(done []byte) []byte {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.urgent) == 0 {
+	if len(q.urgent) == 0 || q.direct {
 		return nil
 	}
 	b := q.urgent
@@ -281,6 +337,28 @@ func (c *Conn) ReplyErrorUrgent(h Header, err error) error {
 // returned; other clients are unaffected.
 func (c *Conn) Event(service, msg uint16, payload []byte) error {
 	return c.send(Header{Kind: KindEvent, Service: service, Msg: msg}, payload, false)
+}
+
+// tryWrite writes b to the socket without blocking and returns how much
+// went out (0 when the socket buffer is full or the write fails: the
+// writer then takes over and meets the error itself).
+func (c *Conn) tryWrite(b []byte) int { return tryWrite(c.nc, b) }
+
+// tryWrite writes b to nc without blocking; see Conn.tryWrite.
+func tryWrite(nc *net.UnixConn, b []byte) int {
+	raw, err := nc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = raw.Write(func(fd uintptr) bool {
+		k, err := unix.Write(int(fd), b)
+		if err == nil {
+			n = k
+		}
+		return true // never wait: that is the writer's job
+	})
+	return n
 }
 
 func (c *Conn) send(h Header, p []byte, urgent bool) error {

@@ -100,9 +100,10 @@ const (
 // (Conn.ReplyUrgent, small acknowledgements, kept in a Go slice of their
 // own) go out at the next frame boundary of the backlog.
 //
-// Ownership of blocks: the writer is writing from blocks[0] while busy;
-// everything else belongs to the queue under mu. close frees what the
-// writer is not using; the writer frees the rest when it stops.
+// Ownership of blocks: whoever is writing (the writer, or the reader in
+// uncork) writes from blocks[0] while busy; everything else belongs to the
+// queue under mu. close frees what is not being written; the writer (or
+// the write in progress) frees the rest when it stops.
 type blockQueue struct {
 	pool *pool
 	max  int // bytes per connection; 0: unbounded
@@ -112,10 +113,17 @@ type blockQueue struct {
 	head    int      // read offset in blocks[0]
 	size    int      // queued ordinary bytes
 	urgent  []byte
-	busy    bool // the writer is writing from blocks[0]
+	busy    bool // a write from blocks[0] or of the urgent lane is in progress
+	corked  bool // see cork
 	closed  bool
 	stopped bool // the writer has returned
 	wake    chan struct{}
+
+	// The write position, shared by the writer and uncork: ordinary
+	// bytes written so far, the end of the frame they are in, and the
+	// urgent lane's previous buffer for reuse.
+	written, frameEnd int
+	urgentDone        []byte
 }
 
 func newBlockQueue(p *pool, max int) *blockQueue {
@@ -173,7 +181,11 @@ func (q *blockQueue) push(h Header, p []byte, urgent bool) pushResult {
 		q.appendBytes(p)
 		q.size += n
 	}
+	corked := q.corked
 	q.mu.Unlock()
+	if corked {
+		return pushed
+	}
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -269,65 +281,159 @@ func (q *blockQueue) close() {
 // writeTo drains the queue into c until it is closed and empty or a write
 // fails; it frees every block it still holds when it returns.
 func (q *blockQueue) writeTo(c net.Conn) error {
-	var hdr [HeaderSize]byte
-	var written, frameEnd int
-	var urgentDone []byte
 	defer func() {
 		q.mu.Lock()
-		q.stopped, q.busy, q.closed = true, false, true
-		q.freeAll()
+		q.stopped, q.closed = true, true
+		if !q.busy {
+			// A direct write in progress (flush) frees them when it
+			// is done: consume sees closed.
+			q.freeAll()
+		}
 		q.urgent = nil
 		q.mu.Unlock()
 	}()
 	for {
 		q.mu.Lock()
-		if len(q.urgent) > 0 && written == frameEnd {
-			u := q.urgent
-			q.urgent = urgentDone[:0]
-			q.mu.Unlock()
-			if _, err := c.Write(u); err != nil {
-				return err
-			}
-			urgentDone = u
-			continue
-		}
-		if q.size == 0 {
+		seg, urgent, st := q.nextLocked()
+		if st != segReady {
 			closed := q.closed
 			q.mu.Unlock()
-			if closed {
+			if closed && st == segEmpty {
 				return nil
 			}
 			<-q.wake
 			continue
 		}
-		if written == frameEnd {
-			q.peekAt(0, hdr[:])
-			frameEnd = written + HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
-		}
-		// frameEnd is the end of the frame being written, after
-		// written.
-		seg := q.blocks[0][q.head:]
-		if len(q.urgent) > 0 && len(seg) > frameEnd-written {
-			seg = seg[:frameEnd-written]
-		}
-		q.busy = true
 		q.mu.Unlock()
 		n, err := c.Write(seg)
 		q.mu.Lock()
-		q.busy = false
-		if !q.closed {
-			// Follow the frame boundaries through what was written
-			// while its headers are still here.
-			for frameEnd < written+n {
-				q.peekAt(frameEnd-written, hdr[:])
-				frameEnd += HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
-			}
-		}
-		q.consume(n)
+		q.doneLocked(seg, n, urgent)
 		q.mu.Unlock()
-		written += n
 		if err != nil {
 			return err
 		}
 	}
 }
+
+// segState says what nextLocked found.
+type segState int
+
+const (
+	segReady segState = iota // a segment to write, q.busy set
+	segEmpty                 // nothing queued
+	segBusy                  // another goroutine is writing (flush)
+)
+
+// nextLocked picks the next bytes to write and marks the queue busy:
+// the urgent lane at a frame boundary of the backlog, otherwise the
+// backlog from the read position, cut at the current frame's end when an
+// urgent frame waits. Called with mu held.
+func (q *blockQueue) nextLocked() (seg []byte, urgent bool, st segState) {
+	if q.busy {
+		return nil, false, segBusy
+	}
+	if len(q.urgent) > 0 && q.written == q.frameEnd {
+		seg = q.urgent
+		q.urgent = q.urgentDone[:0]
+		q.urgentDone = nil
+		q.busy = true
+		return seg, true, segReady
+	}
+	if q.size == 0 {
+		return nil, false, segEmpty
+	}
+	if q.written == q.frameEnd {
+		var hdr [HeaderSize]byte
+		q.peekAt(0, hdr[:])
+		q.frameEnd = q.written + HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
+	}
+	// frameEnd is the end of the frame being written, after written.
+	seg = q.blocks[0][q.head:]
+	if len(q.urgent) > 0 && len(seg) > q.frameEnd-q.written {
+		seg = seg[:q.frameEnd-q.written]
+	}
+	q.busy = true
+	return seg, false, segReady
+}
+
+// doneLocked accounts for n bytes of seg (from nextLocked) written and
+// clears busy. A partly written urgent segment keeps its rest at the
+// front of the lane. Called with mu held.
+func (q *blockQueue) doneLocked(seg []byte, n int, urgent bool) {
+	q.busy = false
+	if urgent {
+		if n < len(seg) && !q.closed {
+			q.urgent = append(append(q.urgentDone[:0:0], seg[n:]...), q.urgent...)
+			// The rest must go before any ordinary byte: it is in
+			// the middle of a frame, at an ordinary frame boundary.
+			return
+		}
+		q.urgentDone = seg
+		return
+	}
+	if !q.closed {
+		// Follow the frame boundaries through what was written while
+		// its headers are still here.
+		var hdr [HeaderSize]byte
+		for q.frameEnd < q.written+n {
+			q.peekAt(q.frameEnd-q.written, hdr[:])
+			q.frameEnd += HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
+		}
+	}
+	q.consume(n)
+	q.written += n
+}
+
+// cork holds back the writer's wake-ups: frames pushed until uncork wait
+// for it. The connection's reader corks while a request is handled, so
+// that the reply and the events the request caused (a CPG message the
+// ring delivered at once) leave in one write.
+func (q *blockQueue) cork() {
+	q.mu.Lock()
+	q.corked = true
+	q.mu.Unlock()
+}
+
+// uncork ends cork. When the writer is idle it writes what is queued
+// itself with one non-blocking write (try), sparing the hand-off to the
+// writer goroutine: on an idle machine that hand-off is a thread wake-up,
+// the largest part of a request's round trip. What try could not write,
+// and anything while the writer is busy, is left to the writer.
+func (q *blockQueue) uncork(try func([]byte) int) {
+	q.mu.Lock()
+	q.corked = false
+	if q.closed || q.size+len(q.urgent) == 0 {
+		q.mu.Unlock()
+		return
+	}
+	// At most an urgent lane and the backlog (ordinary frames pushed
+	// while corked), each in one non-blocking write.
+	for range 2 {
+		if q.closed || q.size+len(q.urgent) == 0 || q.size+len(q.urgent) > directMax {
+			break
+		}
+		seg, urgent, st := q.nextLocked()
+		if st != segReady {
+			break
+		}
+		q.mu.Unlock()
+		n := try(seg)
+		q.mu.Lock()
+		q.doneLocked(seg, n, urgent)
+		if n < len(seg) {
+			break // the socket is full: the writer waits for it
+		}
+	}
+	more := q.size+len(q.urgent) > 0 || q.closed
+	q.mu.Unlock()
+	if more {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// directMax bounds what uncork writes itself: small answers and
+// deliveries; a backlog is the writer's.
+const directMax = 16 << 10

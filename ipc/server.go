@@ -2,6 +2,7 @@ package ipc
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -433,8 +434,27 @@ func (s *Server) readLoop(c *Conn) {
 			continue
 		}
 		c.counters(h.Service).requests.Add(1)
+		c.out.cork()
 		s.h.Request(c, h, p)
+		if !frameBuffered(r) {
+			// No further request waits whole: what this one produced
+			// goes out now (pipelined requests share one write).
+			c.out.uncork(c.tryWrite)
+		}
 	}
+}
+
+// frameBuffered reports whether br holds a whole frame: the next request
+// can be handled without waiting for the client.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < HeaderSize {
+		return false // Peek would wait for the client
+	}
+	hdr, err := br.Peek(HeaderSize)
+	if err != nil {
+		return false
+	}
+	return br.Buffered() >= HeaderSize+int(binary.BigEndian.Uint32(hdr[12:]))
 }
 
 // Stats returns the counters of every connected client.

@@ -83,6 +83,26 @@ func (r latencyRing) Send(service, id uint16, g totem.Guarantee, p []byte) error
 	return err
 }
 
+// SendBatched and Flush pass the executive's batched sends through
+// (exec.BatchRing); a ring without them gets plain sends.
+func (r latencyRing) SendBatched(service, id uint16, g totem.Guarantee, p []byte) error {
+	br, ok := r.Ring.(exec.BatchRing)
+	if !ok {
+		return r.Send(service, id, g, p)
+	}
+	err := br.SendBatched(service, id, g, p)
+	if err == nil {
+		r.lat.Sent()
+	}
+	return err
+}
+
+func (r latencyRing) Flush() {
+	if br, ok := r.Ring.(exec.BatchRing); ok {
+		br.Flush()
+	}
+}
+
 // latencyEvents sees the ring's deliveries before the executive does.
 type latencyEvents struct {
 	totem.Events

@@ -70,6 +70,17 @@ type Ring interface {
 	Status() totem.Status
 }
 
+// BatchRing is implemented by rings (totem/ring.Ring) that can queue a
+// client request's messages without waking their own goroutine and then
+// hand them to the protocol on the caller's goroutine (Flush): a lone
+// message then goes out, and comes back to its client, without a thread
+// hand-off inside ringd. Flush may call Deliver and ConfChange, so the
+// executive calls it after releasing its lock.
+type BatchRing interface {
+	SendBatched(service, id uint16, g totem.Guarantee, payload []byte) error
+	Flush()
+}
+
 // Host is the executive as a service sees it. Its methods may only be
 // called from inside the service's callbacks (under the executive's lock),
 // except where noted.
@@ -188,6 +199,12 @@ type Executive struct {
 	reliable []pending // SendReliable backlog, FIFO across services
 	retry    *time.Timer
 	started  bool
+
+	// inRequest is set while a client request is handled: sends then
+	// go through BatchRing.SendBatched, and batched records that one
+	// did, so Request flushes the ring once the lock is released.
+	inRequest bool
+	batched   bool
 
 	events events.Recorder
 }
@@ -377,7 +394,7 @@ func (e *Executive) sendReliable(svc ServiceID, id uint16, g totem.Guarantee, p 
 func (e *Executive) flushReliable() {
 	for len(e.reliable) > 0 {
 		p := e.reliable[0]
-		err := e.ring.Send(uint16(p.svc), p.id, p.g, p.payload)
+		err := e.send(p.svc, p.id, p.g, p.payload)
 		if errors.Is(err, totem.ErrTryAgain) {
 			if e.retry == nil {
 				e.retry = time.AfterFunc(5*time.Millisecond, func() {
@@ -396,8 +413,16 @@ func (e *Executive) flushReliable() {
 	}
 }
 
-// Request routes a client request to its service (ipc.Handler).
+// Request routes a client request to its service (ipc.Handler). Messages
+// the request sent are flushed into the ring after the executive's lock
+// is released (BatchRing).
 func (e *Executive) Request(c *ipc.Conn, h ipc.Header, payload []byte) {
+	if e.request(c, h, payload) {
+		e.ring.(BatchRing).Flush()
+	}
+}
+
+func (e *Executive) request(c *ipc.Conn, h ipc.Header, payload []byte) (flush bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var ch ClientHandler
@@ -406,9 +431,28 @@ func (e *Executive) Request(c *ipc.Conn, h ipc.Header, payload []byte) {
 	}
 	if ch == nil {
 		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeUnknownService, "service %d", h.Service))
-		return
+		return false
 	}
+	e.inRequest, e.batched = true, false
+	defer func() { e.inRequest = false }()
 	ch.Request(c, h, payload)
+	return e.batched
+}
+
+// send puts a service's message on the ring: batched while a client
+// request is handled (see Request), directly otherwise. Called with mu
+// held.
+func (e *Executive) send(svc ServiceID, id uint16, g totem.Guarantee, payload []byte) error {
+	if e.inRequest {
+		if br, ok := e.ring.(BatchRing); ok {
+			err := br.SendBatched(uint16(svc), id, g, payload)
+			if err == nil {
+				e.batched = true
+			}
+			return err
+		}
+	}
+	return e.ring.Send(uint16(svc), id, g, payload)
 }
 
 // Closed tells every client-serving service that a client is gone
@@ -443,7 +487,7 @@ func (e *Executive) Do(f func()) {
 func (s *slot) Local() totem.NodeID { return s.exec.local }
 
 func (s *slot) Send(id uint16, g totem.Guarantee, payload []byte) error {
-	return s.exec.ring.Send(uint16(s.svc.ID()), id, g, payload)
+	return s.exec.send(s.svc.ID(), id, g, payload)
 }
 
 func (s *slot) SendReliable(id uint16, g totem.Guarantee, payload []byte) {

@@ -77,6 +77,7 @@ func TestRingTwoLinks(t *testing.T) {
 				}
 			}
 			c.checkOrder(7, 300, 1, 2, 3)
+			waitLinks(t, c.rings[2], 4) // node 1's links being up says nothing of node 2's
 			st := c.rings[2].Status()
 			if st.Counters.LinkUps != 4 || st.Counters.LinkDowns != 0 || len(st.Links) != 4 {
 				t.Fatalf("counters %+v links %+v", st.Counters, st.Links)

@@ -127,7 +127,13 @@ type Ring struct {
 	flowScale int         // srp.Config.FlowScale (scaleFlow)
 	seqPath   string
 
-	// Owned by Run's goroutine.
+	// Owned by whoever holds runMu: Run's goroutine, or a Flush that
+	// found Run idle (flush.go).
+	runMu    sync.Mutex
+	timer    *time.Timer
+	armed    time.Duration // the deadline the timer is set for; -1: re-arm
+	exited   bool          // Run has returned
+	flushErr chan error    // a Flush's fatal output error, for Run to return
 	proc     processor
 	packer   *pg.Packer
 	reasm    *pg.Reassembler
@@ -234,20 +240,21 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 		return nil, fmt.Errorf("%w: netmtu %d: %w", ErrConfig, mtu, err)
 	}
 	r := &Ring{
-		cfg:     cfg,
-		ev:      ev,
-		log:     log.With(zap.Uint32("node", uint32(cfg.Node))),
-		env:     env,
-		tr:      tr,
-		mtu:     mtu,
-		budget:  budget,
-		seqPath: seqPath,
-		packer:  packer,
-		reasm:   pg.NewReassembler(),
-		wake:    make(chan struct{}, 1),
-		leaveCh: make(chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		ev:       ev,
+		log:      log.With(zap.Uint32("node", uint32(cfg.Node))),
+		env:      env,
+		tr:       tr,
+		mtu:      mtu,
+		budget:   budget,
+		seqPath:  seqPath,
+		packer:   packer,
+		reasm:    pg.NewReassembler(),
+		wake:     make(chan struct{}, 1),
+		flushErr: make(chan error, 1),
+		leaveCh:  make(chan struct{}),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	r.rej.log = r.log
 	r.setSources(sources(cfg))
@@ -333,6 +340,18 @@ func openTransport(cfg Config) (transport.Transport, error) {
 // totem.ErrTryAgain when the queue is full, totem.ErrTooLarge above
 // totem.MaxMessageSize, ErrClosed after Leave.
 func (r *Ring) Send(service, id uint16, g totem.Guarantee, payload []byte) error {
+	if err := r.enqueue(service, id, g, payload); err != nil {
+		return err
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// enqueue is Send without waking Run (SendBatched).
+func (r *Ring) enqueue(service, id uint16, g totem.Guarantee, payload []byte) error {
 	if len(payload) > totem.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes", totem.ErrTooLarge, len(payload))
 	}
@@ -356,10 +375,6 @@ func (r *Ring) Send(service, id uint16, g totem.Guarantee, payload []byte) error
 	r.qbytes += len(payload)
 	r.qmu.Unlock()
 	r.msgsOut.Add(1)
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 	return nil
 }
 
@@ -481,68 +496,110 @@ func (r *Ring) Run(ctx context.Context) error {
 			r.links.run(r.stop)
 		}()
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	armed := time.Duration(-1)
-	if _, err := r.output(); err != nil {
+	defer func() {
+		r.runMu.Lock()
+		r.exited = true // Flush steps nothing from now on
+		r.timer.Stop()
+		r.runMu.Unlock()
+	}()
+	r.runMu.Lock()
+	r.timer = time.NewTimer(time.Hour)
+	r.armed = -1
+	_, err := r.output()
+	r.runMu.Unlock()
+	if err != nil {
 		return err
 	}
 	for {
-		if r.deadline != armed {
-			armed = r.deadline
-			if armed == 0 {
-				timer.Stop()
-			} else {
-				timer.Reset(max(0, armed-r.now()))
-			}
-		}
+		r.runMu.Lock()
+		r.rearm()
+		r.runMu.Unlock()
+		var b *rxBuf
+		var fired, leave bool
 		select {
 		case <-ctx.Done():
 			return nil
 		case err := <-fatal:
 			return err
-		case <-r.leaveCh:
-			r.proc.Leave(r.now())
-			_, err := r.output()
+		case err := <-r.flushErr:
 			return err
-		case b := <-r.rx:
-			r.step(b)
-		case <-timer.C:
-			armed = -1 // fired: re-arm even if the deadline is unchanged
+		case <-r.leaveCh:
+			leave = true
+		case b = <-r.rx:
+		case <-r.timer.C:
+			fired = true
 		case <-r.wake:
 		}
-		r.applyReconfig()
-		if r.links != nil {
-			r.links.apply()
-		}
-		// Everything already received is stepped before timers fire.
-	drain:
-		for range maxStepBatches {
-			select {
-			case b := <-r.rx:
-				r.step(b)
-			default:
-				break drain
-			}
-		}
-		if now := r.now(); r.deadline != 0 && now >= r.deadline {
-			r.catchUp()
-			r.proc.Tick(r.now())
-		}
-		full := r.pump()
-		progress, err := r.output()
-		if err != nil {
+		if done, err := r.iterate(b, fired, leave); done {
 			return err
 		}
-		if full && progress {
-			// The Processor made progress and may have room again:
-			// come back to pump without waiting for another input.
-			select {
-			case r.wake <- struct{}{}:
-			default:
-			}
+	}
+}
+
+// rearm sets the timer to the Processor's deadline when that changed (or
+// the timer fired). Called with runMu held.
+func (r *Ring) rearm() {
+	if r.deadline == r.armed {
+		return
+	}
+	r.armed = r.deadline
+	if r.armed == 0 {
+		r.timer.Stop()
+	} else {
+		r.timer.Reset(max(0, r.armed-r.now()))
+	}
+}
+
+// iterate is one turn of Run's loop after what woke it (a received batch
+// b, the timer, a Leave, or a wake-up): apply pending changes, step what
+// was received, tick a due timer, pump the send queue, handle the output.
+// done reports that Run must return err.
+func (r *Ring) iterate(b *rxBuf, fired, leave bool) (done bool, err error) {
+	r.runMu.Lock()
+	defer r.runMu.Unlock()
+	if leave {
+		r.proc.Leave(r.now())
+		_, err := r.output()
+		return true, err
+	}
+	if b != nil {
+		r.step(b)
+	}
+	if fired {
+		r.armed = -1 // fired: re-arm even if the deadline is unchanged
+	}
+	r.applyReconfig()
+	if r.links != nil {
+		r.links.apply()
+	}
+	// Everything already received is stepped before timers fire.
+drain:
+	for range maxStepBatches {
+		select {
+		case b := <-r.rx:
+			r.step(b)
+		default:
+			break drain
 		}
 	}
+	if now := r.now(); r.deadline != 0 && now >= r.deadline {
+		r.catchUp()
+		r.proc.Tick(r.now())
+	}
+	full := r.pump()
+	progress, err := r.output()
+	if err != nil {
+		return true, err
+	}
+	if full && progress {
+		// The Processor made progress and may have room again:
+		// come back to pump without waiting for another input.
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	return false, nil
 }
 
 // catchUp runs before a timer fires. If datagrams wait in the kernel that
