@@ -158,9 +158,13 @@ type linkState struct {
 	up       bool
 	pongs    int           // consecutive pongs while down
 	lastPong time.Duration // 0: none yet
-	rtt      time.Duration
-	ups      uint64
-	downs    uint64
+	// expires is when the link times out without another pong (the
+	// last pong + PingTimeout, moved by SetHeartbeat); 0: nothing to
+	// time out (no pong yet, or already timed out).
+	expires time.Duration
+	rtt     time.Duration
+	ups     uint64
+	downs   uint64
 }
 
 // Monitor tracks the health of every (peer, link). Not safe for concurrent
@@ -254,6 +258,45 @@ func (m *Monitor) SetPeers(peers []totem.NodeID) {
 	m.rebuild()
 }
 
+// SetHeartbeat changes PingInterval and PingTimeout while the Monitor runs:
+// a cluster-wide reload changed the token they are derived from (Derive),
+// and heartbeats slower than the new token would let the ring declare the
+// token lost on a dead link before traffic moved to another one. Like
+// srp.Processor.SetTimings, it never makes a timeout fire early:
+//
+//   - a longer timeout extends every running one by the difference;
+//   - a shorter one counts from the change at the latest: a link times
+//     out at min(its deadline, now + timeout). Counting from its last
+//     pong would take down links whose next ping was scheduled with the
+//     old, longer interval;
+//   - a shorter interval brings the next ping round forward to now +
+//     interval at the latest.
+func (m *Monitor) SetHeartbeat(now, interval, timeout time.Duration) error {
+	if interval <= 0 || timeout <= 0 {
+		return fmt.Errorf("%w: ping interval %v, timeout %v", ErrConfig, interval, timeout)
+	}
+	m.expire(now) // what timed out under the old timeout stays down
+	old := m.cfg.PingTimeout
+	for _, p := range m.peers {
+		st := m.state[p]
+		for i := range st {
+			s := &st[i]
+			switch {
+			case s.expires == 0 || timeout == old:
+			case timeout > old:
+				s.expires += timeout - old
+			default:
+				s.expires = min(s.expires, now+timeout)
+			}
+		}
+	}
+	if interval < m.cfg.PingInterval {
+		m.nextPing = min(m.nextPing, now+interval)
+	}
+	m.cfg.PingInterval, m.cfg.PingTimeout = interval, timeout
+	return nil
+}
+
 // Tick advances time: it returns the pings due now (the caller sends them,
 // stamped as given) and takes down links whose last pong is too old.
 func (m *Monitor) Tick(now time.Duration) []Ping {
@@ -284,9 +327,10 @@ func (m *Monitor) expire(now time.Duration) {
 		st := m.state[p]
 		for i := range st {
 			s := &st[i]
-			if s.lastPong == 0 || now-s.lastPong <= m.cfg.PingTimeout {
+			if s.expires == 0 || now <= s.expires {
 				continue
 			}
+			s.expires = 0
 			if s.up {
 				s.up = false
 				s.downs++
@@ -316,7 +360,7 @@ func (m *Monitor) Pong(now time.Duration, peer totem.NodeID, link uint8, stamp u
 	}
 	m.expire(now) // a gap before this pong breaks the run of pongs
 	s := &st[i]
-	s.lastPong, s.rtt = now, rtt
+	s.lastPong, s.rtt, s.expires = now, rtt, now+m.cfg.PingTimeout
 	if s.up {
 		return true
 	}
@@ -346,8 +390,8 @@ func (m *Monitor) Deadline() time.Duration {
 	d := m.nextPing
 	for _, p := range m.peers {
 		for _, s := range m.state[p] {
-			if s.lastPong != 0 && (s.up || s.pongs > 0) {
-				d = min(d, s.lastPong+m.cfg.PingTimeout+1)
+			if s.expires != 0 {
+				d = min(d, s.expires+1)
 			}
 		}
 	}

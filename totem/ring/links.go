@@ -71,9 +71,13 @@ type LinkChange struct {
 
 // linkDriver runs the heartbeats of a multi-link ring.
 type linkDriver struct {
-	r        *Ring
-	tr       *transport.Links
-	settings LinkSettings
+	r  *Ring
+	tr *transport.Links
+	// configured are Config.LinkSettings as given (zero heartbeat
+	// settings: derived from the token, again at every SetTimings);
+	// settings are the ones in force (derived filled in; under mu).
+	configured LinkSettings
+	settings   LinkSettings
 
 	mu  sync.Mutex // serialises mon and OnChange
 	mon *link.Monitor
@@ -149,7 +153,7 @@ func newLinkDriver(r *Ring, tr *transport.Links) (*linkDriver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	d := &linkDriver{r: r, tr: tr, settings: cfg.LinkSettings, mon: mon, wake: make(chan struct{}, 1)}
+	d := &linkDriver{r: r, tr: tr, configured: cfg.LinkSettings, settings: cfg.LinkSettings, mon: mon, wake: make(chan struct{}, 1)}
 	d.settings.PingInterval, d.settings.PingTimeout, d.settings.PongCount = lc.PingInterval, lc.PingTimeout, lc.PongCount
 	d.storeAddrs(cfg.Transport, cfg.Links)
 	tr.SetTable(mon.Table())
@@ -215,6 +219,45 @@ func (d *linkDriver) run(stop <-chan struct{}) {
 func (d *linkDriver) seal(dst []byte, to totem.NodeID, pong bool, hb wire.LinkHeartbeat) []byte {
 	var pt [wire.LinkHeartbeatLen]byte
 	return d.r.env.Seal(dst, uint32(to), wire.AppendLinkHeartbeat(pt[:0], d.r.cfg.Node, pong, &hb))
+}
+
+// setToken derives the heartbeat settings again from a token changed by
+// SetTimings (those configured explicitly stay). Without it a reload that
+// shortens the token would leave the heartbeats of the old, longer one: a
+// dead link would then be noticed only after the ring declared the token
+// lost on it, and one link's failure would change the membership.
+func (d *linkDriver) setToken(now, token time.Duration) {
+	c := d.configured
+	lc := link.Derive(link.Config{PingInterval: c.PingInterval, PingTimeout: c.PingTimeout, PongCount: c.PongCount}, token)
+	d.mu.Lock()
+	cur := d.mon.Config()
+	changed := lc.PingInterval != cur.PingInterval || lc.PingTimeout != cur.PingTimeout
+	var err error
+	if changed {
+		err = d.mon.SetHeartbeat(now, lc.PingInterval, lc.PingTimeout)
+		if err == nil {
+			d.settings.PingInterval, d.settings.PingTimeout = lc.PingInterval, lc.PingTimeout
+		}
+	}
+	d.mu.Unlock()
+	switch {
+	case err != nil:
+		d.r.log.Error("link heartbeats keep their settings", zap.Error(err))
+	case changed:
+		d.r.log.Info("link heartbeats follow the new token", zap.Duration("ping_interval", lc.PingInterval), zap.Duration("ping_timeout", lc.PingTimeout))
+		select { // the next ping round may now be due earlier
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// heartbeat returns the heartbeat settings in force.
+func (d *linkDriver) heartbeat() (interval, timeout time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.mon.Config()
+	return c.PingInterval, c.PingTimeout
 }
 
 // receive handles an opened heartbeat from a reader: answer a ping on its

@@ -27,6 +27,8 @@ import (
 //	---------  --------------------  ----------------------------------------
 //	timings    srp.Processor         next Run iteration (SetTimings: running
 //	           .SetTimings           timers move by the change, see there)
+//	timings    link heartbeats       next Run iteration, when derived from
+//	           (several links)       the token (link.Monitor.SetHeartbeat)
 //	peers      receive filter        at once (the readers' next datagram)
 //	peers      transport.PeerSetter  next Run iteration (udpu destinations)
 
@@ -151,6 +153,9 @@ func (r *Ring) applyReconfig() {
 		}
 		r.timings = *t
 		r.reconf.applied.Store(t)
+		if r.links != nil {
+			r.links.setToken(r.now(), t.Token)
+		}
 		r.log.Info("totem timings changed", zap.Duration("token", t.Token), zap.Duration("consensus", t.Consensus),
 			zap.Duration("join", t.Join), zap.Int("window_size", t.WindowSize), zap.Int("max_messages", t.MaxMessages))
 	}
