@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
+
+	"ringmaster/totem/link"
 )
 
 // MaxLinks is the number of links a node may have: ring0_addr … ring7_addr.
@@ -142,6 +145,9 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 		return
 	}
 	links := c.Links()
+	if len(links) > 1 {
+		c.validateHeartbeat(bad)
+	}
 	seenIf := map[int]int{}
 	for i := range t.Interfaces {
 		in := &t.Interfaces[i]
@@ -189,6 +195,19 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 		}
 	}
 	groups := map[netip.AddrPort]int{}
+	// owner: which node has an address on any link (an address is one
+	// node's: the receive filter takes a datagram from it as that node's).
+	type owner struct{ node, link int }
+	owners := map[netip.AddrPort]owner{}
+	for _, lk := range links {
+		for i := range c.Nodes {
+			if ap, err := c.NodeLinkAddr(&c.Nodes[i], lk); err == nil {
+				if _, dup := owners[ap]; !dup {
+					owners[ap] = owner{i, lk}
+				}
+			}
+		}
+	}
 	for _, lk := range links {
 		addrs := map[netip.AddrPort]int{}
 		for i := range c.Nodes {
@@ -208,6 +227,8 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 			}
 			if j, dup := addrs[ap]; dup {
 				bad(key, "%s is also the address of node[%d] on link %d", ap, j, lk)
+			} else if o := owners[ap]; o.node != i {
+				bad(key, "%s is also the address of node[%d] on link %d", ap, o.node, o.link)
 			}
 			addrs[ap] = i
 			for o := range lk {
@@ -237,6 +258,40 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 				groups[g] = lk
 			}
 		}
+	}
+}
+
+// validateHeartbeat checks the heartbeat settings of several links against
+// the token, as totem/link derives what is not set (link.Derive): a dead
+// link is noticed up to a ping timeout and an interval after it died, and
+// that must happen before the ring declares the token lost on it, or one
+// link's failure changes the membership; and pings further apart than the
+// timeout never bring a link up.
+func (c *Config) validateHeartbeat(bad func(key, format string, args ...any)) {
+	t := &c.Totem
+	if t.KnetPingInterval < 0 || t.KnetPingTimeout < 0 || t.KnetPongCount < 0 {
+		return // reported above
+	}
+	key, v := "totem.knet_ping_interval", t.KnetPingInterval
+	if t.KnetPingTimeout > 0 {
+		key, v = "totem.knet_ping_timeout", t.KnetPingTimeout
+	}
+	eff := c.effectiveToken()
+	if v == 0 || eff < 10 {
+		return // derived from the token; a bad token is reported above
+	}
+	if t.KnetPingTimeout >= eff || t.KnetPingInterval >= eff { // before any arithmetic on them
+		bad(key, "must be below the token (%d ms): a dead link must be noticed before the token is declared lost on it, got %d", eff, v)
+		return
+	}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	d := link.Derive(link.Config{PingInterval: ms(t.KnetPingInterval), PingTimeout: ms(t.KnetPingTimeout), PongCount: t.KnetPongCount}, ms(eff))
+	switch {
+	case t.KnetPingTimeout == 0 && d.PingInterval >= d.PingTimeout:
+		bad(key, "must be below the ping timeout (%d ms, derived from the token), got %d: a link would never come up", d.PingTimeout.Milliseconds(), v)
+	case d.PingTimeout+d.PingInterval >= ms(eff):
+		bad(key, "plus knet_ping_interval (%d ms) must stay below the token (%d ms): a dead link must be noticed before the token is declared lost on it, got %d",
+			d.PingInterval.Milliseconds(), eff, v)
 	}
 }
 
