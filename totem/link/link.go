@@ -25,7 +25,8 @@
 // preference: priority (higher first, as knet_link_priority), then link
 // number (lower first: the deterministic tie-break). In passive mode the
 // first healthy link carries everything to a peer; in active mode the
-// healthy links take turns (round robin, knet's "rr"). When no link to a
+// healthy links take turns (round robin, knet's "rr"; the driver takes one
+// turn per batch of datagrams, see transport.Links.Send). When no link to a
 // peer is healthy every link carries every datagram, so whichever comes
 // back first is used at once; the ring itself (totem/srp) decides
 // membership from token loss as it always did: a link going down or up
@@ -53,8 +54,8 @@ const (
 	// Passive: the healthy link of highest priority carries all traffic
 	// to a peer (ties: lowest link number).
 	Passive Mode = iota
-	// Active: the healthy links to a peer take turns, datagram by
-	// datagram (round robin; knet's "rr").
+	// Active: the healthy links to a peer take turns (round robin;
+	// knet's "rr"), one turn per Choose call's turn number.
 	Active
 )
 

@@ -182,16 +182,23 @@ func (l *Links) link(num uint8) *UDP {
 }
 
 // Send hands pkts to the links their destinations' Choose names (see the
-// table above); per link, the datagrams keep their order for each
-// destination. It returns the datagrams handed over on all links.
+// table above), with one turn of the active mode's round robin for the
+// whole call, so that a destination's datagrams of one call travel on one
+// link and keep their order. It returns the datagrams handed over on all
+// links.
 func (l *Links) Send(pkts []Packet) (int, error) {
 	t := l.table.Load()
 	for i := range l.scratch {
 		l.scratch[i] = l.scratch[i][:0]
 	}
 	spread := false // udpu broadcasts were expanded per node
+	// Active mode takes turns per call, not per datagram: a call is one
+	// step of the ring (the messages it multicasts, then the token), and
+	// spread over links read by different goroutines the token would
+	// overtake the messages it counts, and the receiver would ask for
+	// retransmissions of datagrams still on their way.
+	l.turn++
 	for _, p := range pkts {
-		l.turn++
 		switch {
 		case p.To != Broadcast:
 			for _, k := range t.Choose(p.To, l.turn) {
