@@ -89,6 +89,11 @@ var (
 	ErrInvalid = errors.New("invalid reload request")
 )
 
+// MaxPending bounds the local requests whose Prepare the ring has not
+// delivered yet: only one transaction runs at a time, so more would only
+// be refused busy on delivery.
+const MaxPending = 4
+
 // ID names a transaction: its initiator and the initiator's number for it.
 type ID struct {
 	Initiator totem.NodeID
@@ -186,12 +191,24 @@ func (m *Machine) Busy() (ID, bool) {
 
 // Start asks for a reload: it returns the transaction's ID and queues its
 // Prepare. The outcome comes as an ActDone for that ID (refused ones too).
+// While a transaction runs, or MaxPending requests wait, it returns
+// ErrBusy and sends nothing.
 func (m *Machine) Start(now, timeout time.Duration) (ID, error) {
 	if len(m.members) == 0 {
 		return ID{}, ErrNoRing
 	}
 	if timeout <= 0 || timeout > wire.MaxTimeout {
 		return ID{}, fmt.Errorf("%w: timeout %v (want up to %v)", ErrInvalid, timeout, wire.MaxTimeout)
+	}
+	// Bounded, so that a client asking again and again without waiting
+	// neither grows the state nor floods the ring: while a transaction
+	// runs a Prepare could only be refused busy when delivered, so it is
+	// refused now; and few requests may wait for their Prepare.
+	if m.cur != nil {
+		return ID{}, fmt.Errorf("%w (%s, asked by node %d)", ErrBusy, m.cur.id, m.cur.id.Initiator)
+	}
+	if len(m.pending) >= MaxPending {
+		return ID{}, fmt.Errorf("%w: %d requests of this node wait for the ring already", ErrBusy, len(m.pending))
 	}
 	timeout = timeout.Truncate(time.Millisecond)
 	m.seq++

@@ -168,22 +168,40 @@ func (s *reloadService) Request(c exec.Client, h ipc.Header, p []byte) {
 		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeInvalid, "%v", err))
 		return
 	}
-	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
-	if timeout == 0 {
-		timeout = defaultReloadTimeout
+	timeout, err := reloadTimeout(req)
+	if err != nil {
+		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeInvalid, "%v", err))
+		return
 	}
 	id, err := s.m.Start(s.now(), timeout)
 	if err != nil {
-		code := ipc.CodeInvalid
-		if errors.Is(err, reconfig.ErrNoRing) {
-			code = ipc.CodeTryAgain
-		}
-		_ = c.ReplyError(h, ipc.Errorf(code, "%v", err))
+		_ = c.ReplyError(h, ipc.Errorf(startErrCode(err), "%v", err))
 		return
 	}
 	s.waiting[id] = waitingClient{c: c, h: h}
 	s.log.Info("cluster-wide configuration reload asked", zap.Stringer("id", id), zap.Duration("timeout", timeout))
 	s.run()
+}
+
+// reloadTimeout is a request's timeout, range-checked before any
+// arithmetic: a client's milliseconds times 10^6 could wrap into range.
+func reloadTimeout(req wire.ReloadRequest) (time.Duration, error) {
+	switch {
+	case req.TimeoutMS == 0:
+		return defaultReloadTimeout, nil
+	case req.TimeoutMS < 0 || req.TimeoutMS > wire.MaxTimeout.Milliseconds():
+		return 0, fmt.Errorf("%w: timeout %d ms (want 1 to %d)", reconfig.ErrInvalid, req.TimeoutMS, wire.MaxTimeout.Milliseconds())
+	}
+	return time.Duration(req.TimeoutMS) * time.Millisecond, nil
+}
+
+// startErrCode: a request that came at the wrong moment (no ring yet,
+// another reload running or asked) may be retried; ringctl does.
+func startErrCode(err error) ipc.Code {
+	if errors.Is(err, reconfig.ErrNoRing) || errors.Is(err, reconfig.ErrBusy) {
+		return ipc.CodeTryAgain
+	}
+	return ipc.CodeInvalid
 }
 
 func (s *reloadService) Disconnected(c exec.Client) {
