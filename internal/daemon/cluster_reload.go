@@ -56,7 +56,7 @@ import (
 //	totem.keyfile, previous_keyfiles    applied: new keys open datagrams from
 //	                                    the Prepare on, seal from the commit;
 //	                                    keys dropped stay accepted for
-//	                                    keyGrace after it
+//	                                    keyGrace after it (keyState)
 //	ipc.allowed_uids/gids, logging.*    applied, as by SIGHUP
 //	anything else (netmtu, ttl, links'  pending restart, as by SIGHUP
 //	settings, ipc socket and limits,
@@ -68,11 +68,23 @@ import (
 // defaultReloadTimeout bounds a transaction when the operator gives none.
 const defaultReloadTimeout = 10 * time.Second
 
-// keyState is the key list in force (first seals), shared by SIGHUP's
-// reload and the cluster-wide one.
+// keyState is what the ring's key list is made of, shared by SIGHUP's
+// reload and the cluster-wide one:
+//
+//	part     set by                        until
+//	keys     start, SIGHUP, a commit       the next of those (the first seals)
+//	grace    a commit that dropped keys    keyGrace after that commit
+//	preload  a prepared reload (its new    its commit or abort
+//	         keys, decryption only)
+//
+// The ring gets their union (in that order) whenever one part changes, so
+// that one part ending (an abort, a grace, a SIGHUP) never takes another's
+// keys with it. change holds mu across the ring's SetKeys: SIGHUP runs
+// outside the executive's lock, and the ring must end up with the union
+// of the last state, not of whichever caller came second.
 type keyState struct {
-	mu   sync.Mutex
-	keys [][]byte
+	mu                   sync.Mutex
+	keys, grace, preload [][]byte
 }
 
 func (k *keyState) set(keys [][]byte) {
@@ -81,10 +93,41 @@ func (k *keyState) set(keys [][]byte) {
 	k.mu.Unlock()
 }
 
-func (k *keyState) get() [][]byte {
+// union is the ring's key list: keys, then grace and preload keys not
+// already in it. Called with mu held.
+func (k *keyState) union() [][]byte {
+	out := slices.Clone(k.keys)
+	for _, l := range [][][]byte{k.grace, k.preload} {
+		for _, x := range l {
+			if !containsKey(out, x) {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+func containsKey(l [][]byte, k []byte) bool {
+	return slices.ContainsFunc(l, func(x []byte) bool { return bytes.Equal(x, k) })
+}
+
+// change applies f to the parts and gives the ring the new union when it
+// differs; if the ring refuses it, the parts stay as they were.
+func (k *keyState) change(setKeys func([][]byte) error, f func(k *keyState)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.keys
+	keys, grace, preload := k.keys, k.grace, k.preload
+	before := k.union()
+	f(k)
+	after := k.union()
+	if slices.EqualFunc(before, after, bytes.Equal) {
+		return nil
+	}
+	if err := setKeys(after); err != nil {
+		k.keys, k.grace, k.preload = keys, grace, preload
+		return err
+	}
+	return nil
 }
 
 // reloadService is the executive service of the cluster-wide reload.
@@ -267,7 +310,7 @@ func (s *reloadService) act(a reconfig.Action) {
 		p := s.prepared[a.ID]
 		delete(s.prepared, a.ID)
 		if p != nil && p.preloaded {
-			if err := s.d.ring.SetKeys(s.d.keys.get()); err != nil {
+			if err := s.d.keys.change(s.d.ring.SetKeys, func(k *keyState) { k.preload = nil }); err != nil {
 				s.log.Error("reload aborted: cannot drop the pre-loaded keys", zap.Error(err))
 			}
 		}
@@ -317,31 +360,37 @@ func (s *reloadService) commit(id reconfig.ID, p *preparedReload) {
 	d := s.d
 	running, next := p.running, p.next
 	var problems []string
-	if old := d.keys.get(); p.keys != nil && !slices.EqualFunc(old, p.keys, bytes.Equal) {
-		keys := slices.Clone(p.keys)
-		var dropped [][]byte
-		for _, k := range old {
-			if !slices.ContainsFunc(keys, func(x []byte) bool { return bytes.Equal(x, k) }) {
-				dropped = append(dropped, k)
+	if p.keys != nil {
+		// The file's keys seal and open from now on; those it no
+		// longer lists (and those still in an earlier grace) open for
+		// keyGrace more, for datagrams sealed before another member's
+		// commit.
+		dropped := false
+		err := d.keys.change(d.ring.SetKeys, func(k *keyState) {
+			var grace [][]byte
+			for _, x := range append(slices.Clone(k.keys), k.grace...) {
+				if !containsKey(p.keys, x) && !containsKey(grace, x) {
+					grace = append(grace, x)
+				}
 			}
-		}
-		if err := d.ring.SetKeys(append(slices.Clone(keys), dropped...)); err != nil {
+			k.keys, k.grace, k.preload = slices.Clone(p.keys), grace, nil
+			dropped = len(grace) > 0
+		})
+		if err != nil {
 			problems = append(problems, "keys: "+err.Error())
-		} else {
-			d.keys.set(keys)
+		} else if dropped {
 			if s.grace != nil {
 				s.grace()
+			}
+			s.grace = s.host.AfterFunc(keyGrace(next.Effective()), func() {
 				s.grace = nil
-			}
-			if len(dropped) > 0 {
-				s.grace = s.host.AfterFunc(keyGrace(next.Effective()), func() {
-					s.grace = nil
-					if len(s.prepared) == 0 { // a prepared reload sets the keys itself
-						_ = d.ring.SetKeys(d.keys.get())
-					}
-				})
-			}
+				if err := d.keys.change(d.ring.SetKeys, func(k *keyState) { k.grace = nil }); err != nil {
+					s.log.Error("cannot drop the keys whose grace ended", zap.Error(err))
+				}
+			})
 		}
+	} else if p.preloaded {
+		_ = d.keys.change(d.ring.SetKeys, func(k *keyState) { k.preload = nil })
 	}
 	if !slices.EqualFunc(running.Nodes, next.Nodes, nodeEqual) {
 		if err := d.setNodeList(next); err != nil {
@@ -519,18 +568,17 @@ func (d *Daemon) prepareReload(members []totem.NodeID) (*preparedReload, wire.Vo
 	}
 	if keys != nil {
 		// Decryption only: the running key still seals (it is first).
-		cur := d.keys.get()
-		all := slices.Clone(cur)
-		for _, k := range keys {
-			if !slices.ContainsFunc(all, func(x []byte) bool { return bytes.Equal(x, k) }) {
-				all = append(all, k)
+		err := d.keys.change(d.ring.SetKeys, func(k *keyState) {
+			k.preload = nil
+			for _, x := range keys {
+				if !containsKey(k.keys, x) {
+					k.preload = append(k.preload, x)
+				}
 			}
-		}
-		if len(all) > len(cur) {
-			if err := d.ring.SetKeys(all); err != nil {
-				return refuse(file.FieldErr("totem.keyfile", "the ring refuses the new keys: %v", err))
-			}
-			p.preloaded = true
+			p.preloaded = len(k.preload) > 0
+		})
+		if err != nil {
+			return refuse(file.FieldErr("totem.keyfile", "the ring refuses the new keys: %v", err))
 		}
 	}
 	return p, wire.Vote{OK: true, Digests: digests(file, keys), Applied: p.applied, Pending: p.pending}

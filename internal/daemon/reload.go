@@ -96,9 +96,13 @@ func (d *Daemon) Reload() error {
 		return reject(err)
 	}
 	if next.Totem.CryptoCipher != "none" {
-		if err := d.ring.SetKeys(keys); err != nil {
+		// With the keys a cluster-wide reload pre-loaded or keeps in
+		// their grace (keyState): a SIGHUP must not drop them.
+		if err := d.keys.change(d.ring.SetKeys, func(k *keyState) { k.keys = keys }); err != nil {
 			return reject(fmt.Errorf("new keys refused: %w", err))
 		}
+	} else {
+		d.keys.set(keys)
 	}
 	if srv := d.ipcServer(); srv != nil {
 		srv.SetAllowed(next.IPC.AllowedUIDs, next.IPC.AllowedGIDs)
@@ -117,7 +121,6 @@ func (d *Daemon) Reload() error {
 		d.log.Warn("reload: this change takes effect only after a restart",
 			zap.String("key", c.Key), zap.String("running", c.Old), zap.String("file", c.New))
 	}
-	d.keys.set(keys)
 	// Under the executive's lock, as status snapshots and cmap reads are:
 	// nobody sees the new configuration without the cmap keys that
 	// report it.
