@@ -339,6 +339,13 @@ func (c *Conn) Event(service, msg uint16, payload []byte) error {
 	return c.send(Header{Kind: KindEvent, Service: service, Msg: msg}, payload, false)
 }
 
+// WriteQueued writes what is queued for the client now, from the calling
+// goroutine, when the connection's writer is idle, without blocking (what
+// the socket does not take, the writer writes). The executive calls it
+// while a request is handled, between the ring's delivery of the
+// request's message and the datagrams that carry it to the other nodes.
+func (c *Conn) WriteQueued() { c.out.writeNow(c.tryWrite, true) }
+
 // tryWrite writes b to the socket without blocking and returns how much
 // went out (0 when the socket buffer is full or the write fails: the
 // writer then takes over and meets the error itself).

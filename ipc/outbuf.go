@@ -399,9 +399,13 @@ func (q *blockQueue) cork() {
 // writer goroutine: on an idle machine that hand-off is a thread wake-up,
 // the largest part of a request's round trip. What try could not write,
 // and anything while the writer is busy, is left to the writer.
-func (q *blockQueue) uncork(try func([]byte) int) {
+func (q *blockQueue) uncork(try func([]byte) int) { q.writeNow(try, false) }
+
+// writeNow is uncork that may keep the cork (Conn.WriteQueued): what it
+// cannot write waits for the uncork, which wakes the writer.
+func (q *blockQueue) writeNow(try func([]byte) int, keepCork bool) {
 	q.mu.Lock()
-	q.corked = false
+	q.corked = q.corked && keepCork
 	if q.closed || q.size+len(q.urgent) == 0 {
 		q.mu.Unlock()
 		return
@@ -424,7 +428,7 @@ func (q *blockQueue) uncork(try func([]byte) int) {
 			break // the socket is full: the writer waits for it
 		}
 	}
-	more := q.size+len(q.urgent) > 0 || q.closed
+	more := (q.size+len(q.urgent) > 0 && !q.corked) || q.closed
 	q.mu.Unlock()
 	if more {
 		select {

@@ -97,9 +97,11 @@ func (r latencyRing) SendBatched(service, id uint16, g totem.Guarantee, p []byte
 	return err
 }
 
-func (r latencyRing) Flush() {
+func (r latencyRing) Flush(beforeSend func()) {
 	if br, ok := r.Ring.(exec.BatchRing); ok {
-		br.Flush()
+		br.Flush(beforeSend)
+	} else if beforeSend != nil {
+		beforeSend()
 	}
 }
 

@@ -78,7 +78,9 @@ type Ring interface {
 // executive calls it after releasing its lock.
 type BatchRing interface {
 	SendBatched(service, id uint16, g totem.Guarantee, payload []byte) error
-	Flush()
+	// Flush calls beforeSend once, after what it delivered at once
+	// and before the datagrams that wake the other nodes.
+	Flush(beforeSend func())
 }
 
 // Host is the executive as a service sees it. Its methods may only be
@@ -418,7 +420,9 @@ func (e *Executive) flushReliable() {
 // is released (BatchRing).
 func (e *Executive) Request(c *ipc.Conn, h ipc.Header, payload []byte) {
 	if e.request(c, h, payload) {
-		e.ring.(BatchRing).Flush()
+		// The client's reply and its own message, if the ring
+		// delivered it at once, leave before the other nodes wake.
+		e.ring.(BatchRing).Flush(c.WriteQueued)
 	}
 }
 

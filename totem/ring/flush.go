@@ -33,15 +33,34 @@ func (r *Ring) SendBatched(service, id uint16, g totem.Guarantee, payload []byte
 // messages and configuration changes (Events) before it returns, so it
 // must not be called from inside an Events callback or under a lock those
 // callbacks take.
-func (r *Ring) Flush() {
+//
+// beforeSend (may be nil) runs once, on the calling goroutine, before
+// Flush returns: after the messages delivered at once and before the
+// datagrams that carry them to the other nodes, when both happen in
+// this Flush (the caller writes the deliveries to its client first: on a
+// small machine the other nodes, once woken, compete with the client for
+// the CPU), otherwise at the end. It must not call the Ring.
+func (r *Ring) Flush(beforeSend func()) {
 	if !r.running.Load() || !r.runMu.TryLock() {
 		r.wakeRun()
+		if beforeSend != nil {
+			beforeSend()
+		}
 		return
 	}
-	defer r.runMu.Unlock()
+	defer func() {
+		f := r.beforeSend
+		r.beforeSend = nil
+		r.runMu.Unlock()
+		if f != nil {
+			f()
+		}
+	}()
 	if r.exited || r.timer == nil {
+		r.beforeSend = beforeSend
 		return // Run has returned, or not started its loop yet
 	}
+	r.beforeSend = beforeSend
 	full := r.pump()
 	progress, err := r.output()
 	if err != nil {

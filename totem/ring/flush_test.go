@@ -57,7 +57,20 @@ func TestFlushDeliversInline(t *testing.T) {
 		if err := r.SendBatched(7, uint16(i), totem.Agreed, payloadFor(1, i, 64)); err != nil {
 			t.Fatal(err)
 		}
-		r.Flush()
+		calls, seen := 0, -1
+		inlineBefore := ev.inFlush.Load()
+		r.Flush(func() {
+			calls++
+			ev.mu.Lock()
+			seen = len(ev.msgs)
+			ev.mu.Unlock()
+		})
+		if calls != 1 {
+			t.Fatalf("beforeSend ran %d times", calls)
+		}
+		if ev.inFlush.Load() > inlineBefore && seen != i+1 {
+			t.Fatalf("beforeSend ran before the message delivered inside Flush (saw %d deliveries, want %d)", seen, i+1)
+		}
 		ev.waitFor(t, 10*time.Second, "the message", func() bool { return len(ev.msgs) == i+1 })
 		time.Sleep(20 * time.Millisecond) // the token is held after quiet visits
 	}
@@ -71,6 +84,11 @@ func TestFlushConcurrent(t *testing.T) {
 	c.waitRing(1, 2, 3)
 	const perSender = 150
 	var wg sync.WaitGroup
+	var befores, flushes atomic.Int64
+	flush := func(r *Ring) {
+		flushes.Add(1)
+		r.Flush(func() { befores.Add(1) })
+	}
 	for _, id := range c.ids {
 		for g := range 2 {
 			wg.Add(1)
@@ -84,17 +102,20 @@ func TestFlushConcurrent(t *testing.T) {
 						if err == nil {
 							break
 						}
-						r.Flush()
+						flush(r)
 						time.Sleep(time.Millisecond)
 					}
 					if i%3 != 2 {
-						r.Flush() // every third message waits for the next Flush
+						flush(r) // every third message waits for the next Flush
 					}
 				}
-				r.Flush()
+				flush(r)
 			}()
 		}
 	}
 	wg.Wait()
 	c.checkOrder(7, 3*2*perSender, 1, 2, 3)
+	if n, want := befores.Load(), flushes.Load(); n != want {
+		t.Fatalf("beforeSend ran %d times for %d Flush calls", n, want)
+	}
 }

@@ -134,20 +134,23 @@ type Ring struct {
 	armed    time.Duration // the deadline the timer is set for; -1: re-arm
 	exited   bool          // Run has returned
 	flushErr chan error    // a Flush's fatal output error, for Run to return
-	proc     processor
-	packer   *pg.Packer
-	reasm    *pg.Reassembler
-	deliver  func(totem.Message)
-	deadline time.Duration
-	sealBuf  []byte
-	pkts     []transport.Packet
-	lastStat time.Duration
-	pauses   uint64 // pauses the Processor detected (notePause)
-	start    time.Time
-	grace    *time.Timer
-	group    transport.GroupBacklogger // udp: the multicast socket's backlog
-	flushing bool
-	flushT   *time.Timer
+	// beforeSend is Flush's callback, due before the first datagrams
+	// that follow early deliveries (see Flush).
+	beforeSend func()
+	proc       processor
+	packer     *pg.Packer
+	reasm      *pg.Reassembler
+	deliver    func(totem.Message)
+	deadline   time.Duration
+	sealBuf    []byte
+	pkts       []transport.Packet
+	lastStat   time.Duration
+	pauses     uint64 // pauses the Processor detected (notePause)
+	start      time.Time
+	grace      *time.Timer
+	group      transport.GroupBacklogger // udp: the multicast socket's backlog
+	flushing   bool
+	flushT     *time.Timer
 	// groupBusy counts batches the multicast reader has read and not
 	// yet handed to Run.
 	groupBusy atomic.Int32
@@ -816,6 +819,12 @@ func (r *Ring) output() (progress bool, err error) {
 			}
 		}
 		if len(rd.Datagrams) > 0 && early {
+			if f := r.beforeSend; f != nil {
+				// A Flush's caller writes the deliveries to its client
+				// before the datagrams wake the other nodes.
+				r.beforeSend = nil
+				f()
+			}
 			r.send(rd.Datagrams)
 		}
 		if conf {
