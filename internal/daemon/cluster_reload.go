@@ -44,8 +44,9 @@ import (
 //	totem.cluster_name, transport,      refused: restart every node
 //	port, mcast_addr, crypto_cipher
 //	local node gone or moved            refused: restart it
-//	a node removed (or moved) while a   refused: stop it first (corosync
-//	ring member                         requires it too)
+//	a node removed, moved or renamed    refused: stop it first (corosync
+//	while a ring member                 requires it too; the resource
+//	                                    manager knows nodes by name)
 //	totem timings (token, consensus,    applied: srp.Processor.SetTimings on
 //	join, window_size, ...)             every member (runtime.config.totem.*)
 //	node list: added / removed nodes    applied: ring peers and receive filter
@@ -478,12 +479,8 @@ func (d *Daemon) setNodeList(next *config.Config) error {
 // keeps its entry in the CIB, as with Pacemaker (until removed there).
 func (s *crmService) setNames(c *config.Config) {
 	clear(s.names)
-	for _, n := range c.Nodes {
-		name := n.Name
-		if name == "" {
-			name = fmt.Sprintf("node%d", n.NodeID)
-		}
-		s.names[totem.NodeID(n.NodeID)] = name
+	for i := range c.Nodes {
+		s.names[totem.NodeID(c.Nodes[i].NodeID)] = nodeName(&c.Nodes[i])
 	}
 }
 
@@ -607,6 +604,8 @@ func (d *Daemon) checkReloadable(running, file *config.Config, members []totem.N
 		errs = append(errs, file.FieldErr("node", "this node (%d) is no longer in the node list", d.node))
 	} else if old := running.NodeByID(int(d.node)); old != nil && !equalLinks(old, me) {
 		errs = append(errs, file.FieldErr(nodeKey(file, int(d.node)), "this node's own addresses cannot change while it runs: restart it"))
+	} else if old != nil && nodeName(old) != nodeName(me) {
+		errs = append(errs, file.FieldErr(nodeKey(file, int(d.node))+".name", "this node cannot be renamed (%s → %s) while it runs: the resource manager knows it by its name; stop it first, reload on the others, then start it", nodeName(old), nodeName(me)))
 	}
 	for i := range running.Nodes {
 		old := &running.Nodes[i]
@@ -620,12 +619,25 @@ func (d *Daemon) checkReloadable(running, file *config.Config, members []totem.N
 			errs = append(errs, file.FieldErr("node", "node %d (%s) was removed from the node list but is still a member of the ring: stop it first, then reload", old.NodeID, old.Name))
 		case !equalLinks(old, n):
 			errs = append(errs, file.FieldErr(nodeKey(file, old.NodeID), "node %d (%s) changed its address but is still a member of the ring: stop it first, then reload", old.NodeID, old.Name))
+		case nodeName(old) != nodeName(n):
+			// The CIB's node_state and constraints name it: renamed
+			// under a running controller, its entry would keep the
+			// old name while the controller used the new one.
+			errs = append(errs, file.FieldErr(nodeKey(file, old.NodeID)+".name", "node %d was renamed (%s → %s) but is still a member of the ring: the resource manager knows it by its name; stop it first, then reload", old.NodeID, nodeName(old), nodeName(n)))
 		}
 	}
 	if len(errs) > 0 {
 		return errs
 	}
 	return nil
+}
+
+// nodeName is a node's name as the resource manager uses it (setNames).
+func nodeName(n *config.Node) string {
+	if n.Name == "" {
+		return fmt.Sprintf("node%d", n.NodeID)
+	}
+	return n.Name
 }
 
 // equalLinks: the same address on every link.
