@@ -54,6 +54,10 @@ node only (keys, ipc, logging).`,
 						time.Sleep(200 * time.Millisecond)
 						continue
 					}
+					if errors.Is(err, ipc.ErrUnknown) {
+						// A ringd older than ringctl: no reload service.
+						return fmt.Errorf("config reload: this ringd has no cluster-wide reload (older than ringctl?): upgrade every node, or reload each node's file with SIGHUP (keys, ipc, logging only): %w", err)
+					}
 					return fmt.Errorf("config reload: %w", err)
 				}
 				res = wire.Result{}
