@@ -375,3 +375,91 @@ esac
 		t.Fatalf("list: %v %v", ids, err)
 	}
 }
+
+// TestStartedProcess: a process started ahead of its input runs up to its
+// read of stdin, then gets the input Run gives it; its environment is the
+// spec's, its output bounded like RunProcess's.
+func TestStartedProcess(t *testing.T) {
+	work := t.TempDir()
+	p, err := lrmd.StartProcess(lrmd.ProcSpec{Path: "/bin/sh", Env: []string{"X=1"},
+		Args: []string{"-c", `touch ` + work + `/up; read a; read b; echo "$a $b X=$X"; echo err >&2; exit 3`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It starts before any input exists.
+	testutil.WaitFor(t, 10*time.Second, "the started process to run up to its read", func() bool {
+		_, err := os.Stat(filepath.Join(work, "up"))
+		return err == nil
+	})
+	if p.Exited() {
+		t.Fatal("a process waiting for stdin reports Exited")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res := p.Run(ctx, []byte("action=off\nport=n2\n"))
+	if res.Err != nil || res.ExitCode != 3 || strings.TrimSpace(string(res.Stdout)) != "action=off port=n2 X=1" || strings.TrimSpace(string(res.Stderr)) != "err" {
+		t.Fatalf("got %+v (stdout %q)", res, res.Stdout)
+	}
+	if !p.Exited() {
+		t.Fatal("Exited is false after Run returned")
+	}
+}
+
+// TestStartedProcessTimeoutKillsGroup: Run's ctx ending kills the whole
+// process group, as RunProcess does; Kill ends a process never used.
+func TestStartedProcessTimeoutKillsGroup(t *testing.T) {
+	work := t.TempDir()
+	p, err := lrmd.StartProcess(lrmd.ProcSpec{Path: "/bin/sh",
+		Args: []string{"-c", `read a; sleep 300 & echo $! > ` + work + `/pid.tmp; mv ` + work + `/pid.tmp ` + work + `/pid; wait`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the child runs (or after a deadline: Run then
+		// returns before the pid exists and readPids fails the test).
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Stat(filepath.Join(work, "pid")); err == nil {
+				break
+			}
+		}
+		cancel()
+	}()
+	res := p.Run(ctx, []byte("go\n"))
+	if !errors.Is(res.Err, context.Canceled) {
+		t.Fatalf("Run after cancel: %+v", res)
+	}
+	pid := readPids(t, filepath.Join(work, "pid"))[0]
+	testutil.WaitFor(t, 5*time.Second, "the agent's child to be killed with its group", func() bool { return !alive(pid) })
+
+	q, err := lrmd.StartProcess(lrmd.ProcSpec{Path: "/bin/sh", Args: []string{"-c", `read a`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Kill()
+	if !q.Exited() {
+		t.Fatal("Exited is false after Kill")
+	}
+}
+
+// TestStartedProcessNeverRunsWithoutRequest: when the daemon dies (its
+// pipe ends close with no request written) the agent must not run with an
+// empty stdin (fencing.py would reboot by default): the guard kills it
+// before the agent's stdin can reach end of file.
+func TestStartedProcessNeverRunsWithoutRequest(t *testing.T) {
+	work := t.TempDir()
+	p, err := lrmd.StartProcess(lrmd.ProcSpec{Path: "/bin/sh",
+		Args: []string{"-c", `touch ` + work + `/up; read -r l; echo ran > ` + work + `/ran`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the agent to wait on its stdin", func() bool {
+		_, err := os.Stat(filepath.Join(work, "up"))
+		return err == nil
+	})
+	p.DropEnds()
+	testutil.WaitFor(t, 10*time.Second, "the guard to kill the agent", p.Exited)
+	if _, err := os.Stat(filepath.Join(work, "ran")); err == nil {
+		t.Fatal("the agent ran on an empty stdin after its daemon died")
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"ringmaster/lrmd"
@@ -57,11 +58,21 @@ type Config struct {
 	// VsockDial overrides how fence-vsock reaches the host: tests dial a
 	// Unix socket. Nil: AF_VSOCK to the device's vsock_cid/vsock_port.
 	VsockDial func(cid, port uint32) vsockfence.Dialer
+	// Prestart keeps one process of each agent KeepWarm names started
+	// and waiting for its request (see prestart.go): a fencing then
+	// skips the agent's interpreter start.
+	Prestart bool
 }
 
 // Registry runs every kind of fence agent. It is safe for concurrent use.
 type Registry struct {
 	cfg Config
+
+	mu     sync.Mutex
+	warm   map[string]bool   // executables KeepWarm asked for, by path
+	spares map[string]*spare // by path
+	closed bool
+	wg     sync.WaitGroup // refills in flight
 }
 
 // New returns a Registry.
@@ -72,7 +83,7 @@ func New(cfg Config) *Registry {
 	if cfg.Env == nil {
 		cfg.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	}
-	return &Registry{cfg: cfg}
+	return &Registry{cfg: cfg, warm: map[string]bool{}, spares: map[string]*spare{}}
 }
 
 // Exec runs cmd (stonithd.Executor).
@@ -91,8 +102,7 @@ func (r *Registry) Exec(ctx context.Context, cmd stonithd.Command) stonithd.Comm
 	if err != nil {
 		return stonithd.CommandResult{RC: -1, Err: err.Error()}
 	}
-	res := runProcess(ctx, lrmd.ProcSpec{Path: path, Env: r.cfg.Env, Stdin: stdin, MaxOutput: r.cfg.MaxOutput})
-	return result(res)
+	return r.runAgent(ctx, path, stdin)
 }
 
 // defaultMaxOutput bounds each captured stream: a fence agent's list of a
