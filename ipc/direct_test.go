@@ -130,3 +130,27 @@ func TestClientFlushPartialWrite(t *testing.T) {
 		require.NoError(t, <-done)
 	}
 }
+
+// TestPushWritesOnQuietConnection: a lone frame pushed on a quiet
+// connection is written by push itself; one pushed right after a write
+// waits for the writer (batching), and the stream stays whole and in
+// order either way.
+func TestPushWritesOnQuietConnection(t *testing.T) {
+	p := &pool{max: 64 << 20}
+	q := newBlockQueue(p, 0)
+	w := &partialWriter{}
+	q.try = func(b []byte) int { w.out.Write(b); return len(b) } // the socket takes all
+	require.Equal(t, pushed, q.push(Header{Kind: KindEvent, Msg: 1}, []byte("first"), false))
+	require.Greater(t, w.out.Len(), 0, "a lone frame on a quiet connection is written by push")
+	direct := w.out.Len()
+	require.Equal(t, pushed, q.push(Header{Kind: KindEvent, Msg: 2}, []byte("second"), false))
+	require.Equal(t, direct, w.out.Len(), "a frame right after a write is left to the writer")
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- q.writeTo(a) }()
+	msgs, payloads := readFrames(t, b, w.out.Bytes(), 2)
+	require.Equal(t, []uint16{1, 2}, msgs)
+	require.Equal(t, "second", string(payloads[1]))
+	q.close()
+	require.NoError(t, <-done)
+}

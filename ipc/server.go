@@ -381,6 +381,7 @@ func connFields(c *Conn) []zap.Field {
 
 func (s *Server) serveConn(nc *net.UnixConn, cred Cred) {
 	c := &Conn{ID: s.nextID.Add(1), Cred: cred, srv: s, nc: nc, out: newBlockQueue(s.pool, s.opt.MaxPending), gone: make(chan struct{})}
+	c.out.try = c.tryWrite
 	s.mu.Lock()
 	select {
 	case <-s.closing:

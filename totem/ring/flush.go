@@ -82,3 +82,36 @@ func (r *Ring) wakeRun() {
 	default:
 	}
 }
+
+// stepInline steps a received batch on the reader's goroutine when Run is
+// idle and nothing received is waiting for it (the batch would otherwise
+// overtake those): the token of a quiet ring, arriving at a node whose
+// clients wait for its messages, is then handled without a hand-off to
+// Run, and the deliveries reach the clients one thread wake-up sooner.
+// It reports false (the caller hands b to Run) when Run is busy, when
+// batches are queued, or before Run's loop has started. Timers stay
+// Run's: a due one wakes it.
+func (r *Ring) stepInline(b *rxBuf) bool {
+	if len(r.rx) > 0 || !r.runMu.TryLock() {
+		return false
+	}
+	defer r.runMu.Unlock()
+	if r.exited || r.timer == nil || len(r.rx) > 0 {
+		return false
+	}
+	r.step(b)
+	full := r.pump()
+	progress, err := r.output()
+	if err != nil {
+		select {
+		case r.flushErr <- err:
+		default:
+		}
+		return true
+	}
+	r.rearm()
+	if (full && progress) || (r.deadline != 0 && r.now() >= r.deadline) {
+		r.wakeRun()
+	}
+	return true
+}

@@ -14,15 +14,20 @@ import (
 	"ringmaster/totem"
 )
 
-// stackEvents notes, for every delivery, whether Flush was on the
-// delivering goroutine's stack.
+// stackEvents counts the deliveries made with frame (default: Flush) on
+// the delivering goroutine's stack.
 type stackEvents struct {
 	*recorder
+	frame   string
 	inFlush atomic.Int32
 }
 
 func (e *stackEvents) Deliver(m totem.Message) {
-	if strings.Contains(string(debug.Stack()), "ring.(*Ring).Flush") {
+	frame := e.frame
+	if frame == "" {
+		frame = "ring.(*Ring).Flush"
+	}
+	if strings.Contains(string(debug.Stack()), frame) {
 		e.inFlush.Add(1)
 	}
 	e.recorder.Deliver(m)
@@ -117,5 +122,36 @@ func TestFlushConcurrent(t *testing.T) {
 	c.checkOrder(7, 3*2*perSender, 1, 2, 3)
 	if n, want := befores.Load(), flushes.Load(); n != want {
 		t.Fatalf("beforeSend ran %d times for %d Flush calls", n, want)
+	}
+}
+
+// TestReaderStepsInline: on a quiet ring, a received message is stepped
+// and delivered on the reader's goroutine (stepInline), not handed to Run.
+func TestReaderStepsInline(t *testing.T) {
+	cfgs := memConfigs(t, 2, "aes256")
+	ev := &stackEvents{recorder: newRecorder(), frame: "ring.(*Ring).stepInline"}
+	r2, err := New(cfgs[1], ev, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, cfgs[:1])
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r2.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	ev.waitFor(t, 20*time.Second, "a ring of two", func() bool { return len(ev.lastRegular().Members) == 2 })
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; ev.inFlush.Load() == 0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery from the reader's goroutine in %d messages", i)
+		}
+		c.send(1, 7, uint16(i), totem.Agreed, payloadFor(1, i, 64))
+		ev.waitFor(t, 10*time.Second, "the message", func() bool { return len(ev.msgs) >= i+1 })
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -79,7 +79,9 @@ func TestRingTwoLinks(t *testing.T) {
 			c.checkOrder(7, 300, 1, 2, 3)
 			waitLinks(t, c.rings[2], 4) // node 1's links being up says nothing of node 2's
 			st := c.rings[2].Status()
-			if st.Counters.LinkUps != 4 || st.Counters.LinkDowns != 0 || len(st.Links) != 4 {
+			// A link may flap on a loaded machine (-race): the events
+			// must still add up to four links up.
+			if cn := st.Counters; cn.LinkUps < 4 || cn.LinkUps-cn.LinkDowns != 4 || len(st.Links) != 4 {
 				t.Fatalf("counters %+v links %+v", st.Counters, st.Links)
 			}
 			if cn := st.Counters; cn.UnknownNode+cn.BadAddress+cn.OutOfRange+cn.Malformed+cn.AuthFailures != 0 {

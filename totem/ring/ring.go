@@ -711,10 +711,12 @@ func (r *Ring) read(rc transport.Receiver, busy *atomic.Int32) error {
 			r.free <- b
 			continue
 		}
-		select {
-		case r.rx <- b:
-		case <-r.stop:
-			return nil
+		if !r.stepInline(b) {
+			select {
+			case r.rx <- b:
+			case <-r.stop:
+				return nil
+			}
 		}
 		if busy != nil {
 			busy.Add(-1)
