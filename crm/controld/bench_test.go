@@ -136,16 +136,27 @@ func TestNodeFailureDecision(t *testing.T) {
 	if len(rd.PEInputs) != 1 || rd.PEInputs[0].CIB.Attrs.Value("have-quorum") != "1" {
 		t.Fatalf("pe-inputs %+v", rd.PEInputs)
 	}
-	// The fencer succeeds: the result goes round, then the recovery.
+	// The fencer succeeds: the result goes out, the recovery right behind
+	// it (every node delivers one sender's messages in order, so each
+	// applies the fencing before a start).
 	c.FenceDone(testNow.Add(time.Second), FenceResult{ID: rd.Fences[0].ID, OK: true})
 	rd = c.Ready()
-	if len(rd.Messages) != 1 || rd.Messages[0].ID != MsgFenceResult {
-		t.Fatalf("messages %+v, want the fence result", rd.Messages)
+	if len(rd.Messages) < 2 || rd.Messages[0].ID != MsgFenceResult {
+		t.Fatalf("messages %+v, want the fence result first, then the recovery", rd.Messages)
 	}
-	c.Deliver(testNow.Add(time.Second), Message{Sender: 1, ID: MsgFenceResult, Payload: rd.Messages[0].Payload})
-	rd = c.Ready()
+	sent := rd.Messages
+	// Until the DC delivered its own result it plans nothing (a plan on
+	// a CIB with node3 still unclean would fence it again).
+	c.Tick(testNow.Add(2 * time.Second))
+	if rd = c.Ready(); len(rd.PEInputs) != 0 || len(rd.Fences) != 0 {
+		t.Fatalf("planned again before the fencing result was delivered: %d inputs, fences %+v", len(rd.PEInputs), rd.Fences)
+	}
+	c.Deliver(testNow.Add(time.Second), Message{Sender: 1, ID: MsgFenceResult, Payload: sent[0].Payload})
+	if rd = c.Ready(); len(rd.Fences) != 0 {
+		t.Fatalf("fenced again after the result: %+v", rd.Fences)
+	}
 	starts := 0
-	for _, m := range rd.Messages {
+	for _, m := range sent[1:] {
 		if a, err := decodeAction(m.Payload); err == nil && m.ID == MsgAction && a.Task == "start" {
 			starts++
 			if a.Target == 3 {

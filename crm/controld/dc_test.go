@@ -33,7 +33,7 @@ func TestActionTimer(t *testing.T) {
 	c.FenceDone(now, FenceResult{ID: rd.Fences[0].ID, OK: true})
 	rd = c.Ready()
 	c.Deliver(now, Message{Sender: 1, ID: MsgFenceResult, Payload: rd.Messages[0].Payload})
-	rd = c.Ready()
+	rd.Deadline = c.Ready().Deadline
 	sent := 0
 	for _, m := range rd.Messages {
 		if m.ID == MsgAction {

@@ -27,7 +27,9 @@
 //	                       |                                               | failure retry after FenceRetry
 //	MsgAttr / MsgCleanup   | sender's transient attribute / forget history  | re-plan
 //	OpDone                 | multicast the result                          |
-//	FenceDone              |                                               | multicast the result
+//	FenceDone              |                                               | multicast the result; success:
+//	                       |                                               | fire what follows (no re-plan
+//	                       |                                               | until own result delivered)
 //	Tick                   |                                               | recheck, fence retry
 //
 // Status updates delivered while a sync is in progress are held and applied
@@ -61,6 +63,7 @@
 // when all its inputs succeeded (graph order, as graph.Executor); resource
 // actions go to their node as MsgAction (safe delivery); a result that
 // differs from the expected one aborts the transition, which re-plans once
-// nothing runs any more. Fencing requests are Ready.Fences; the result goes
-// round the ring before anything ordered after it starts.
+// nothing runs any more. Fencing requests are Ready.Fences; the result is sent
+// before anything ordered after it, so every node applies it first (see
+// dcState.fenceDone).
 package controld
