@@ -14,12 +14,17 @@
 //	                                            └── pg reassembly ──▶ Events
 //
 // Send packs each message straight into the frame that will carry it (one
-// copy, under the queue's mutex). Run is the only goroutine that touches
-// the Processor and the reassembler, and the only one that calls Events,
-// in order; it takes closed frames out of the packer. Readers only
-// receive and open (authenticate and decrypt in place) datagrams, so crypto
+// copy, under the queue's mutex). One goroutine at a time touches the
+// Processor and the reassembler and calls Events, in order: whoever holds
+// runMu. That is Run, except when Run is idle: then a caller's Flush
+// (after SendBatched) and a reader with a freshly received batch
+// (stepInline) do the same work on their own goroutine instead of handing
+// it to Run, because on a lightly loaded node each hand-off is a thread
+// wake-up that costs more than the work (flush.go). Readers receive and
+// open (authenticate and decrypt in place) datagrams, so under load crypto
 // runs in parallel with the protocol on a second core; datagrams that fail
-// authentication are counted and never reach the Processor.
+// authentication are counted and never reach the Processor. Timers are
+// Run's alone.
 //
 // # One iteration of Run
 //
