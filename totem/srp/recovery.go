@@ -92,6 +92,14 @@ func stepCommit(p *Processor, h wire.Header) {
 	}
 }
 
+// filledEntry reports whether member q has filled its entry of the commit
+// token as we last saw it: it took the token, so every join it sent since
+// carries the new ring's seq.
+func (p *Processor) filledEntry(q totem.NodeID) bool {
+	i, ok := slices.BinarySearch(p.commit.Members, q)
+	return ok && p.commit.Entries[i].Filled
+}
+
 func allFilled(c *wire.Commit) bool {
 	for _, e := range c.Entries {
 		if !e.Filled {
@@ -130,7 +138,25 @@ func (p *Processor) stepNewRing(h wire.Header) {
 			// (MaxSeq reached the new ring), or one with news, gave up on
 			// the new ring: it will not be formed, so gather again now
 			// rather than after a token timeout.
-			if j.MaxSeq >= p.newRing.Seq || !setSubset(j.Proc, p.proc) || !setSubset(j.Fail, p.fail) {
+			//
+			// Not for news older than the commit token (MaxSeq below the
+			// new ring) that is out of date or a verdict naming us
+			// (corosync ignores every join in commit and recovery that
+			// does not carry the new ring's seq):
+			//   - a member that filled its entry took the token after
+			//     sending the join, so its news is out of date;
+			//   - acting on a verdict against us fails its sender
+			//     (gatherJoin) and broadcasts that counter-verdict. The
+			//     member meanwhile may have gathered again and taken our
+			//     token; it then gets our verdict while committing the
+			//     next ring, fails us and answers in kind: two processors
+			//     crossing verdicts formed one-node rings for ever (sim
+			//     seeds 11292, 1500; TestCommitKeepsRingDespiteOlderVerdict).
+			//     A verdict that still holds costs a token timeout
+			//     instead: its sender does not take the token.
+			gaveUp := j.MaxSeq >= p.newRing.Seq
+			news := !setSubset(j.Proc, p.proc) || !setSubset(j.Fail, p.fail)
+			if gaveUp || news && !p.filledEntry(h.From) && !setContains(j.Fail, p.id) {
 				p.enterGather("member gave up the new ring")
 				p.gatherJoin(h.From, j)
 				return
