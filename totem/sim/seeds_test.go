@@ -45,6 +45,9 @@ var regressionSeeds = []uint64{
 	// commit and recovery, a verdict older than the commit token
 	// (stepNewRing).
 	11292,
+	// The same, after the early token hold (holdQuietNow) changed the
+	// timing: two nodes stuck in commit of one-node rings.
+	1500,
 }
 
 // TestSeeds runs random scenarios with the invariant checker.

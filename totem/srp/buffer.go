@@ -109,13 +109,17 @@ type ringLog struct {
 	high      uint64 // highest sequence number held
 	delivered uint64 // every message up to delivered was delivered (or skipped)
 	safe      uint64 // every member held every message up to safe (two-visit rule)
+	// lastSafe is the highest sequence number of a safe message of
+	// this ring (0: none): while the token's aru has not covered it for
+	// a few visits, a held token could delay its delivery (holdQuietNow).
+	lastSafe uint64
 }
 
 func newRingLog() ringLog { return ringLog{buf: newMsgBuf()} }
 
 func (l *ringLog) reset() {
 	l.buf.reset()
-	l.aru, l.high, l.delivered, l.safe = 0, 0, 0, 0
+	l.aru, l.high, l.delivered, l.safe, l.lastSafe = 0, 0, 0, 0, 0
 }
 
 // add stores a message and advances aru; it reports whether it was new.
@@ -125,6 +129,9 @@ func (l *ringLog) add(seq uint64, e entry) bool {
 	}
 	if seq > l.high {
 		l.high = seq
+	}
+	if e.guarantee == totem.Safe && !e.recovery && seq > l.lastSafe {
+		l.lastSafe = seq
 	}
 	for l.buf.has(l.aru + 1) {
 		l.aru++

@@ -217,6 +217,7 @@ func (p *Processor) visit() {
 		stable, haveStable = min(p.prevInAru, inAru), true
 	}
 	quiet := p.havePrev && inSeq == p.prevInSeq // nobody broadcast for a rotation
+	p.noteSafeCover(inAru)
 	steady := quiet && p.prevInAru == p.prevInSeq && inAru == inSeq
 	p.havePrev, p.prevInSeq, p.prevInAru = true, inSeq, inAru
 
@@ -262,7 +263,7 @@ func (p *Processor) operationalVisit(quiet bool) {
 	} else {
 		p.idleVisits = 0
 	}
-	if p.idleVisits >= p.holdQuiet() && p.holdsIdleToken(t) {
+	if p.idleVisits >= p.holdQuietNow() && p.holdsIdleToken(t) {
 		// Idle ring: keep the token a while instead of spinning it
 		// (corosync's token hold). Whoever wants to send asks for it
 		// with a hold-cancel.
@@ -312,6 +313,62 @@ const minHoldQuiet = 3
 // holdQuiet is seqno_unchanged_const, but never below minHoldQuiet.
 func (p *Processor) holdQuiet() int { return max(p.t.SeqnoUnchangedConst, minHoldQuiet) }
 
+// holdQuietNow is how many quiet visits the holder waits before keeping
+// the token: holdQuiet, or a single one once the token's aru has covered
+// the ring's last safe message at minHoldQuiet visits in a row (always,
+// on a ring that carries only agreed messages). The three-visit rule
+// exists for safe deliveries only: the token's aru covering the last safe
+// message s at three consecutive visits of the holder means every member
+// saw an aru of at least s at two consecutive visits of its own (the
+// two-visit rule, see visit), so it can deliver s without the token. A
+// quiet visit (aru equal to seq: every member holds, and has delivered,
+// every agreed message) is then enough. A lone sender keeps the token
+// after one rotation instead of three, so at a moderate message rate its
+// next message finds the token at hand far more often.
+//
+// Not while datagrams are being lost: a lost token then costs the
+// members a hold period more, and the ring keeps the usual rhythm.
+func (p *Processor) holdQuietNow() int {
+	if p.safeCovered >= minHoldQuiet && !p.lossy() {
+		return 1
+	}
+	return p.holdQuiet()
+}
+
+// nextMayHoldEarly reports whether next, to which we forward t, may keep
+// it by the early rule (holdQuietNow): nobody broadcast since our
+// previous forward, so its next visit is quiet, and next sent the ring's
+// last message (the idle token's holder; the representative when there
+// is none).
+func (p *Processor) nextMayHoldEarly(t *wire.Token, next totem.NodeID) bool {
+	if p.lossy() || t.Seq != p.fwdSeq || !p.mayBeHeldEarly() {
+		return false
+	}
+	if t.Seq == 0 {
+		return len(p.members) > 0 && p.members[0] == next
+	}
+	e := p.log.buf.get(t.Seq)
+	return e != nil && e.sender == next
+}
+
+// mayBeHeldEarly reports whether the holder may keep the token after a
+// single quiet visit (holdQuietNow): our count of visits covering the
+// last safe message is within two of the holder's.
+func (p *Processor) mayBeHeldEarly() bool { return p.safeCovered+2 >= minHoldQuiet }
+
+// noteSafeCover counts the visits at which the received aru covered the
+// ring's last safe message, restarting when a later safe message appears.
+func (p *Processor) noteSafeCover(inAru uint64) {
+	if p.log.lastSafe != p.coveredSafe {
+		p.coveredSafe, p.safeCovered = p.log.lastSafe, 0
+	}
+	if inAru >= p.coveredSafe {
+		p.safeCovered++
+	} else {
+		p.safeCovered = 0
+	}
+}
+
 func (p *Processor) rep() bool { return len(p.members) > 0 && p.members[0] == p.id }
 
 // holdTime is the hold period: as long as corosync's members hold the
@@ -352,7 +409,7 @@ func (p *Processor) forwardToken() {
 	data := p.emit(next, start)
 	p.emitCopies(next, data)
 	mode := retransSpin
-	if p.mayBeHeld() {
+	if p.mayBeHeld() || p.nextMayHoldEarly(t, next) {
 		mode = retransHold
 	}
 	p.armRetransmit(next, data, t.Seq, mode)

@@ -84,10 +84,15 @@ type Processor struct {
 	lastBacklog int        // my queue length reported at my previous visit
 	ringBacklog uint32     // the token's backlog as I last forwarded it (Status)
 	idleVisits  int        // consecutive visits with nothing happening
-	aruStuck    int        // visits my aru stayed below seq without moving
-	lastAru     uint64     // my aru at the previous visit
-	holding     bool       // the token is held (idle ring)
-	cancelSent  bool       // a hold-cancel was broadcast since the last visit
+	// safeCovered counts consecutive visits at which the token's aru
+	// (as received) covered coveredSafe, the ring's last safe message
+	// as known then (holdQuietNow).
+	safeCovered int
+	coveredSafe uint64
+	aruStuck    int    // visits my aru stayed below seq without moving
+	lastAru     uint64 // my aru at the previous visit
+	holding     bool   // the token is held (idle ring)
+	cancelSent  bool   // a hold-cancel was broadcast since the last visit
 
 	// Last token or commit token sent, for retransmission.
 	retransData []byte
@@ -320,7 +325,7 @@ func (p *Processor) Send(payload []byte, g totem.Guarantee) error {
 		p.sendAlone()
 	case p.holding:
 		p.releaseHold()
-	case wasEmpty && !p.cancelSent && p.mayBeHeld() && !p.lastSender():
+	case wasEmpty && !p.cancelSent && (p.mayBeHeld() || p.mayBeHeldEarly()) && !p.lastSender():
 		// The ring is idle, so the token is probably held somewhere:
 		// ask for it instead of waiting up to a hold period per member.
 		// (Our own count of quiet visits may be one or two below the

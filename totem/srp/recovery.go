@@ -274,6 +274,7 @@ func (p *Processor) resetVisits() {
 	p.prevInSeq, p.prevInAru = 0, 0
 	p.lastFcc, p.lastBacklog, p.ringBacklog = 0, 0, 0
 	p.idleVisits, p.aruStuck, p.lastAru = 0, 0, 0
+	p.safeCovered, p.coveredSafe = 0, 0
 	p.holding = false
 	p.lastFwdAt, p.fwdSpinning, p.fwdSeq, p.lastSentSeq = 0, false, 0, 0
 	p.tok = wire.Token{Rtr: p.tok.Rtr[:0]}
