@@ -41,44 +41,50 @@ func (r *Ring) SendBatched(service, id uint16, g totem.Guarantee, payload []byte
 // small machine the other nodes, once woken, compete with the client for
 // the CPU), otherwise at the end. It must not call the Ring.
 func (r *Ring) Flush(beforeSend func()) {
-	if !r.running.Load() || !r.runMu.TryLock() {
-		r.wakeRun()
-		if beforeSend != nil {
-			beforeSend()
-		}
-		return
-	}
-	defer func() {
-		f := r.beforeSend
-		r.beforeSend = nil
-		r.runMu.Unlock()
-		if f != nil {
-			f()
-		}
-	}()
-	if r.exited || r.timer == nil {
+	if r.lockIdle() {
 		r.beforeSend = beforeSend
-		return // Run has returned, or not started its loop yet
-	}
-	r.beforeSend = beforeSend
-	full := r.pump()
-	progress, err := r.output()
-	if err != nil {
-		select {
-		case r.flushErr <- err:
-		default:
-		}
-		return
-	}
-	r.rearm()
-	if full && progress {
+		r.fail(r.pumpOutput())
+		r.rearm()
+		beforeSend, r.beforeSend = r.beforeSend, nil // nil: output ran it
+		r.runMu.Unlock()
+	} else {
 		r.wakeRun()
+	}
+	if beforeSend != nil {
+		beforeSend()
 	}
 }
 
+// wakeRun makes Run take a turn (Send, a Flush that found it busy, a
+// reconfiguration); a turn already pending covers it.
 func (r *Ring) wakeRun() {
 	select {
 	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lockIdle takes runMu when Run is idle in its loop (started, not
+// returned) and reports whether it did.
+func (r *Ring) lockIdle() bool {
+	if !r.running.Load() || !r.runMu.TryLock() {
+		return false
+	}
+	if r.exited || r.timer == nil {
+		r.runMu.Unlock()
+		return false
+	}
+	return true
+}
+
+// fail hands an output error met outside Run (Flush, stepInline) to Run,
+// which returns it.
+func (r *Ring) fail(err error) {
+	if err == nil {
+		return
+	}
+	select {
+	case r.flushErr <- err:
 	default:
 	}
 }
@@ -92,25 +98,17 @@ func (r *Ring) wakeRun() {
 // batches are queued, or before Run's loop has started. Timers stay
 // Run's: a due one wakes it.
 func (r *Ring) stepInline(b *rxBuf) bool {
-	if len(r.rx) > 0 || !r.runMu.TryLock() {
+	if len(r.rx) > 0 || !r.lockIdle() {
 		return false
 	}
 	defer r.runMu.Unlock()
-	if r.exited || r.timer == nil || len(r.rx) > 0 {
+	if len(r.rx) > 0 {
 		return false
 	}
 	r.step(b)
-	full := r.pump()
-	progress, err := r.output()
-	if err != nil {
-		select {
-		case r.flushErr <- err:
-		default:
-		}
-		return true
-	}
+	r.fail(r.pumpOutput())
 	r.rearm()
-	if (full && progress) || (r.deadline != 0 && r.now() >= r.deadline) {
+	if r.deadline != 0 && r.now() >= r.deadline {
 		r.wakeRun()
 	}
 	return true

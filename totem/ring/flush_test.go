@@ -33,6 +33,26 @@ func (e *stackEvents) Deliver(m totem.Message) {
 	e.recorder.Deliver(m)
 }
 
+// runRing runs a ring with Events of the test's own (startCluster makes
+// recorders) until the test ends, then checks Run's result.
+func runRing(t *testing.T, cfg Config, ev totem.Events) *Ring {
+	t.Helper()
+	r, err := New(cfg, ev, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
 // TestFlushDeliversInline: once a lone node holds the idle token, a
 // SendBatched message is sequenced and delivered within Flush, on the
 // caller's goroutine (the point of Flush). Until the token is held,
@@ -40,19 +60,7 @@ func (e *stackEvents) Deliver(m totem.Message) {
 // delivery made from inside Flush.
 func TestFlushDeliversInline(t *testing.T) {
 	ev := &stackEvents{recorder: newRecorder()}
-	r, err := New(memConfigs(t, 1, "aes256")[0], ev, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	r := runRing(t, memConfigs(t, 1, "aes256")[0], ev)
 	ev.waitFor(t, 10*time.Second, "a ring of one", func() bool { return len(ev.lastRegular().Members) == 1 })
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; ev.inFlush.Load() == 0; i++ {
@@ -130,20 +138,8 @@ func TestFlushConcurrent(t *testing.T) {
 func TestReaderStepsInline(t *testing.T) {
 	cfgs := memConfigs(t, 2, "aes256")
 	ev := &stackEvents{recorder: newRecorder(), frame: "ring.(*Ring).stepInline"}
-	r2, err := New(cfgs[1], ev, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	runRing(t, cfgs[1], ev)
 	c := startCluster(t, cfgs[:1])
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r2.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
 	ev.waitFor(t, 20*time.Second, "a ring of two", func() bool { return len(ev.lastRegular().Members) == 2 })
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; ev.inFlush.Load() == 0; i++ {

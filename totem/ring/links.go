@@ -407,7 +407,7 @@ func (r *Ring) SetLinks(links []Link) error {
 		return err
 	}
 	r.links.setLinks(c.Transport, c.Links)
-	r.poke()
+	r.wakeRun()
 	return nil
 }
 

@@ -57,7 +57,7 @@ func (r *Ring) SetTimings(t srp.Timings) {
 	r.reconf.mu.Lock()
 	r.reconf.timings = &t
 	r.reconf.mu.Unlock()
-	r.poke()
+	r.wakeRun()
 }
 
 // Timings are the timings the Processor runs with: Config.Timings, or the
@@ -103,7 +103,7 @@ func (r *Ring) setPeersFilter(peers map[totem.NodeID]netip.AddrPort) error {
 	r.peerList.Store(&peers)
 	r.setSources(sources(c))
 	r.reconf.mu.Unlock()
-	r.poke()
+	r.wakeRun()
 	return nil
 }
 
@@ -131,13 +131,6 @@ func (r *Ring) loadSources() map[totem.NodeID]netip.AddrPort {
 		return *p
 	}
 	return nil
-}
-
-func (r *Ring) poke() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
 }
 
 // applyReconfig runs in Run: it hands pending changes to the Processor

@@ -133,7 +133,7 @@ type Ring struct {
 	timer    *time.Timer
 	armed    time.Duration // the deadline the timer is set for; -1: re-arm
 	exited   bool          // Run has returned
-	flushErr chan error    // a Flush's fatal output error, for Run to return
+	flushErr chan error    // an output error of Flush or stepInline, for Run to return (fail)
 	// beforeSend is Flush's callback, due before the first datagrams
 	// that follow early deliveries (see Flush).
 	beforeSend func()
@@ -346,10 +346,7 @@ func (r *Ring) Send(service, id uint16, g totem.Guarantee, payload []byte) error
 	if err := r.enqueue(service, id, g, payload); err != nil {
 		return err
 	}
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.wakeRun()
 	return nil
 }
 
@@ -589,20 +586,26 @@ drain:
 		r.catchUp()
 		r.proc.Tick(r.now())
 	}
+	if err := r.pumpOutput(); err != nil {
+		return true, err
+	}
+	return false, nil
+}
+
+// pumpOutput hands queued frames to the Processor and handles its output
+// (Run's turn, Flush, stepInline). When the Processor was full but made
+// progress, it may have room again: Run comes back to pump without
+// waiting for another input. Called with runMu held.
+func (r *Ring) pumpOutput() error {
 	full := r.pump()
 	progress, err := r.output()
 	if err != nil {
-		return true, err
+		return err
 	}
 	if full && progress {
-		// The Processor made progress and may have room again:
-		// come back to pump without waiting for another input.
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.wakeRun()
 	}
-	return false, nil
+	return nil
 }
 
 // catchUp runs before a timer fires. If datagrams wait in the kernel that
