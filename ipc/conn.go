@@ -344,7 +344,7 @@ func (c *Conn) Event(service, msg uint16, payload []byte) error {
 // the socket does not take, the writer writes). The executive calls it
 // while a request is handled, between the ring's delivery of the
 // request's message and the datagrams that carry it to the other nodes.
-func (c *Conn) WriteQueued() { c.out.writeNow(c.tryWrite, true) }
+func (c *Conn) WriteQueued() { c.out.writeNow(true) }
 
 // tryWrite writes b to the socket without blocking and returns how much
 // went out (0 when the socket buffer is full or the write fails: the

@@ -67,6 +67,7 @@ func TestUncorkPartialWrite(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- q.writeTo(a) }()
 		w := &partialWriter{full: full}
+		q.try = w.try
 		var want []uint16
 		for round := range 3 {
 			q.cork()
@@ -78,7 +79,7 @@ func TestUncorkPartialWrite(t *testing.T) {
 			if round == 1 {
 				require.Equal(t, pushed, q.push(Header{Kind: KindReply, Msg: 999}, []byte("urgent"), true))
 			}
-			q.uncork(w.try)
+			q.uncork()
 		}
 		// The stream is what try wrote, then what the writer wrote.
 		got, payloads := readFrames(t, b, w.out.Bytes(), len(want)+1)

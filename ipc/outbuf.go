@@ -101,8 +101,8 @@ const (
 // (Conn.ReplyUrgent, small acknowledgements, kept in a Go slice of their
 // own) go out at the next frame boundary of the backlog.
 //
-// Ownership of blocks: whoever is writing (the writer, or the reader in
-// uncork) writes from blocks[0] while busy; everything else belongs to the
+// Ownership of blocks: whoever is writing (the writer, or a direct write:
+// writeNow) writes from blocks[0] while busy; everything else belongs to the
 // queue under mu. close frees what is not being written; the writer (or
 // the write in progress) frees the rest when it stops.
 type blockQueue struct {
@@ -121,8 +121,9 @@ type blockQueue struct {
 	wake    chan struct{}
 
 	// try writes without blocking (Conn.tryWrite; nil in tests that
-	// drive the writer alone), for push's direct write; lastWrite is
-	// when the last write ended (nanotime).
+	// drive the writer alone): push on a quiet connection, uncork and
+	// WriteQueued write through it while the writer is idle. lastWrite
+	// is when the last write ended (nanotime).
 	try       func([]byte) int
 	lastWrite int64
 
@@ -197,9 +198,8 @@ func (q *blockQueue) push(h Header, p []byte, urgent bool) pushResult {
 			// A lone frame on a quiet connection (a delivery at a
 			// moderate rate): written here, without waking the
 			// writer. A busy connection keeps batching in the writer.
-			q.lastWrite = now
 			q.mu.Unlock()
-			q.writeNow(q.try, false)
+			q.writeNow(false)
 			return pushed
 		}
 	}
@@ -212,10 +212,10 @@ func (q *blockQueue) push(h Header, p []byte, urgent bool) pushResult {
 }
 
 // quietGap is how long a connection must have been quiet (no write) for
-// push to write a lone frame itself. At
-// saturation frames come microseconds apart and the writer batches
-// them, one system call per many frames; at a thousand a second each one
-// would otherwise cost a thread wake-up (tens of µs on a small VM).
+// push to write a lone frame itself. At saturation frames come
+// microseconds apart and the writer batches them, one system call per
+// many frames; at a thousand a second each one would otherwise cost a
+// thread wake-up (tens of µs on a small VM).
 const quietGap = 100 * time.Microsecond
 
 // nanotime is a monotonic clock reading in nanoseconds.
@@ -315,8 +315,8 @@ func (q *blockQueue) writeTo(c net.Conn) error {
 		q.mu.Lock()
 		q.stopped, q.closed = true, true
 		if !q.busy {
-			// A direct write in progress (flush) frees them when it
-			// is done: consume sees closed.
+			// A direct write in progress (writeNow) frees them when
+			// it is done: consume sees closed.
 			q.freeAll()
 		}
 		q.urgent = nil
@@ -351,7 +351,7 @@ type segState int
 const (
 	segReady segState = iota // a segment to write, q.busy set
 	segEmpty                 // nothing queued
-	segBusy                  // another goroutine is writing (flush)
+	segBusy                  // another goroutine is writing (writeNow)
 )
 
 // nextLocked picks the next bytes to write and marks the queue busy:
@@ -426,15 +426,15 @@ func (q *blockQueue) cork() {
 }
 
 // uncork ends cork. When the writer is idle it writes what is queued
-// itself with one non-blocking write (try), sparing the hand-off to the
+// itself with one non-blocking write (q.try), sparing the hand-off to the
 // writer goroutine: on an idle machine that hand-off is a thread wake-up,
 // the largest part of a request's round trip. What try could not write,
 // and anything while the writer is busy, is left to the writer.
-func (q *blockQueue) uncork(try func([]byte) int) { q.writeNow(try, false) }
+func (q *blockQueue) uncork() { q.writeNow(false) }
 
 // writeNow is uncork that may keep the cork (Conn.WriteQueued): what it
 // cannot write waits for the uncork, which wakes the writer.
-func (q *blockQueue) writeNow(try func([]byte) int, keepCork bool) {
+func (q *blockQueue) writeNow(keepCork bool) {
 	q.mu.Lock()
 	q.corked = q.corked && keepCork
 	if q.closed || q.size+len(q.urgent) == 0 {
@@ -444,7 +444,7 @@ func (q *blockQueue) writeNow(try func([]byte) int, keepCork bool) {
 	// At most an urgent lane and the backlog (ordinary frames pushed
 	// while corked), each in one non-blocking write.
 	for range 2 {
-		if q.closed || q.size+len(q.urgent) == 0 || q.size+len(q.urgent) > directMax {
+		if q.try == nil || q.closed || q.size+len(q.urgent) == 0 || q.size+len(q.urgent) > directMax {
 			break
 		}
 		seg, urgent, st := q.nextLocked()
@@ -452,7 +452,7 @@ func (q *blockQueue) writeNow(try func([]byte) int, keepCork bool) {
 			break
 		}
 		q.mu.Unlock()
-		n := try(seg)
+		n := q.try(seg)
 		q.mu.Lock()
 		q.doneLocked(seg, n, urgent)
 		if n < len(seg) {

@@ -440,7 +440,7 @@ func (s *Server) readLoop(c *Conn) {
 		if !frameBuffered(r) {
 			// No further request waits whole: what this one produced
 			// goes out now (pipelined requests share one write).
-			c.out.uncork(c.tryWrite)
+			c.out.uncork()
 		}
 	}
 }
