@@ -38,3 +38,38 @@ func TestEarlyHoldAfterOwnMessage(t *testing.T) {
 		t.Errorf("only %d of %d messages found the token at hand", atHand, n)
 	}
 }
+
+// TestBusySenderTokenLossResentFast: on a ring kept busy by one sender, a
+// token lost on its way to that sender is resent at the spinning ring's
+// pace, not after a hold period: a busy sender (its queue not empty, as
+// the token's backlog shows) broadcasts at its next visit and never keeps
+// the token, even though it sent every message since the forward.
+func TestBusySenderTokenLossResentFast(t *testing.T) {
+	tm := srp.DefaultTimings(1000 * time.Millisecond)
+	c := New(Config{Nodes: []totem.NodeID{1, 2, 3}, Seed: 3, Timings: tm, Net: loopback})
+	c.RunFor(time.Second)
+	busy := func(d time.Duration) {
+		for end := c.Now + d; c.Now < end; {
+			for c.Send(1, totem.Agreed) != 0 {
+			}
+			c.RunFor(100 * time.Microsecond)
+		}
+	}
+	busy(50 * time.Millisecond)
+	// Cut node 1 off for a moment: the token on its way to it is lost.
+	c.Partition([]totem.NodeID{1}, []totem.NodeID{2, 3})
+	c.RunFor(200 * time.Microsecond)
+	c.Heal()
+	before := c.Stats.Delivered
+	start := c.Now
+	for c.Stats.Delivered < before+100 {
+		busy(time.Millisecond)
+		if c.Now-start > tm.Token/8 {
+			t.Fatalf("after a lost token the busy ring delivered %d messages in %v", c.Stats.Delivered-before, c.Now-start)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("100 deliveries %v after the cut", c.Now-start)
+}

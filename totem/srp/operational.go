@@ -343,12 +343,15 @@ func (p *Processor) holdQuietNow() int {
 }
 
 // nextMayHoldEarly reports whether next, to which we forward t, may keep
-// it by the early rule (holdQuietNow): nobody broadcast since our
-// previous forward, so its next visit is quiet, and next sent the ring's
-// last message (the idle token's holder; the representative when there
-// is none).
+// it by the early rule (holdQuietNow): nobody but next broadcast since our
+// previous forward, so its next visit counts as quiet (see visit); next
+// sent the ring's last message (the idle token's holder; the
+// representative when there is none); and no member had messages queued
+// at its last visit (the token's backlog), so next is not a busy sender
+// about to broadcast again, whose lost token must be resent at the
+// spinning ring's pace.
 func (p *Processor) nextMayHoldEarly(t *wire.Token, next totem.NodeID) bool {
-	if p.lossy() || !p.mayBeHeldEarly() || !p.onlySentBy(next, p.fwdSeq, t.Seq) {
+	if p.lossy() || t.Backlog != 0 || !p.mayBeHeldEarly() || !p.onlySentBy(next, p.fwdSeq, t.Seq) {
 		return false
 	}
 	if t.Seq == 0 {
