@@ -45,9 +45,13 @@ type Config struct {
 // derived timing (consensus, token_retransmit, hold) means "derive it".
 type Totem struct {
 	ClusterName string `toml:"cluster_name"`
-	// Transport is "udpu" (one unicast per member) or "udp" (IPv4 multicast).
+	// Transport is "udpu" (one unicast per member) or "udp" (multicast),
+	// over IPv4 or IPv6 links (the family of a link's addresses).
 	Transport string `toml:"transport"`
 	Port      int    `toml:"port"`
+	// McastAddr is link 0's group (udp) and the base of the others'
+	// (LinkMcast): IPv4 or IPv6; an IPv6 link derives its group from an
+	// IPv4 one (McastAddr6).
 	McastAddr string `toml:"mcast_addr"`
 	// TTL of multicast datagrams; 1 keeps the ring on the local segment.
 	TTL int `toml:"ttl"`
@@ -97,7 +101,8 @@ type Interface struct {
 	// McastAddr and Port of the link's multicast group (udp), and the
 	// port of its addresses without one (default: totem.port; the group
 	// defaults to totem.mcast_addr plus the link number in its last
-	// byte, so that every link has its own group).
+	// byte, so that every link has its own group; see LinkMcast for IPv6
+	// links). The group has the family of the link's addresses.
 	McastAddr string `toml:"mcast_addr"`
 	Port      int    `toml:"port"`
 	TTL       int    `toml:"ttl"`

@@ -92,25 +92,123 @@ func (c *Config) LinkTTL(k int) int {
 // LinkMcast is link k's multicast group and port (transport udp): its
 // interface's mcast_addr, else totem.mcast_addr with k added to the last
 // byte (each link needs its own group: a socket bound to a group hears it
-// on every interface).
+// on every interface). A link whose addresses are IPv6 while
+// totem.mcast_addr is IPv4 (the default, 239.192.7.1) uses the group's
+// IPv6 form, McastAddr6: the 32 bits of the IPv4 group under ff18::/96,
+// organization-local like 239.192.0.0/14 (so the default is ff18::efc0:701
+// on link 0, ff18::efc0:702 on link 1). An IPv4 link has no such form of
+// an IPv6 totem.mcast_addr: it needs its own group in its interface.
 func (c *Config) LinkMcast(k int) (netip.AddrPort, error) {
+	six := c.LinkIs6(k)
 	s := c.Totem.McastAddr
 	if i := c.Interface(k); i != nil && i.McastAddr != "" {
-		s = i.McastAddr
-	} else if k > 0 {
-		a, err := netip.ParseAddr(s)
-		if err != nil || !a.Is4() {
-			return netip.AddrPort{}, fmt.Errorf("totem.mcast_addr %q: not IPv4", s)
+		a, err := netip.ParseAddr(i.McastAddr)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("mcast_addr %q: %w", i.McastAddr, err)
 		}
-		b := a.As4()
-		b[3] += byte(k)
-		s = netip.AddrFrom4(b).String()
+		return netip.AddrPortFrom(a, uint16(c.LinkPort(k))), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("mcast_addr %q: %w", s, err)
+		return netip.AddrPort{}, fmt.Errorf("totem.mcast_addr %q: %w", s, err)
+	}
+	switch {
+	case six && a.Is4():
+		a = McastAddr6(a)
+	case !six && !a.Is4():
+		return netip.AddrPort{}, fmt.Errorf("totem.mcast_addr %q is IPv6 and link %d is IPv4: set the link's IPv4 group ([[totem.interface]] mcast_addr)", s, k)
+	}
+	if k > 0 && a.Is4() {
+		b := a.As4()
+		b[3] += byte(k)
+		a = netip.AddrFrom4(b)
+	} else if k > 0 {
+		b := a.As16()
+		b[15] += byte(k)
+		a = netip.AddrFrom16(b)
 	}
 	return netip.AddrPortFrom(a, uint16(c.LinkPort(k))), nil
+}
+
+// McastAddr6 is the IPv6 form of an IPv4 multicast group a, for IPv6
+// links of a configuration whose totem.mcast_addr is IPv4: ff18::/96 (the
+// transient flag, organization-local scope, as 239.192.0.0/14 is in IPv4,
+// RFC 2365) with a's 32 bits as its group ID, so that clusters with
+// different IPv4 groups keep different IPv6 groups.
+func McastAddr6(a netip.Addr) netip.Addr {
+	b := [16]byte{0: 0xff, 1: 0x18}
+	v4 := a.As4()
+	copy(b[12:], v4[:])
+	return netip.AddrFrom16(b)
+}
+
+// LinkIs6 reports whether link k's addresses are IPv6: those of the first
+// node whose ringK_addr parses (Validate makes every node's agree).
+// Different links may have different families.
+func (c *Config) LinkIs6(k int) bool {
+	six, _ := c.linkFamily(k)
+	return six
+}
+
+// linkFamily is LinkIs6 and the key of the address that decided it
+// ("node[0].ring1_addr").
+func (c *Config) linkFamily(k int) (six bool, of string) {
+	for i := range c.Nodes {
+		if s := c.Nodes[i].RingAddr(k); s != "" {
+			if ap, err := parseRingAddr(s, 1); err == nil {
+				return !ap.Addr().Is4(), "node[" + strconv.Itoa(i) + "].ring" + strconv.Itoa(k) + "_addr"
+			}
+		}
+	}
+	return false, ""
+}
+
+// familyName names an address family for error messages.
+func familyName(six bool) string {
+	if six {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// checkRingAddr returns why s (parsed as ap) cannot be a node's address on
+// a link whose family is IPv6 when six ("" when it can). of names where
+// the link's family comes from ("node[0].ring1_addr"). IPv6 addresses
+// must be literal and global or unique local: a link-local address
+// (fe80::/10) is only unique with its interface (a zone, "%eth0"), which
+// ringmaster does not carry to the sockets; an IPv4-mapped one
+// (::ffff:a.b.c.d) is an IPv4 address in disguise.
+func checkRingAddr(s string, ap netip.AddrPort, six bool, of string) string {
+	a := ap.Addr()
+	switch {
+	case a.Zone() != "" || a.IsLinkLocalUnicast() && a.Is6():
+		return fmt.Sprintf("link-local IPv6 addresses (fe80::/10, zones) are not supported: use a global or unique local (fd00::/8) address, got %q", s)
+	case a.Is4In6():
+		return fmt.Sprintf("an IPv4-mapped IPv6 address: write it as IPv4 (%s), got %q", a.Unmap(), s)
+	case a.Is6() && (a.IsUnspecified() || a.IsMulticast()):
+		return fmt.Sprintf("must be a unicast address, got %q", s)
+	case a.Is4() == six:
+		return fmt.Sprintf("must be an %s address like %s (every node's address on one link has the same family), got %q",
+			familyName(six), of, s)
+	}
+	return ""
+}
+
+// checkGroup returns why a cannot be the multicast group of a link whose
+// family is IPv6 when six ("" when it can). An IPv6 group needs a scope
+// beyond the link (ff05:: site, ff08:: organization, ff0e:: global, or
+// the transient ff1x::): interface- and link-local groups need a zone to
+// be bound, which ringmaster does not configure.
+func checkGroup(a netip.Addr, six bool) string {
+	switch {
+	case !six && (!a.Is4() || !a.IsMulticast()):
+		return "must be an IPv4 multicast address (224.0.0.0/4)"
+	case six && (a.Is4() || a.Is4In6() || !a.IsMulticast()):
+		return "must be an IPv6 multicast address (ff00::/8): the link's addresses are IPv6"
+	case six && a.As16()[1]&0x0f <= 2:
+		return "must have a scope beyond the link (ff05::/16 site, ff08::/16 organization, ff15::/16, ff18::/16, ...): interface- and link-local groups need a zone"
+	}
+	return ""
 }
 
 // NodeLinkAddr is node n's UDP address on link k: ringK_addr with its own
@@ -172,8 +270,11 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 			bad(k("link_priority"), "must be 0-255, got %d", *in.LinkPriority)
 		}
 		if in.McastAddr != "" {
-			if a, err := netip.ParseAddr(in.McastAddr); err != nil || !a.Is4() || !a.IsMulticast() {
-				bad(k("mcast_addr"), "must be an IPv4 multicast address (224.0.0.0/4), got %q", in.McastAddr)
+			six := c.LinkIs6(in.LinkNumber)
+			if a, err := netip.ParseAddr(in.McastAddr); err != nil {
+				bad(k("mcast_addr"), "%s, got %q", checkGroup(netip.Addr{}, six), in.McastAddr)
+			} else if why := checkGroup(a, six); why != "" {
+				bad(k("mcast_addr"), "%s, got %q", why, in.McastAddr)
 			}
 		}
 	}
@@ -210,6 +311,7 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 	}
 	for _, lk := range links {
 		addrs := map[netip.AddrPort]int{}
+		six, of := c.linkFamily(lk)
 		for i := range c.Nodes {
 			n := &c.Nodes[i]
 			if lk == 0 || n.RingAddr(lk) == "" {
@@ -217,12 +319,12 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 			}
 			key := "node[" + strconv.Itoa(i) + "].ring" + strconv.Itoa(lk) + "_addr"
 			ap, err := c.NodeLinkAddr(n, lk)
-			switch {
-			case err != nil:
+			if err != nil {
 				bad(key, "%v", err)
 				continue
-			case !ap.Addr().Is4():
-				bad(key, "must be an IPv4 address, got %q", n.RingAddr(lk))
+			}
+			if why := checkRingAddr(n.RingAddr(lk), ap, six, of); why != "" {
+				bad(key, "%s", why)
 				continue
 			}
 			if j, dup := addrs[ap]; dup {
@@ -240,17 +342,25 @@ func (c *Config) validateLinks(bad func(key, format string, args ...any)) {
 				}
 			}
 		}
-		if t.Transport == "udp" && len(links) > 1 {
+		if t.Transport == "udp" {
+			own := c.Interface(lk) != nil && c.Interface(lk).McastAddr != ""
+			if !own {
+				if a, err := netip.ParseAddr(t.McastAddr); err != nil || !a.IsMulticast() {
+					continue // reported as totem.mcast_addr
+				}
+			}
 			g, err := c.LinkMcast(lk)
 			key := "totem.mcast_addr"
 			if c.Interface(lk) != nil {
 				key = "totem.interface[" + strconv.Itoa(c.interfaceIndex(lk)) + "].mcast_addr"
 			}
 			switch {
+			case own && (err != nil || checkGroup(g.Addr(), six) != ""):
+				// reported with the interface
 			case err != nil:
 				bad(key, "link %d: %v", lk, err)
-			case !g.Addr().Is4() || !g.Addr().IsMulticast():
-				bad(key, "link %d: group %s is not IPv4 multicast", lk, g.Addr())
+			case checkGroup(g.Addr(), six) != "":
+				bad(key, "link %d: group %s: %s", lk, g.Addr(), checkGroup(g.Addr(), six))
 			default:
 				if j, dup := groups[g]; dup {
 					bad(key, "link %d uses group %s like link %d: each link needs its own group or port", lk, g, j)

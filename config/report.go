@@ -13,6 +13,12 @@ func (c *Config) Describe(w io.Writer) {
 	fmt.Fprintf(w, "totem: cluster_name=%q transport=%s port=%d crypto_cipher=%s", t.ClusterName, t.Transport, t.Port, t.CryptoCipher)
 	if t.Transport == "udp" {
 		fmt.Fprintf(w, " mcast_addr=%s ttl=%d", t.McastAddr, t.TTL)
+		// The groups in use: per link, IPv6 links in IPv6 (LinkMcast).
+		for _, k := range c.Links() {
+			if g, err := c.LinkMcast(k); err == nil && (k > 0 || g.Addr().String() != t.McastAddr) {
+				fmt.Fprintf(w, " link%d_group=%s", k, g)
+			}
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "effective totem values (runtime.config.totem.*):")

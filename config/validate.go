@@ -30,9 +30,12 @@ func (c *Config) Validate() error {
 		bad("totem.port", "must be 1-65535, got %d", t.Port)
 	}
 	if t.Transport == "udp" {
+		// Either family: an IPv6 link uses an IPv4 group's IPv6 form
+		// (LinkMcast), an IPv4 link needs an IPv4 group (checked per
+		// link in validateLinks).
 		a, err := netip.ParseAddr(t.McastAddr)
-		if err != nil || !a.Is4() || !a.IsMulticast() {
-			bad("totem.mcast_addr", "must be an IPv4 multicast address (224.0.0.0/4), got %q", t.McastAddr)
+		if err != nil || a.Is4In6() || !a.IsMulticast() {
+			bad("totem.mcast_addr", "must be an IPv4 multicast address (224.0.0.0/4) or an IPv6 one (ff00::/8), got %q", t.McastAddr)
 		}
 	}
 	if t.TTL < 1 || t.TTL > 255 {
@@ -149,6 +152,7 @@ func (c *Config) validateNodes(bad func(key, format string, args ...any)) {
 	ids := map[int]int{}
 	names := map[string]int{}
 	addrs := map[netip.AddrPort]int{}
+	six, of := c.linkFamily(0)
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		k := func(f string) string { return "node[" + strconv.Itoa(i) + "]." + f }
@@ -169,8 +173,8 @@ func (c *Config) validateNodes(bad func(key, format string, args ...any)) {
 			bad(k("ring0_addr"), "must be set")
 		} else if ap, err := c.NodeAddr(n); err != nil {
 			bad(k("ring0_addr"), "%v", err)
-		} else if !ap.Addr().Is4() {
-			bad(k("ring0_addr"), "must be an IPv4 address, got %q", n.Ring0Addr)
+		} else if why := checkRingAddr(n.Ring0Addr, ap, six, of); why != "" {
+			bad(k("ring0_addr"), "%s", why)
 		} else if j, dup := addrs[ap]; dup {
 			bad(k("ring0_addr"), "%s is also the address of node[%d]", ap, j)
 		} else {

@@ -68,6 +68,9 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 		if err != nil {
 			return nil, fmt.Errorf("totem.mcast_addr: %w", err)
 		}
+		if m.Is4() && cfg.LinkIs6(0) {
+			m = config.McastAddr6(m) // its IPv6 form (config.LinkMcast)
+		}
 		rc.Mcast = netip.AddrPortFrom(m, uint16(cfg.Totem.Port))
 	}
 	if len(cfg.Links()) > 1 {

@@ -55,7 +55,9 @@
 //	30-byte header and 16-byte tag; 30 with none) − wire.McastOverhead
 //	(52: srp header incl. recovery fields)
 //
-// which is 1374 bytes with netmtu 1500 and aes256. FrameBudget computes it;
+// which is 1374 bytes with netmtu 1500 and aes256; an IPv6 link's header
+// is 40 bytes, so with one the frames are 20 bytes smaller (1354:
+// frameBudget asks the transport's IPHeader). FrameBudget computes it;
 // it is passed to srp as MaxPayload and to the packer. With netmtu 0 (the
 // default) the datagram size is the MTU of the interface holding the ring
 // address — 1500 on Ethernet, so no IP fragmentation, and 65535 on

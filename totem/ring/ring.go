@@ -236,7 +236,7 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 	if mtu == 0 {
 		mtu = autoMTU(tr, cfg.Timings.WindowSize)
 	}
-	budget := FrameBudget(mtu, c)
+	budget := frameBudget(tr, mtu, c)
 	packer, err := pg.NewPacker(budget)
 	if err != nil {
 		tr.Close()

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
 	"ringmaster/totem"
 	"ringmaster/totem/link"
 )
@@ -30,7 +28,8 @@ import (
 //
 // Received datagrams carry the number of the link they arrived on
 // (Msg.Link), so that a heartbeat proves the link it came on and nothing
-// else.
+// else. Each link has its own address family (IPv4 or IPv6, from its
+// Bind): link 0 may be IPv4 and link 1 IPv6.
 
 // LinkConfig is one link of NewLinks.
 type LinkConfig struct {
@@ -291,6 +290,17 @@ func (l *Links) MTU() int {
 	return m
 }
 
+// IPHeader is the largest IP header of the links (each link has its own
+// family): 40 when one of them is IPv6, else 20. With MTU it sizes frames
+// that fit every link.
+func (l *Links) IPHeader() int {
+	m := 0
+	for _, k := range l.nums {
+		m = max(m, l.byNum[k].IPHeader())
+	}
+	return m
+}
+
 // RecvBuffer is the smallest receive buffer the kernel granted a link.
 func (l *Links) RecvBuffer() int {
 	m := 0
@@ -332,8 +342,6 @@ func (l *Links) GroupBacklog() bool {
 	return false
 }
 
-func groupAddr(sa *unix.RawSockaddrInet4) netip.AddrPort { return addrPort4(sa) }
-
 // SetLinkPeers replaces the nodes of every link (a node list changed by a
 // reload): peers[k] is link k's map, as LinkConfig.UDP.Peers (before the
 // multicast port adjustment), for exactly
@@ -354,7 +362,7 @@ func (l *Links) SetLinkPeers(peers map[uint8]map[totem.NodeID]netip.AddrPort) er
 		u := l.byNum[k]
 		dst := unicastAddrs(peers[k], netip.AddrPort{}, false)
 		if u.group != nil {
-			dst = unicastAddrs(peers[k], groupAddr(u.group), true)
+			dst = unicastAddrs(peers[k], u.group.addrPort(), true)
 		}
 		if err := u.SetPeers(dst); err != nil {
 			return fmt.Errorf("link %d: %w", k, err)

@@ -18,22 +18,54 @@ import (
 // ReadBatch allocates a net.UDPAddr for every datagram and re-encodes every
 // destination at every WriteBatch.)
 
-// sockaddr4 encodes an IPv4 address and port as the kernel reads them.
-func sockaddr4(ap netip.AddrPort) unix.RawSockaddrInet4 {
-	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
-	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-	p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
-	return sa
+// sockaddr is an address as the kernel reads and writes it: a sockaddr_in
+// (IPv4) or a sockaddr_in6 (IPv6) in storage that holds either, and its
+// length. A link's sockets are of one family (udp4 or udp6), so every
+// sockaddr of one UDP transport has its family.
+type sockaddr struct {
+	raw unix.RawSockaddrInet6 // an IPv4 address uses the first 16 bytes
+	len uint32
 }
 
-// addrPort4 decodes a sockaddr the kernel wrote (AF_INET; anything else,
-// which an IPv4 socket never reports, gives the zero AddrPort).
-func addrPort4(sa *unix.RawSockaddrInet4) netip.AddrPort {
-	if sa.Family != unix.AF_INET {
-		return netip.AddrPort{}
+// newSockaddr encodes ap (IPv4, or IPv6 without a zone: the ring's
+// addresses are checked by the callers) with the port in network order.
+func newSockaddr(ap netip.AddrPort) sockaddr {
+	var s sockaddr
+	if ap.Addr().Is4() {
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.raw))
+		sa.Family, sa.Addr = unix.AF_INET, ap.Addr().As4()
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
+		s.len = unix.SizeofSockaddrInet4
+		return s
 	}
-	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-	return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	s.raw.Family, s.raw.Addr = unix.AF_INET6, ap.Addr().As16()
+	p := (*[2]byte)(unsafe.Pointer(&s.raw.Port))
+	p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
+	s.len = unix.SizeofSockaddrInet6
+	return s
+}
+
+// addrPort decodes the address (see decodeSockaddr).
+func (s *sockaddr) addrPort() netip.AddrPort { return decodeSockaddr(&s.raw, s.len) }
+
+// decodeSockaddr decodes the first n bytes of raw as the kernel wrote them
+// (recvmmsg's msg_name and msg_namelen). Anything but a whole AF_INET or
+// AF_INET6 address gives the zero AddrPort, which is no node's: the
+// driver then drops the datagram as from a bad address. An IPv6 source's
+// scope ID is not kept (the ring's addresses have no zone, see
+// config.checkRingAddr), nor is its flow label.
+func decodeSockaddr(raw *unix.RawSockaddrInet6, n uint32) netip.AddrPort {
+	switch {
+	case raw.Family == unix.AF_INET && n >= unix.SizeofSockaddrInet4:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(raw))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case raw.Family == unix.AF_INET6 && n >= unix.SizeofSockaddrInet6:
+		p := (*[2]byte)(unsafe.Pointer(&raw.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(raw.Addr), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
 }
 
 // UDP generic segmentation offload (UDP_SEGMENT, Linux 4.18): one
@@ -52,7 +84,7 @@ const (
 // wslot is one message of a batch: n datagrams (parts[first:first+n]) for
 // one destination, cut every gso bytes when n > 1.
 type wslot struct {
-	to       *unix.RawSockaddrInet4
+	to       *sockaddr
 	first, n int
 	gso      int
 }
@@ -101,7 +133,7 @@ func (w *mmsgWriter) begin() {
 // for segmentation (all of the first one's size but the last, which may
 // be shorter; see UDP.Send), else one message each. The data must stay
 // valid until send returns.
-func (w *mmsgWriter) add(to *unix.RawSockaddrInet4, run []Packet) {
+func (w *mmsgWriter) add(to *sockaddr, run []Packet) {
 	gso := len(run) > 1 && !w.noGSO
 	if gso {
 		w.slots = append(w.slots, wslot{to: to, first: len(w.parts), n: len(run), gso: len(run[0].Data)})
@@ -135,8 +167,8 @@ func (w *mmsgWriter) build(from int) {
 		s := &w.slots[i]
 		h := &w.hdrs[i].Hdr
 		*h = unix.Msghdr{}
-		h.Name = (*byte)(unsafe.Pointer(s.to))
-		h.Namelen = unix.SizeofSockaddrInet4
+		h.Name = (*byte)(unsafe.Pointer(&s.to.raw))
+		h.Namelen = s.to.len
 		h.Iov = &w.iovs[s.first]
 		h.SetIovlen(s.n)
 		if s.n > 1 {
@@ -224,17 +256,17 @@ type udpReceiver struct {
 	rc    syscall.RawConn
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
-	names []unix.RawSockaddrInet4
+	names []unix.RawSockaddrInet6 // room for either family
 	// gro: the socket has UDP_GRO, so a segmented burst arrives as one
 	// buffer with its segment size in a control message (cmsgs, one
 	// groSlot per message).
 	gro      bool
 	groTried bool // the first Recv decides (the caller's slot sizes)
 	cmsgs    []byte
-	// self, when set, is this node's own unicast address: datagrams from
-	// it (our own multicasts, looped back for the other nodes of this
-	// host) are dropped before anybody decrypts them.
-	self *unix.RawSockaddrInet4
+	// self, when valid, is this node's own unicast address: datagrams
+	// from it (our own multicasts, looped back for the other nodes of
+	// this host) are dropped before anybody decrypts them.
+	self netip.AddrPort
 
 	// The call in progress (see mmsgWriter).
 	fn    func(fd uintptr) bool
@@ -249,7 +281,7 @@ const groSlot = 24 // unix.CmsgSpace(4)
 // maxUDP is the largest UDP payload, and so the largest coalesced burst.
 const maxUDP = 65507
 
-func newReceiver(c *net.UDPConn, self *unix.RawSockaddrInet4) *udpReceiver {
+func newReceiver(c *net.UDPConn, self netip.AddrPort) *udpReceiver {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		panic(err) // *net.UDPConn always has one
@@ -315,7 +347,7 @@ func (r *udpReceiver) Recv(msgs []Msg) (int, error) {
 	if len(msgs) > len(r.hdrs) {
 		r.hdrs = make([]unix.Mmsghdr, len(msgs))
 		r.iovs = make([]unix.Iovec, len(msgs))
-		r.names = make([]unix.RawSockaddrInet4, len(msgs))
+		r.names = make([]unix.RawSockaddrInet6, len(msgs))
 		r.cmsgs = make([]byte, groSlot*len(msgs))
 	}
 	for {
@@ -325,7 +357,7 @@ func (r *udpReceiver) Recv(msgs []Msg) (int, error) {
 			iov.SetLen(len(msgs[i].Buf))
 			h := &r.hdrs[i].Hdr
 			h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
-			h.Namelen = unix.SizeofSockaddrInet4
+			h.Namelen = unix.SizeofSockaddrInet6
 			h.Iov = iov
 			h.SetIovlen(1)
 			h.Flags = 0
@@ -352,7 +384,8 @@ func (r *udpReceiver) Recv(msgs []Msg) (int, error) {
 		}
 		k := 0
 		for i := range n {
-			if s := r.self; s != nil && r.names[i].Addr == s.Addr && r.names[i].Port == s.Port {
+			from := decodeSockaddr(&r.names[i], r.hdrs[i].Hdr.Namelen)
+			if r.self.IsValid() && from == r.self {
 				continue
 			}
 			if k != i {
@@ -361,7 +394,7 @@ func (r *udpReceiver) Recv(msgs []Msg) (int, error) {
 			msgs[k].N = int(r.hdrs[i].Len)
 			msgs[k].Truncated = r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0
 			msgs[k].Seg = r.groSize(i)
-			msgs[k].From = addrPort4(&r.names[i])
+			msgs[k].From = from
 			k++
 		}
 		if k > 0 {

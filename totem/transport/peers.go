@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"golang.org/x/sys/unix"
-
 	"ringmaster/totem"
 )
 
@@ -27,12 +25,12 @@ var _ PeerSetter = (*UDP)(nil)
 
 // SetPeers implements PeerSetter. On error nothing changes.
 func (u *UDP) SetPeers(peers map[totem.NodeID]netip.AddrPort) error {
-	m := make(map[totem.NodeID]*unix.RawSockaddrInet4, len(peers))
+	m := make(map[totem.NodeID]*sockaddr, len(peers))
 	for id, ap := range peers {
-		if id == 0 || !ap.Addr().Is4() || ap.Port() == 0 {
-			return fmt.Errorf("%w: peer %d address %s", ErrConfig, id, ap)
+		if id == 0 || !sameFamily(ap.Addr(), u.six) || ap.Port() == 0 {
+			return fmt.Errorf("%w: peer %d address %s (want %s like the bind address)", ErrConfig, id, ap, family(u.six))
 		}
-		sa := sockaddr4(ap)
+		sa := newSockaddr(ap)
 		m[id] = &sa
 	}
 	if u.self != 0 {

@@ -2,11 +2,15 @@
 // datagrams may be lost, duplicated or reordered, and the protocol above
 // (totem/srp) copes with that. Three implementations:
 //
-//   - UDP: IPv4 multicast (corosync's transport "udp"). Broadcasts go to the
+//   - UDP: multicast (corosync's transport "udp"). Broadcasts go to the
 //     group once; the token and other datagrams for one node go by unicast.
 //   - UDPU: one unicast per configured node (corosync's "udpu"), including
 //     nodes not currently in the ring so that their joins are answered and
 //     partitions heal.
+//
+// Both work over IPv4 or IPv6: the family of the bind address decides the
+// sockets' (udp4, or udp6 with IPV6_V6ONLY), and every peer and the group
+// must have it.
 //   - Mem: in-process, for tests, with fault injection.
 //
 // Both UDP transports batch their system calls (sendmmsg/recvmmsg on the

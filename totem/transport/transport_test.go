@@ -205,7 +205,7 @@ func TestUDPU(t *testing.T) {
 func TestUDPUConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]transport.UDPConfig{
 		"no port": {Bind: netip.MustParseAddrPort("127.0.0.1:0")},
-		"ipv6":    {Bind: netip.MustParseAddrPort("[::1]:5405")},
+		"zone":    {Bind: netip.MustParseAddrPort("[fe80::1%lo]:5405")},
 		"peer 0":  {Bind: netip.MustParseAddrPort("127.0.0.1:5405"), Peers: map[totem.NodeID]netip.AddrPort{0: netip.MustParseAddrPort("127.0.0.1:5405")}},
 	} {
 		if _, err := transport.NewUDPU(cfg); !errors.Is(err, transport.ErrConfig) {
@@ -243,18 +243,36 @@ func TestUDPMulticast(t *testing.T) {
 }
 
 func BenchmarkUDPUSendRecv(b *testing.B) {
-	addrs := transporttest.LoopbackAddrs(b, 2)
+	benchSendRecv(b, transporttest.LoopbackAddrs(b, 2))
+}
+
+func BenchmarkUDPUSendRecv6(b *testing.B) {
+	benchSendRecv(b, transporttest.LoopbackAddrs6(b, 2))
+}
+
+func benchSendRecv(b *testing.B, addrs []netip.AddrPort) {
+	round := sendRecvPair(b, addrs)
+	b.SetBytes(32 * 1400)
+	b.ReportAllocs()
+	for b.Loop() {
+		round()
+	}
+}
+
+// sendRecvPair opens two udpu endpoints and returns a round: a batch of
+// 32 datagrams sent by the first and all read by the second.
+func sendRecvPair(tb testing.TB, addrs []netip.AddrPort) func() {
 	peers := map[totem.NodeID]netip.AddrPort{1: addrs[0], 2: addrs[1]}
 	tx, err := transport.NewUDPU(transport.UDPConfig{Bind: addrs[0], Peers: peers})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer tx.Close()
+	tb.Cleanup(func() { tx.Close() })
 	rx, err := transport.NewUDPU(transport.UDPConfig{Bind: addrs[1], Peers: peers})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer rx.Close()
+	tb.Cleanup(func() { rx.Close() })
 	const batch = 32
 	pkts := make([]transport.Packet, batch)
 	for i := range pkts {
@@ -265,18 +283,36 @@ func BenchmarkUDPUSendRecv(b *testing.B) {
 		msgs[i].Buf = make([]byte, 2048)
 	}
 	r := rx.Receivers()[0]
-	b.SetBytes(batch * 1400)
-	b.ReportAllocs()
-	for b.Loop() {
+	return func() {
 		if _, err := tx.Send(pkts); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		for got := 0; got < batch; {
 			n, err := r.Recv(msgs)
 			if err != nil {
-				b.Fatal(err)
+				tb.Fatal(err)
+			}
+			for _, m := range msgs[:n] {
+				if !m.From.IsValid() {
+					tb.Fatalf("no source address")
+				}
 			}
 			got += n
+		}
+	}
+}
+
+// TestUDPUNoAllocs: sending and receiving a batch allocates nothing, with
+// IPv4 and with IPv6 addresses (reused headers, iovecs and sockaddrs).
+func TestUDPUNoAllocs(t *testing.T) {
+	for name, addrs := range map[string][]netip.AddrPort{
+		"IPv4": transporttest.LoopbackAddrs(t, 2),
+		"IPv6": transporttest.LoopbackAddrs6(t, 2),
+	} {
+		round := sendRecvPair(t, addrs)
+		round() // the first sizes the scratch
+		if n := testing.AllocsPerRun(50, round); n != 0 {
+			t.Errorf("%s: %v allocations per batch of 32", name, n)
 		}
 	}
 }
@@ -286,7 +322,16 @@ func BenchmarkUDPUSendRecv(b *testing.B) {
 // (UDP_SEGMENT), and arrives as one slot (UDP_GRO); every receiver still
 // gets every datagram, in order and intact, the shorter last one included.
 func TestUDPUSegmented(t *testing.T) {
-	addrs := transporttest.LoopbackAddrs(t, 3)
+	testUDPUSegmented(t, transporttest.LoopbackAddrs(t, 3))
+}
+
+// TestUDPUSegmented6 is TestUDPUSegmented over ::1 (UDP_SEGMENT and
+// UDP_GRO on udp6 sockets).
+func TestUDPUSegmented6(t *testing.T) {
+	testUDPUSegmented(t, transporttest.LoopbackAddrs6(t, 3))
+}
+
+func testUDPUSegmented(t *testing.T, addrs []netip.AddrPort) {
 	peers := udpuPeers(addrs)
 	var trs []*transport.UDP
 	for _, a := range addrs {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"ringmaster/totem"
@@ -28,15 +29,20 @@ const (
 // UDPConfig configures NewUDP and NewUDPU.
 type UDPConfig struct {
 	// Bind is the local ring0 address and port. The unicast socket is
-	// bound to it, so datagrams leave with it as their source.
+	// bound to it, so datagrams leave with it as their source. Its
+	// family (IPv4, or IPv6 without a zone) is the transport's: the
+	// sockets are udp4 or udp6 (IPV6_V6ONLY), and Peers and Mcast must
+	// have the same family.
 	Bind netip.AddrPort
 	// Peers maps every configured node (self included) to its address.
 	// udpu broadcasts to all of them; both transports send unicast
 	// datagrams (the token) through it.
 	Peers map[totem.NodeID]netip.AddrPort
-	// Mcast is the multicast group and port (udp only).
+	// Mcast is the multicast group and port (udp only): 224.0.0.0/4 with
+	// an IPv4 Bind, ff00::/8 with an IPv6 one.
 	Mcast netip.AddrPort
-	// TTL of multicast datagrams (udp only; 0 means 1).
+	// TTL of multicast datagrams (udp only; 0 means 1): the hop limit
+	// for IPv6.
 	TTL int
 	// RecvBuffer and SendBuffer size the sockets' kernel buffers (0: the
 	// defaults above). As root SO_RCVBUFFORCE/SO_SNDBUFFORCE lift the
@@ -47,15 +53,14 @@ type UDPConfig struct {
 // UDP is the udp (multicast) and udpu (unicast) transport.
 type UDP struct {
 	ucast *net.UDPConn
-	upc   *ipv4.PacketConn
 	mcast *net.UDPConn // nil for udpu
-	mpc   *ipv4.PacketConn
+	six   bool         // IPv6 sockets (udp6)
 
 	self  totem.NodeID // the peer whose address is Bind (0: none)
-	peers map[totem.NodeID]*unix.RawSockaddrInet4
-	all   []*unix.RawSockaddrInet4 // udpu: broadcast destinations (every peer but self), by node id
-	group *unix.RawSockaddrInet4   // udp: multicast destination
-	mtu   int                      // of the interface holding Bind
+	peers map[totem.NodeID]*sockaddr
+	all   []*sockaddr // udpu: broadcast destinations (every peer but self), by node id
+	group *sockaddr   // udp: multicast destination
+	mtu   int         // of the interface holding Bind
 
 	recv []Receiver
 
@@ -90,24 +95,27 @@ func NewUDPU(cfg UDPConfig) (*UDP, error) {
 			u.all = append(u.all, u.peers[id])
 		}
 	}
-	u.recv = []Receiver{newReceiver(u.ucast, nil)}
+	u.recv = []Receiver{newReceiver(u.ucast, netip.AddrPort{})}
 	return u, nil
 }
 
-// NewUDP opens the udp (IPv4 multicast) transport: a unicast socket bound to
+// NewUDP opens the udp (multicast) transport: a unicast socket bound to
 // cfg.Bind (sends everything, receives the token), and a socket bound to the
 // group that joins it on the interface holding cfg.Bind's address. Multicast
 // leaves through that interface (IP_MULTICAST_IF) with cfg.TTL, and loops
-// back to local sockets (IP_MULTICAST_LOOP), so the node hears its own
-// broadcasts and several nodes can share a host.
+// back to local sockets (IP_MULTICAST_LOOP) when another configured node's
+// address is local, so several nodes can share a host. An IPv6 Bind gets
+// the same with IPv6's options: IPV6_JOIN_GROUP, IPV6_MULTICAST_IF,
+// IPV6_MULTICAST_HOPS (cfg.TTL), IPV6_MULTICAST_LOOP, IPV6_MULTICAST_ALL.
 //
 // Linux refuses to bind the group and a unicast address to the same port,
 // so, as corosync does (mcastport for the group, mcastport − 1 for
 // unicast), when cfg.Bind or a peer has the group's port its unicast
 // socket uses that port − 1.
 func NewUDP(cfg UDPConfig) (*UDP, error) {
-	if !cfg.Mcast.Addr().Is4() || !cfg.Mcast.Addr().IsMulticast() {
-		return nil, fmt.Errorf("%w: mcast address %s is not IPv4 multicast", ErrConfig, cfg.Mcast)
+	six := cfg.Bind.Addr().Is6()
+	if !sameFamily(cfg.Mcast.Addr(), six) || !cfg.Mcast.Addr().IsMulticast() {
+		return nil, fmt.Errorf("%w: mcast address %s is not %s multicast", ErrConfig, cfg.Mcast, family(six))
 	}
 	if cfg.Mcast.Port() < 2 {
 		return nil, fmt.Errorf("%w: mcast port %d", ErrConfig, cfg.Mcast.Port())
@@ -135,14 +143,8 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 	if ttl <= 0 {
 		ttl = 1
 	}
-	if err := u.upc.SetMulticastInterface(ifi); err != nil {
-		return fail(fmt.Errorf("IP_MULTICAST_IF %s: %w", ifi.Name, err))
-	}
-	if err := u.upc.SetMulticastTTL(ttl); err != nil {
-		return fail(fmt.Errorf("IP_MULTICAST_TTL: %w", err))
-	}
-	if err := u.upc.SetMulticastLoopback(localPeers(cfg)); err != nil {
-		return fail(fmt.Errorf("IP_MULTICAST_LOOP: %w", err))
+	if err := setMulticastOpts(u.ucast, six, ifi, ttl, localPeers(cfg)); err != nil {
+		return fail(err)
 	}
 	// Binding to the group address (not INADDR_ANY) keeps unicast
 	// datagrams of other local nodes out of this socket; SO_REUSEADDR lets
@@ -152,23 +154,83 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 		return fail(err)
 	}
 	u.mcast = mc
-	u.mpc = ipv4.NewPacketConn(mc)
-	if err := u.mpc.JoinGroup(ifi, &net.UDPAddr{IP: cfg.Mcast.Addr().AsSlice()}); err != nil {
+	group := &net.UDPAddr{IP: cfg.Mcast.Addr().AsSlice()}
+	if six {
+		err = ipv6.NewPacketConn(mc).JoinGroup(ifi, group)
+	} else {
+		err = ipv4.NewPacketConn(mc).JoinGroup(ifi, group)
+	}
+	if err != nil {
 		return fail(fmt.Errorf("join %s on %s: %w", cfg.Mcast.Addr(), ifi.Name, err))
 	}
 	// Only the groups this socket joined, not every group joined on the
 	// host (Linux's default for sockets bound to a group is lax).
-	if err := setsockopt(mc, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0); err != nil {
-		return fail(fmt.Errorf("IP_MULTICAST_ALL: %w", err))
+	if six {
+		err = setsockopt(mc, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+	} else {
+		err = setsockopt(mc, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
 	}
-	g := sockaddr4(cfg.Mcast)
+	if err != nil {
+		return fail(fmt.Errorf("%s_MULTICAST_ALL: %w", ipOpt(six), err))
+	}
+	g := newSockaddr(cfg.Mcast)
 	u.group = &g
 	// Our own multicasts loop back when other nodes share this host's
 	// network stack (localPeers): they come from our unicast address, and
 	// are dropped unread.
-	self := sockaddr4(cfg.Bind)
-	u.recv = []Receiver{newReceiver(mc, &self), newReceiver(u.ucast, nil)}
+	u.recv = []Receiver{newReceiver(mc, cfg.Bind), newReceiver(u.ucast, netip.AddrPort{})}
 	return u, nil
+}
+
+// setMulticastOpts sets how the unicast socket c sends to the group:
+// through ifi, with ttl (hop limit), looped back to this host or not.
+func setMulticastOpts(c *net.UDPConn, six bool, ifi *net.Interface, ttl int, loop bool) error {
+	name := ipOpt(six)
+	var errIf, errTTL, errLoop error
+	if six {
+		pc := ipv6.NewPacketConn(c)
+		errIf, errTTL, errLoop = pc.SetMulticastInterface(ifi), pc.SetMulticastHopLimit(ttl), pc.SetMulticastLoopback(loop)
+	} else {
+		pc := ipv4.NewPacketConn(c)
+		errIf, errTTL, errLoop = pc.SetMulticastInterface(ifi), pc.SetMulticastTTL(ttl), pc.SetMulticastLoopback(loop)
+	}
+	switch {
+	case errIf != nil:
+		return fmt.Errorf("%s_MULTICAST_IF %s: %w", name, ifi.Name, errIf)
+	case errTTL != nil && six:
+		return fmt.Errorf("IPV6_MULTICAST_HOPS: %w", errTTL)
+	case errTTL != nil:
+		return fmt.Errorf("IP_MULTICAST_TTL: %w", errTTL)
+	case errLoop != nil:
+		return fmt.Errorf("%s_MULTICAST_LOOP: %w", name, errLoop)
+	}
+	return nil
+}
+
+// ipOpt is the prefix of the family's socket options' names.
+func ipOpt(six bool) string {
+	if six {
+		return "IPV6"
+	}
+	return "IP"
+}
+
+// family names an address family.
+func family(six bool) string {
+	if six {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// sameFamily reports whether a belongs on a socket of the family six
+// selects: IPv4, or IPv6 without a zone and not IPv4-mapped (an IPv6
+// socket is IPV6_V6ONLY, so a mapped address reaches nobody).
+func sameFamily(a netip.Addr, six bool) bool {
+	if six {
+		return a.Is6() && !a.Is4In6() && a.Zone() == ""
+	}
+	return a.Is4()
 }
 
 // UnicastAddr is the address of a node's unicast socket with transport udp:
@@ -181,15 +243,16 @@ func UnicastAddr(addr, mcast netip.AddrPort) netip.AddrPort {
 }
 
 func newUDP(cfg UDPConfig) (*UDP, error) {
-	if !cfg.Bind.Addr().Is4() || cfg.Bind.Port() == 0 {
-		return nil, fmt.Errorf("%w: bind address %s: want IPv4 address and port", ErrConfig, cfg.Bind)
+	six := cfg.Bind.Addr().Is6()
+	if !sameFamily(cfg.Bind.Addr(), six) || cfg.Bind.Port() == 0 {
+		return nil, fmt.Errorf("%w: bind address %s: want an IPv4 or IPv6 address (no zone) and port", ErrConfig, cfg.Bind)
 	}
-	u := &UDP{peers: make(map[totem.NodeID]*unix.RawSockaddrInet4, len(cfg.Peers)), mtu: 1500}
+	u := &UDP{peers: make(map[totem.NodeID]*sockaddr, len(cfg.Peers)), mtu: 1500, six: six}
 	for id, ap := range cfg.Peers {
-		if id == 0 || !ap.Addr().Is4() || ap.Port() == 0 {
-			return nil, fmt.Errorf("%w: peer %d address %s", ErrConfig, id, ap)
+		if id == 0 || !sameFamily(ap.Addr(), six) || ap.Port() == 0 {
+			return nil, fmt.Errorf("%w: peer %d address %s (want %s like the bind address)", ErrConfig, id, ap, family(six))
 		}
-		sa := sockaddr4(ap)
+		sa := newSockaddr(ap)
 		u.peers[id] = &sa
 		if ap == cfg.Bind {
 			u.self = id
@@ -203,7 +266,6 @@ func newUDP(cfg UDPConfig) (*UDP, error) {
 		return nil, err
 	}
 	u.ucast = c
-	u.upc = ipv4.NewPacketConn(c)
 	rc, err := c.SyscallConn()
 	if err != nil {
 		c.Close()
@@ -217,6 +279,22 @@ func newUDP(cfg UDPConfig) (*UDP, error) {
 // cannot be found): the driver sizes its frames from it when netmtu is 0.
 func (u *UDP) MTU() int { return u.mtu }
 
+// IPHeader is the size of the IP header of the transport's datagrams (no
+// options or extension headers): 20 bytes for IPv4, 40 for IPv6. A
+// datagram of MTU bytes carries MTU − IPHeader − 8 (UDP) bytes of data.
+func (u *UDP) IPHeader() int {
+	if u.six {
+		return IPv6Header
+	}
+	return IPv4Header
+}
+
+// The IP headers of IPHeader.
+const (
+	IPv4Header = 20
+	IPv6Header = 40
+)
+
 // RecvBuffer is the receive buffer the kernel granted the unicast socket
 // (as SO_RCVBUF reports it: twice what was asked, for its bookkeeping).
 func (u *UDP) RecvBuffer() int {
@@ -229,8 +307,10 @@ func (u *UDP) RecvBuffer() int {
 	return n
 }
 
-// listen opens a UDP socket with large buffers (and SO_REUSEADDR for the
-// shared multicast socket).
+// listen opens a UDP socket of addr's family with large buffers (and
+// SO_REUSEADDR for the shared multicast socket). An IPv6 socket is
+// IPV6_V6ONLY: it never sees IPv4 datagrams (as IPv4-mapped sources, which
+// are no node's address), and an IPv4 link may use the same port.
 func listen(addr netip.AddrPort, cfg UDPConfig, reuse bool) (*net.UDPConn, error) {
 	rb, sb := cfg.RecvBuffer, cfg.SendBuffer
 	if rb <= 0 {
@@ -247,6 +327,12 @@ func listen(addr netip.AddrPort, cfg UDPConfig, reuse bool) (*net.UDPConn, error
 					return
 				}
 			}
+			if addr.Addr().Is6() {
+				// Go sets it for "udp6" already; say so here too.
+				if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); serr != nil {
+					return
+				}
+			}
 			setBuf(int(fd), unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, rb)
 			setBuf(int(fd), unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, sb)
 		})
@@ -255,7 +341,11 @@ func listen(addr netip.AddrPort, cfg UDPConfig, reuse bool) (*net.UDPConn, error
 		}
 		return serr
 	}}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", addr.String())
+	network := "udp4"
+	if addr.Addr().Is6() {
+		network = "udp6"
+	}
+	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
@@ -437,12 +527,12 @@ func inq(c *net.UDPConn) int {
 // Close closes the sockets; pending Recv calls return ErrClosed.
 func (u *UDP) Close() error {
 	var errs []error
-	if u.mpc != nil {
-		if err := u.mpc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	if u.mcast != nil {
+		if err := u.mcast.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
-	if err := u.upc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := u.ucast.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // LoopbackAddrs returns n addresses 127.0.0.1 … 127.0.0.n, each with a free
@@ -34,6 +35,25 @@ func LoopbackAddrs(t testing.TB, n int) []netip.AddrPort {
 	return out
 }
 
+// LoopbackAddrs6 returns n addresses on ::1, each with its own free UDP
+// port (IPv6 loopback is one address, so nodes differ by port). It fails
+// the test when the host has no IPv6 loopback (IPv6 disabled): an IPv6
+// test that skipped silently would hide a regression.
+func LoopbackAddrs6(t testing.TB, n int) []netip.AddrPort {
+	t.Helper()
+	out := make([]netip.AddrPort, n)
+	for i := range n {
+		// Kept open until all are found: the ports differ.
+		c, err := net.ListenUDP("udp6", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv6Loopback(), 0)))
+		if err != nil {
+			t.Fatalf("probe port on ::1 (is IPv6 enabled?): %v", err)
+		}
+		defer c.Close()
+		out[i] = c.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	return out
+}
+
 // RequireRoot skips the test when not root, unless CI=true, where a skipped
 // kernel test would hide a regression: then it fails.
 func RequireRoot(t testing.TB) {
@@ -49,11 +69,12 @@ func RequireRoot(t testing.TB) {
 
 // InNetns runs fn on a goroutine whose OS thread has been moved into a new,
 // private network namespace with lo up and multicast routed to lo
-// (`ip route add 224.0.0.0/4 dev lo`). Sockets created by fn live in that
-// namespace for good, and may be used from any goroutine afterwards. The
-// thread is never returned to the Go scheduler (the goroutine exits still
-// locked, so the runtime discards it), and the namespace disappears when
-// its last socket is closed. Requires root; see RequireRoot.
+// (`ip route add 224.0.0.0/4 dev lo`; IPv6 multicast does not loop back
+// on lo: see Veth6). Sockets created by fn live in that namespace for good, and may be used
+// from any goroutine afterwards. The thread is never returned to the Go
+// scheduler (the goroutine exits still locked, so the runtime discards
+// it), and the namespace disappears when its last socket is closed.
+// Requires root; see RequireRoot.
 func InNetns(t testing.TB, fn func() error) {
 	t.Helper()
 	RequireRoot(t)
@@ -92,4 +113,39 @@ func InNetns(t testing.TB, fn func() error) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Veth6 adds a veth pair (rmv6a, rmv6b) to the network namespace of the
+// calling thread (call it from InNetns's fn), both ends up, with addrs
+// on rmv6a (/64, nodad: usable at once, no duplicate address detection)
+// and returns rmv6a. Linux delivers IPv6 multicast sent on lo to nobody,
+// but loops it back to this host's members on any other interface
+// (IPV6_MULTICAST_LOOP), as it does on a real network.
+func Veth6(addrs ...netip.Addr) (string, error) {
+	la := netlink.NewLinkAttrs()
+	la.Name = "rmv6a"
+	v := &netlink.Veth{LinkAttrs: la, PeerName: "rmv6b"}
+	if err := netlink.LinkAdd(v); err != nil {
+		return "", fmt.Errorf("veth: %w", err)
+	}
+	for _, name := range []string{"rmv6a", "rmv6b"} {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return "", err
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			return "", fmt.Errorf("%s up: %w", name, err)
+		}
+	}
+	l, err := netlink.LinkByName("rmv6a")
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		ipn := &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(64, 128)}
+		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: ipn, Flags: unix.IFA_F_NODAD}); err != nil {
+			return "", fmt.Errorf("address %s: %w", a, err)
+		}
+	}
+	return "rmv6a", nil
 }

@@ -1,0 +1,200 @@
+package transport_test
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"ringmaster/totem"
+	"ringmaster/totem/transport"
+	"ringmaster/totem/transport/transporttest"
+)
+
+// TestUDPU6 runs three udpu endpoints on ::1, one port each: udp6
+// sockets, sockaddr_in6 in sendmmsg/recvmmsg, every datagram delivered
+// once to whom it was meant for.
+func TestUDPU6(t *testing.T) {
+	addrs := transporttest.LoopbackAddrs6(t, 3)
+	peers := udpuPeers(addrs)
+	// A configured node that is not running.
+	peers[9] = netip.MustParseAddrPort("[::1]:9")
+	trs := map[totem.NodeID]transport.Transport{}
+	for i, a := range addrs {
+		u, err := transport.NewUDPU(transport.UDPConfig{Bind: a, Peers: peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.LocalAddr() != a {
+			t.Fatalf("bound %s, want %s", u.LocalAddr(), a)
+		}
+		if u.IPHeader() != 40 || u.MTU() < 1500 {
+			t.Fatalf("IPv6 header %d, MTU %d", u.IPHeader(), u.MTU())
+		}
+		trs[totem.NodeID(i+1)] = u
+	}
+	exercise(t, trs)
+}
+
+// TestUDPUSource6: an IPv6 datagram carries its sender's address as the
+// node list has it (no zone, not IPv4-mapped), so the driver's source
+// check works for IPv6 links.
+func TestUDPUSource6(t *testing.T) {
+	addrs := transporttest.LoopbackAddrs6(t, 2)
+	peers := udpuPeers(addrs)
+	var trs []*transport.UDP
+	for _, a := range addrs {
+		u, err := transport.NewUDPU(transport.UDPConfig{Bind: a, Peers: peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer u.Close()
+		trs = append(trs, u)
+	}
+	if _, err := trs[0].Send([]transport.Packet{{To: totem.NodeID(2), Data: []byte("hi")}}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := []transport.Msg{{Buf: make([]byte, 65536)}}
+	n, err := trs[1].Receivers()[0].Recv(msgs)
+	if err != nil || n != 1 {
+		t.Fatalf("recv %d, %v", n, err)
+	}
+	if msgs[0].From != addrs[0] || string(msgs[0].Buf[:msgs[0].N]) != "hi" {
+		t.Fatalf("got %q from %s, want %q from %s", msgs[0].Buf[:msgs[0].N], msgs[0].From, "hi", addrs[0])
+	}
+}
+
+// TestUDPU6V6Only: an IPv6 link's socket takes no IPv4 datagrams (it is
+// IPV6_V6ONLY), so an IPv4 link may use the same port, and an IPv4 node
+// cannot reach it as an IPv4-mapped source.
+func TestUDPU6V6Only(t *testing.T) {
+	a6 := transporttest.LoopbackAddrs6(t, 1)[0]
+	u, err := transport.NewUDPU(transport.UDPConfig{Bind: a6, Peers: map[totem.NodeID]netip.AddrPort{1: a6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	a4 := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), a6.Port())
+	v4, err := transport.NewUDPU(transport.UDPConfig{Bind: a4, Peers: map[totem.NodeID]netip.AddrPort{1: a4}})
+	if err != nil {
+		t.Fatalf("IPv4 socket on the IPv6 link's port: %v", err)
+	}
+	v4.Close()
+}
+
+func TestUDP6ConfigErrors(t *testing.T) {
+	lo6 := netip.MustParseAddrPort("[::1]:5405")
+	for name, cfg := range map[string]transport.UDPConfig{
+		"zone":          {Bind: netip.MustParseAddrPort("[fe80::1%lo]:5405")},
+		"IPv4-mapped":   {Bind: netip.MustParseAddrPort("[::ffff:127.0.0.1]:5405")},
+		"IPv4 peer":     {Bind: lo6, Peers: map[totem.NodeID]netip.AddrPort{1: lo6, 2: netip.MustParseAddrPort("127.0.0.2:5405")}},
+		"IPv6 peer":     {Bind: netip.MustParseAddrPort("127.0.0.1:5405"), Peers: map[totem.NodeID]netip.AddrPort{2: lo6}},
+		"no port":       {Bind: netip.MustParseAddrPort("[::1]:0")},
+		"mapped peer":   {Bind: lo6, Peers: map[totem.NodeID]netip.AddrPort{2: netip.MustParseAddrPort("[::ffff:127.0.0.2]:5405")}},
+		"zone, on peer": {Bind: lo6, Peers: map[totem.NodeID]netip.AddrPort{2: netip.MustParseAddrPort("[fe80::2%lo]:5405")}},
+	} {
+		if u, err := transport.NewUDPU(cfg); !errors.Is(err, transport.ErrConfig) {
+			if u != nil {
+				u.Close()
+			}
+			t.Errorf("%s: want ErrConfig, got %v", name, err)
+		}
+	}
+	for name, g := range map[string]string{"IPv4 group": "239.192.7.1:5405", "unicast": "[::2]:5405"} {
+		if _, err := transport.NewUDP(transport.UDPConfig{Bind: lo6, Mcast: netip.MustParseAddrPort(g)}); !errors.Is(err, transport.ErrConfig) {
+			t.Errorf("%s on an IPv6 bind: want ErrConfig, got %v", name, err)
+		}
+	}
+	if _, err := transport.NewUDP(transport.UDPConfig{Bind: netip.MustParseAddrPort("127.0.0.1:5405"), Mcast: netip.MustParseAddrPort("[ff18::1]:5405")}); !errors.Is(err, transport.ErrConfig) {
+		t.Errorf("IPv6 group on an IPv4 bind: want ErrConfig, got %v", err)
+	}
+	// A reload cannot bring another family into a link.
+	u, err := transport.NewUDPU(transport.UDPConfig{Bind: transporttest.LoopbackAddrs6(t, 1)[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if err := u.SetPeers(map[totem.NodeID]netip.AddrPort{2: netip.MustParseAddrPort("127.0.0.2:5405")}); !errors.Is(err, transport.ErrConfig) {
+		t.Errorf("SetPeers with an IPv4 peer on an IPv6 link: %v", err)
+	}
+}
+
+// TestUDPMulticast6 runs three multicast endpoints on fd00::1–3 (a veth
+// in a private network namespace; root, required when CI=true):
+// IPV6_JOIN_GROUP, IPV6_MULTICAST_IF/HOPS/LOOP, and the group's traffic
+// never leaves the test.
+func TestUDPMulticast6(t *testing.T) {
+	trs := map[totem.NodeID]transport.Transport{}
+	transporttest.InNetns(t, func() error {
+		peers := map[totem.NodeID]netip.AddrPort{}
+		var addrs []netip.Addr
+		for id := totem.NodeID(1); id <= 3; id++ {
+			a := netip.AddrFrom16([16]byte{0: 0xfd, 15: byte(id)})
+			addrs = append(addrs, a)
+			peers[id] = netip.AddrPortFrom(a, 5405)
+		}
+		if _, err := transporttest.Veth6(addrs...); err != nil {
+			return err
+		}
+		for id, a := range peers {
+			u, err := transport.NewUDP(transport.UDPConfig{
+				Bind: a, Peers: peers, TTL: 1,
+				Mcast: netip.MustParseAddrPort("[ff18::efc0:701]:5405"),
+			})
+			if err != nil {
+				return err
+			}
+			trs[id] = u
+		}
+		return nil
+	})
+	exercise(t, trs)
+}
+
+// TestLinksMixedFamilies: link 0 on IPv4 loopback, link 1 on IPv6
+// loopback; each datagram says which link it came in on, SendOn reaches
+// a node on the IPv6 link, and the frame size accounts for IPv6's header.
+func TestLinksMixedFamilies(t *testing.T) {
+	l0 := transporttest.LoopbackAddrs(t, 3)
+	l1 := transporttest.LoopbackAddrs6(t, 3)
+	var trs []*transport.Links
+	var recs []*linkRecorder
+	for i := range 3 {
+		tr, err := transport.NewLinks(transport.LinksConfig{Links: []transport.LinkConfig{
+			{Number: 0, UDP: transport.UDPConfig{Bind: l0[i], Peers: udpuPeers(l0)}},
+			{Number: 1, UDP: transport.UDPConfig{Bind: l1[i], Peers: udpuPeers(l1)}},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		if tr.LocalAddr(1) != l1[i] || tr.IPHeader() != 40 {
+			t.Fatalf("local %s, IP header %d", tr.LocalAddr(1), tr.IPHeader())
+		}
+		trs = append(trs, tr)
+		recs = append(recs, recordLinks(t, tr))
+	}
+	if n, err := trs[0].Send([]transport.Packet{{To: transport.Broadcast, Data: []byte("b1")}, {To: 3, Data: []byte("u1")}}); err != nil || n != 6 {
+		t.Fatalf("sent %d: %v (want 2 nodes x 2 links + 2)", n, err)
+	}
+	for _, l := range []uint8{0, 1} {
+		recs[1].wait(t, l, "b1")
+		recs[2].wait(t, l, "b1")
+		recs[2].wait(t, l, "u1")
+	}
+	trs[0].SetTable(upTable(t, []totem.NodeID{2, 3}, []uint8{0, 1}, 1))
+	if _, err := trs[0].Send([]transport.Packet{{To: 2, Data: []byte("u2")}}); err != nil {
+		t.Fatal(err)
+	}
+	recs[1].wait(t, 1, "u2")
+	if err := trs[1].SendOn(1, 3, []byte("hb")); err != nil {
+		t.Fatal(err)
+	}
+	recs[2].wait(t, 1, "hb")
+	// A reload keeps each link's family.
+	if err := trs[0].SetLinkPeers(map[uint8]map[totem.NodeID]netip.AddrPort{0: udpuPeers(l0), 1: udpuPeers(l1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := trs[0].SetLinkPeers(map[uint8]map[totem.NodeID]netip.AddrPort{0: udpuPeers(l1), 1: udpuPeers(l0)}); !errors.Is(err, transport.ErrConfig) {
+		t.Errorf("families swapped by a reload: %v", err)
+	}
+}
