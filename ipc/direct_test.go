@@ -155,3 +155,31 @@ func TestPushWritesOnQuietConnection(t *testing.T) {
 	q.close()
 	require.NoError(t, <-done)
 }
+
+// TestUncorkJoinsReplyAndEvents: a request's reply (urgent lane) and the
+// events it caused leave in one write, reply first, so the client reads
+// both after a single wake-up.
+func TestUncorkJoinsReplyAndEvents(t *testing.T) {
+	p := &pool{max: 64 << 20}
+	q := newBlockQueue(p, 0)
+	var writes [][]byte
+	q.try = func(b []byte) int { writes = append(writes, bytes.Clone(b)); return len(b) }
+	q.cork()
+	require.Equal(t, pushed, q.push(Header{Kind: KindEvent, Msg: 1}, []byte("delivery"), false))
+	require.Equal(t, pushed, q.push(Header{Kind: KindReply, Msg: 2}, []byte("reply"), true))
+	q.uncork()
+	require.Len(t, writes, 1, "one write for reply and event")
+	r, hdr := bytes.NewReader(writes[0]), make([]byte, HeaderSize)
+	for _, want := range []struct {
+		msg     uint16
+		payload string
+	}{{2, "reply"}, {1, "delivery"}} {
+		h, pl, err := ReadFrame(r, hdr)
+		require.NoError(t, err)
+		require.Equal(t, want.msg, h.Msg, "reply first")
+		require.Equal(t, want.payload, string(pl))
+	}
+	require.Zero(t, r.Len())
+	q.close()
+	require.Zero(t, p.used.Load(), "every block back in the pool")
+}

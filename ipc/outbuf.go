@@ -132,6 +132,9 @@ type blockQueue struct {
 	// urgent lane's previous buffer for reuse.
 	written, frameEnd int
 	urgentDone        []byte
+
+	// joined is writeJoined's buffer, used only while busy.
+	joined []byte
 }
 
 func newBlockQueue(p *pool, max int) *blockQueue {
@@ -441,8 +444,14 @@ func (q *blockQueue) writeNow(keepCork bool) {
 		q.mu.Unlock()
 		return
 	}
-	// At most an urgent lane and the backlog (ordinary frames pushed
-	// while corked), each in one non-blocking write.
+	// The urgent lane and the backlog (ordinary frames pushed while
+	// corked) in one non-blocking write when both are small, otherwise
+	// at most one write each.
+	if !q.writeJoinedLocked() {
+		q.mu.Unlock()
+		q.wakeWriter()
+		return
+	}
 	for range 2 {
 		if q.try == nil || q.closed || q.size+len(q.urgent) == 0 || q.size+len(q.urgent) > directMax {
 			break
@@ -462,11 +471,49 @@ func (q *blockQueue) writeNow(keepCork bool) {
 	more := (q.size+len(q.urgent) > 0 && !q.corked) || q.closed
 	q.mu.Unlock()
 	if more {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+		q.wakeWriter()
 	}
+}
+
+// wakeWriter wakes the writer goroutine if it waits.
+func (q *blockQueue) wakeWriter() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeJoinedLocked writes the urgent lane and the start of the backlog
+// with one non-blocking write when both are waiting, the backlog is at a
+// frame boundary and together they are small (directMax): a request's
+// reply (urgent) and the delivery it caused (an event) then reach the
+// client in one read, not two, and the daemon spends one system call.
+// It returns false when the socket took only part: the writer goes on
+// from there. Called with mu held (released during the write).
+func (q *blockQueue) writeJoinedLocked() bool {
+	if q.try == nil || q.busy || q.closed || len(q.urgent) == 0 || q.size == 0 ||
+		q.written != q.frameEnd || q.size+len(q.urgent) > directMax {
+		return true
+	}
+	var hdr [HeaderSize]byte
+	q.peekAt(0, hdr[:])
+	q.frameEnd = q.written + HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
+	urg, back := q.urgent, q.blocks[0][q.head:]
+	q.urgent, q.urgentDone = q.urgentDone[:0], nil
+	q.busy = true
+	buf := append(append(q.joined[:0], urg...), back...)
+	q.mu.Unlock()
+	n := q.try(buf)
+	q.mu.Lock()
+	q.joined = buf[:0]
+	nu := min(n, len(urg))
+	q.doneLocked(urg, nu, true)
+	if nu < len(urg) {
+		return false
+	}
+	q.busy = true // doneLocked cleared it; the backlog part is still ours
+	q.doneLocked(back, n-nu, false)
+	return n == len(buf)
 }
 
 // directMax bounds what uncork writes itself: small answers and
