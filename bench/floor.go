@@ -1,8 +1,14 @@
 package bench
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"time"
 )
 
@@ -39,6 +45,28 @@ func UDPFloor(rate int, d time.Duration) (LatencyUS, error) {
 	defer cl.Close()
 	msg, buf := make([]byte, 64), make([]byte, 2048)
 	var h Histogram
+	err = pacedRoundTrips(&h, rate, d, func() error {
+		if _, err := cl.Write(msg); err != nil {
+			return err
+		}
+		_ = cl.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := cl.Read(buf); err != nil {
+			return errLostRoundTrip // lost on a loaded machine: not a round trip
+		}
+		return nil
+	})
+	if err != nil {
+		return LatencyUS{}, fmt.Errorf("udp floor: %w", err)
+	}
+	return h.Summary(), nil
+}
+
+// errLostRoundTrip marks a round trip that got no answer: not counted.
+var errLostRoundTrip = errors.New("round trip lost")
+
+// pacedRoundTrips runs one round trip every 1/rate seconds for d and
+// records the completed ones in h.
+func pacedRoundTrips(h *Histogram, rate int, d time.Duration, roundTrip func() error) error {
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	end := time.Now().Add(d)
@@ -47,17 +75,95 @@ func UDPFloor(rate int, d time.Duration) (LatencyUS, error) {
 			break
 		}
 		t0 := time.Now()
-		if _, err := cl.Write(msg); err != nil {
-			return LatencyUS{}, fmt.Errorf("udp floor: %w", err)
-		}
-		_ = cl.SetReadDeadline(t0.Add(time.Second))
-		if _, err := cl.Read(buf); err != nil {
-			continue // lost on a loaded machine: not a round trip
+		if err := roundTrip(); err != nil {
+			if errors.Is(err, errLostRoundTrip) {
+				continue
+			}
+			return err
 		}
 		h.Record(time.Since(t0))
 	}
 	if h.Count() == 0 {
-		return LatencyUS{}, fmt.Errorf("udp floor: no round trip completed")
+		return errors.New("no round trip completed")
+	}
+	return nil
+}
+
+// ProcessFloor measures the floor under any client/daemon round trip on
+// this machine: 64 bytes echoed over a Unix stream socket by another
+// process, paced like UDPFloor. UDPFloor's two goroutines share one
+// process, so its round trip usually runs on a single thread that never
+// sleeps; a client and a daemon are two processes, and each direction
+// wakes a sleeping process (on a virtual machine, often an idle virtual
+// CPU). No client/daemon design (ringd, corosync) can beat this floor
+// without busy-polling; the ratio between the two floors says what the
+// machine charges for the process boundary.
+//
+// echo is the command line of the echo process (`pload echo`, see
+// ServeEcho); the socket path is appended to it.
+func ProcessFloor(ctx context.Context, rate int, d time.Duration, echo []string) (LatencyUS, error) {
+	if rate <= 0 || d <= 0 || len(echo) == 0 {
+		return LatencyUS{}, fmt.Errorf("process floor: rate %d, duration %v, echo %q", rate, d, echo)
+	}
+	dir, err := os.MkdirTemp("", "ringmaster-floor-")
+	if err != nil {
+		return LatencyUS{}, fmt.Errorf("process floor: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "echo.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return LatencyUS{}, fmt.Errorf("process floor: %w", err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, echo[0], append(echo[1:], path)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return LatencyUS{}, fmt.Errorf("process floor: start %s: %w", echo[0], err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	_ = l.(*net.UnixListener).SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := l.Accept()
+	if err != nil {
+		return LatencyUS{}, fmt.Errorf("process floor: echo process %s did not connect: %w", echo[0], err)
+	}
+	defer c.Close()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	var h Histogram
+	err = pacedRoundTrips(&h, rate, d, func() error {
+		if _, err := c.Write(msg); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, buf)
+		return err
+	})
+	if err != nil {
+		return LatencyUS{}, fmt.Errorf("process floor: %w", err)
 	}
 	return h.Summary(), nil
+}
+
+// ServeEcho is the echo process of ProcessFloor: it connects to the Unix
+// socket at path and writes back whatever it reads until the connection
+// ends.
+func ServeEcho(path string) error {
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		return fmt.Errorf("echo: %w", err)
+	}
+	defer c.Close()
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return nil
+			}
+		}
+		if err != nil {
+			return nil
+		}
+	}
 }

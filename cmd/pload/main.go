@@ -4,6 +4,7 @@
 //	pload run --socket S [--group NAME] [--sizes 64,1600,...] [--duration 10s]
 //	          [--senders K] [--rate R] [--guarantee agreed|safe] [--json]
 //	pload verify --socket S1 --socket S2 --socket S3 [--size N] [--duration D] [--json]
+//	pload floor [--rate R] [--duration D] [--json]
 //
 // run exits 1 when a size could not be measured or delivered out of order;
 // verify exits 1 when any node lost, duplicated or reordered a message.
@@ -86,7 +87,7 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write pload's own CPU profile to FILE (go tool pprof)")
-	root.AddCommand(newRunCmd(), newVerifyCmd())
+	root.AddCommand(newRunCmd(), newVerifyCmd(), newFloorCmd(), newEchoCmd())
 	return root
 }
 
@@ -301,4 +302,68 @@ func newVerifyCmd() *cobra.Command {
 	f.StringVar(&guarantee, "guarantee", "agreed", "agreed (= fifo) or safe")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// floorResult is what `pload floor --json` prints.
+type floorResult struct {
+	Rate int `json:"rate"`
+	// UDP is a UDP round trip between two goroutines of one process
+	// (../shared/checks/udprtt), Process a Unix-socket round trip to
+	// another process (the floor of any client/daemon round trip).
+	UDP     bench.LatencyUS `json:"udp_in_process_us"`
+	Process bench.LatencyUS `json:"unix_cross_process_us"`
+}
+
+func newFloorCmd() *cobra.Command {
+	var (
+		rate   int
+		dur    time.Duration
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "floor",
+		Short: "Measure this machine's latency floors: an in-process UDP round trip and a cross-process Unix-socket round trip",
+		Long: `floor measures the yardsticks for pload run --rate latencies, paced the same way:
+a 64-byte UDP round trip between two goroutines of one process (what
+../shared/checks/udprtt measures), then a 64-byte round trip over a Unix
+socket to another process (pload echo), the least any client/daemon round
+trip can take on this machine without busy-polling.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			res := floorResult{Rate: rate}
+			if res.UDP, err = bench.UDPFloor(rate, dur); err != nil {
+				return err
+			}
+			if res.Process, err = bench.ProcessFloor(cmd.Context(), rate, dur, []string{self, "echo"}); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return printJSON(out, res)
+			}
+			fmt.Fprintf(out, "floor at %d round trips/s, 64 B:\n", rate)
+			fmt.Fprintf(out, "  udp, in-process:     p50 %7.1f µs  p99 %7.1f µs\n", res.UDP.P50, res.UDP.P99)
+			fmt.Fprintf(out, "  unix, cross-process: p50 %7.1f µs  p99 %7.1f µs  (%.1f x / %.1f x the udp floor)\n",
+				res.Process.P50, res.Process.P99, res.Process.P50/res.UDP.P50, res.Process.P99/res.UDP.P99)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&rate, "rate", 1000, "round trips per second")
+	f.DurationVar(&dur, "duration", 5*time.Second, "measuring time per floor")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// newEchoCmd is the other process of pload floor.
+func newEchoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "echo SOCKET", Hidden: true, Args: cobra.ExactArgs(1),
+		Short: "Echo what arrives on a Unix socket (the other process of pload floor)",
+		RunE:  func(_ *cobra.Command, args []string) error { return bench.ServeEcho(args[0]) },
+	}
 }

@@ -4,14 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"testing"
 	"time"
 
+	"ringmaster/bench"
 	"ringmaster/cpg"
 	"ringmaster/totem"
 	"ringmaster/totem/exec"
 	"ringmaster/totem/exec/exectest"
 )
+
+// TestMain lets the test binary stand in for pload as the echo process
+// of pload floor (which starts its own executable as `echo SOCKET`).
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "echo" {
+		if err := bench.ServeEcho(os.Args[2]); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // sockets starts an in-process 3-node cluster with cpg and returns a
 // socket per node.
@@ -110,5 +124,19 @@ func TestNothingPrintedBeforeConnecting(t *testing.T) {
 	}
 	if len(out) != 0 {
 		t.Errorf("printed before connecting: %q", out)
+	}
+}
+
+func TestFloorJSON(t *testing.T) {
+	out, err := pload(t, "floor", "--rate", "500", "--duration", "200ms", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var f floorResult
+	if err := json.Unmarshal(out, &f); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if f.Rate != 500 || f.UDP.P50 <= 0 || f.UDP.P99 < f.UDP.P50 || f.Process.P50 <= 0 || f.Process.P99 < f.Process.P50 {
+		t.Fatalf("%s", out)
 	}
 }

@@ -100,32 +100,47 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // BenchmarkLatency: send-to-self-delivery latency on node 1 at 1,000
-// msgs/s, and its ratio to the machine's floor (bench.UDPFloor: a plain
-// UDP round trip paced the same way), measured right before and after
-// pload in the same run (issue 16: within 3 × the floor at p50 and p99).
+// msgs/s, and its ratio to the machine's floors measured right before and
+// after pload in the same run: bench.UDPFloor (a plain UDP round trip
+// between two goroutines of one process, paced the same way; issue 16
+// asks for 3 × it at p50 and p99) and bench.ProcessFloor (a Unix-socket
+// round trip to another process: the least any client/daemon round trip
+// costs on the machine).
 func BenchmarkLatency(b *testing.B) {
 	dur, err := time.ParseDuration(benchEnv("RINGMASTER_BENCH_DURATION", "5s"))
 	require.NoError(b, err)
 	for _, s := range setups {
 		b.Run(s.name, func(b *testing.B) {
 			c := benchCluster(b, s, 1000)
+			echo := []string{c.Bin + "/pload", "echo"}
+			floors := func() (udp, proc bench.LatencyUS) {
+				udp, err := bench.UDPFloor(1000, dur)
+				require.NoError(b, err)
+				proc, err = bench.ProcessFloor(context.Background(), 1000, dur, echo)
+				require.NoError(b, err)
+				return udp, proc
+			}
 			for range b.N {
-				before, err := bench.UDPFloor(1000, dur)
-				require.NoError(b, err)
+				udp0, proc0 := floors()
 				res := ploadRun(b, c, "--rate", "1000")
-				after, err := bench.UDPFloor(1000, dur)
-				require.NoError(b, err)
-				fp50, fp99 := (before.P50+after.P50)/2, (before.P99+after.P99)/2
-				b.Logf("%s floor (UDP round trip at 1000/s): p50 %.0f/%.0f µs  p99 %.0f/%.0f µs (before/after)",
-					s.name, before.P50, after.P50, before.P99, after.P99)
+				udp1, proc1 := floors()
+				fp50, fp99 := (udp0.P50+udp1.P50)/2, (udp0.P99+udp1.P99)/2
+				pp50, pp99 := (proc0.P50+proc1.P50)/2, (proc0.P99+proc1.P99)/2
+				b.Logf("%s udp floor (in-process round trip at 1000/s): p50 %.0f/%.0f µs  p99 %.0f/%.0f µs (before/after)",
+					s.name, udp0.P50, udp1.P50, udp0.P99, udp1.P99)
+				b.Logf("%s process floor (cross-process unix round trip at 1000/s): p50 %.0f/%.0f µs  p99 %.0f/%.0f µs (before/after)",
+					s.name, proc0.P50, proc1.P50, proc0.P99, proc1.P99)
 				for _, r := range res.Results {
 					require.True(b, r.OrderOK, "size %d delivered out of order", r.Size)
 					b.ReportMetric(r.Latency.P50, fmt.Sprintf("p50-µs-%dB", r.Size))
 					b.ReportMetric(r.Latency.P99, fmt.Sprintf("p99-µs-%dB", r.Size))
 					b.ReportMetric(r.Latency.P50/fp50, fmt.Sprintf("p50-x-floor-%dB", r.Size))
 					b.ReportMetric(r.Latency.P99/fp99, fmt.Sprintf("p99-x-floor-%dB", r.Size))
-					b.Logf("%s %6d B at 1000/s: p50 %.0f µs (%.1f x floor)  p90 %.0f µs  p99 %.0f µs (%.1f x floor)  p99.9 %.0f µs  max %.0f µs",
-						s.name, r.Size, r.Latency.P50, r.Latency.P50/fp50, r.Latency.P90, r.Latency.P99, r.Latency.P99/fp99, r.Latency.P999, r.Latency.Max)
+					b.ReportMetric(r.Latency.P50/pp50, fmt.Sprintf("p50-x-procfloor-%dB", r.Size))
+					b.ReportMetric(r.Latency.P99/pp99, fmt.Sprintf("p99-x-procfloor-%dB", r.Size))
+					b.Logf("%s %6d B at 1000/s: p50 %.0f µs (%.1f x udp floor, %.1f x process floor)  p90 %.0f µs  p99 %.0f µs (%.1f x, %.1f x)  p99.9 %.0f µs  max %.0f µs",
+						s.name, r.Size, r.Latency.P50, r.Latency.P50/fp50, r.Latency.P50/pp50, r.Latency.P90,
+						r.Latency.P99, r.Latency.P99/fp99, r.Latency.P99/pp99, r.Latency.P999, r.Latency.Max)
 				}
 			}
 			b.ReportMetric(0, "ns/op")
