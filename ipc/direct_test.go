@@ -183,3 +183,31 @@ func TestUncorkJoinsReplyAndEvents(t *testing.T) {
 	q.close()
 	require.Zero(t, p.used.Load(), "every block back in the pool")
 }
+
+// TestJoinedWritePartialReply: when the socket takes only part of the
+// reply of a joined write, the writer sends the reply's rest before any
+// byte of the event behind it (it used to send the event first, cutting
+// the stream).
+func TestJoinedWritePartialReply(t *testing.T) {
+	for _, took := range []int{0, 1, HeaderSize, HeaderSize + 2} {
+		p := &pool{max: 64 << 20}
+		q := newBlockQueue(p, 0)
+		var out bytes.Buffer
+		q.try = func(b []byte) int { n := min(took, len(b)); out.Write(b[:n]); return n }
+		q.cork()
+		require.Equal(t, pushed, q.push(Header{Kind: KindEvent, Msg: 1}, []byte("delivery"), false))
+		require.Equal(t, pushed, q.push(Header{Kind: KindReply, Msg: 2}, []byte("reply"), true))
+		q.uncork()
+		// The writer starts after the joined write, as it finds things
+		// when it was busy elsewhere.
+		a, b := net.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- q.writeTo(a) }()
+		msgs, payloads := readFrames(t, b, out.Bytes(), 2)
+		require.Equal(t, []uint16{2, 1}, msgs, "reply whole, then the event (socket took %d)", took)
+		require.Equal(t, "reply", string(payloads[0]))
+		require.Equal(t, "delivery", string(payloads[1]))
+		q.close()
+		require.NoError(t, <-done)
+	}
+}

@@ -495,9 +495,6 @@ func (q *blockQueue) writeJoinedLocked() bool {
 		q.written != q.frameEnd || q.size+len(q.urgent) > directMax {
 		return true
 	}
-	var hdr [HeaderSize]byte
-	q.peekAt(0, hdr[:])
-	q.frameEnd = q.written + HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
 	urg, back := q.urgent, q.blocks[0][q.head:]
 	q.urgent, q.urgentDone = q.urgentDone[:0], nil
 	q.busy = true
@@ -509,7 +506,18 @@ func (q *blockQueue) writeJoinedLocked() bool {
 	nu := min(n, len(urg))
 	q.doneLocked(urg, nu, true)
 	if nu < len(urg) {
+		// The rest of the urgent frame is back at the front of its
+		// lane and the backlog is still at a frame boundary
+		// (frameEnd == written), so the writer sends that rest first.
 		return false
+	}
+	if !q.closed {
+		// doneLocked follows frame boundaries from the frame that
+		// starts the backlog; set its end only now, once no urgent
+		// byte remains that would have to go before it.
+		var hdr [HeaderSize]byte
+		q.peekAt(0, hdr[:])
+		q.frameEnd = q.written + HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
 	}
 	q.busy = true // doneLocked cleared it; the backlog part is still ours
 	q.doneLocked(back, n-nu, false)
