@@ -352,10 +352,11 @@ func (c *Config) line(key string) int {
 	return 0
 }
 
-// NodeAddr returns the UDP address of a node: ring0_addr with the node's
-// own port, or totem.port.
+// NodeAddr returns the UDP address of a node on link 0: ring0_addr with
+// the node's own port, or link 0's (its [[totem.interface]] port, else
+// totem.port), as on a multi-link ring (NodeLinkAddr).
 func (c *Config) NodeAddr(n *Node) (netip.AddrPort, error) {
-	return parseRingAddr(n.Ring0Addr, c.Totem.Port)
+	return parseRingAddr(n.Ring0Addr, c.LinkPort(0))
 }
 
 func parseRingAddr(s string, port int) (netip.AddrPort, error) {

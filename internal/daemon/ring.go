@@ -56,22 +56,14 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 		Transport:   cfg.Totem.Transport,
 		Bind:        bind,
 		Peers:       peers,
-		TTL:         cfg.Totem.TTL,
 		Timings:     TimingsFrom(cfg.Effective()),
 		NetMTU:      cfg.Totem.NetMTU,
 		Cipher:      cfg.Totem.CryptoCipher,
 		Keys:        keys,
 		StateDir:    cfg.System.StateDir,
 	}
-	if cfg.Totem.Transport == "udp" {
-		m, err := netip.ParseAddr(cfg.Totem.McastAddr)
-		if err != nil {
-			return nil, fmt.Errorf("totem.mcast_addr: %w", err)
-		}
-		if m.Is4() && cfg.LinkIs6(0) {
-			m = config.McastAddr6(m) // its IPv6 form (config.LinkMcast)
-		}
-		rc.Mcast = netip.AddrPortFrom(m, uint16(cfg.Totem.Port))
+	if rc.Mcast, rc.TTL, err = link0Transport(cfg); err != nil {
+		return nil, err
 	}
 	if len(cfg.Links()) > 1 {
 		if rc.Links, err = RingLinks(cfg, node); err != nil {
@@ -88,6 +80,23 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 		return nil, fmt.Errorf("ring: %w", err)
 	}
 	return totemDriver{r}, nil
+}
+
+// link0Transport is link 0's multicast group (transport udp; the zero
+// AddrPort for udpu) and TTL as the configuration resolves them
+// (config.LinkMcast, LinkTTL): a [[totem.interface]] with linknumber 0
+// overrides totem.mcast_addr and ttl on a single-link ring as on a
+// multi-link one, so ringd joins the group that --check reports.
+func link0Transport(cfg *config.Config) (netip.AddrPort, int, error) {
+	ttl := cfg.LinkTTL(0)
+	if cfg.Totem.Transport != "udp" {
+		return netip.AddrPort{}, ttl, nil
+	}
+	g, err := cfg.LinkMcast(0)
+	if err != nil {
+		return netip.AddrPort{}, 0, fmt.Errorf("link 0: %w", err)
+	}
+	return g, ttl, nil
 }
 
 // TimingsFrom converts the effective configuration timings to srp's (the
