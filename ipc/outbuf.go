@@ -447,12 +447,11 @@ func (q *blockQueue) writeNow(keepCork bool) {
 	// The urgent lane and the backlog (ordinary frames pushed while
 	// corked) in one non-blocking write when both are small, otherwise
 	// at most one write each.
-	if !q.writeJoinedLocked() {
-		q.mu.Unlock()
-		q.wakeWriter()
-		return
-	}
+	joinedAll := q.writeJoinedLocked()
 	for range 2 {
+		if !joinedAll {
+			break // the socket is full: the writer waits for it
+		}
 		if q.try == nil || q.closed || q.size+len(q.urgent) == 0 || q.size+len(q.urgent) > directMax {
 			break
 		}

@@ -51,8 +51,10 @@ func (s *sockaddr) addrPort() netip.AddrPort { return decodeSockaddr(&s.raw, s.l
 
 // decodeSockaddr decodes the first n bytes of raw as the kernel wrote them
 // (recvmmsg's msg_name and msg_namelen). Anything but a whole AF_INET or
-// AF_INET6 address gives the zero AddrPort, which is no node's: the
-// driver then drops the datagram as from a bad address. An IPv6 source's
+// AF_INET6 address gives the zero AddrPort, which is no node's address
+// (the kernel always reports one for UDP; the driver's source check
+// skips a zero source, which only the in-memory test transport gives).
+// An IPv6 source's
 // scope ID is not kept (the ring's addresses have no zone, see
 // config.checkRingAddr), nor is its flow label.
 func decodeSockaddr(raw *unix.RawSockaddrInet6, n uint32) netip.AddrPort {

@@ -167,6 +167,11 @@ func NewUDP(cfg UDPConfig) (*UDP, error) {
 	// host (Linux's default for sockets bound to a group is lax).
 	if six {
 		err = setsockopt(mc, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0)
+		if errors.Is(err, unix.ENOPROTOOPT) {
+			// Before Linux 4.20: the socket bound to the group still
+			// takes only datagrams sent to it.
+			err = nil
+		}
 	} else {
 		err = setsockopt(mc, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0)
 	}
