@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -265,6 +269,9 @@ func newUDP(cfg UDPConfig) (*UDP, error) {
 	}
 	if ifi, err := interfaceOf(cfg.Bind.Addr()); err == nil && ifi.MTU > 0 {
 		u.mtu = ifi.MTU
+		if six {
+			u.mtu = ipv6MTU(ifi.Name, u.mtu)
+		}
 	}
 	c, err := listen(cfg.Bind, cfg, false)
 	if err != nil {
@@ -279,6 +286,24 @@ func newUDP(cfg UDPConfig) (*UDP, error) {
 	u.w.init(rc)
 	return u, nil
 }
+
+// ipv6MTU is the interface's IPv6 MTU when the kernel reports one below
+// the link's (router advertisements and sysctl lower it per interface:
+// /proc/sys/net/ipv6/conf/NAME/mtu), else linkMTU: frames sized from the
+// link MTU would then be fragmented, or refused when sent segmented.
+func ipv6MTU(name string, linkMTU int) int {
+	b, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv6/conf", filepath.Base(name), "mtu"))
+	if err != nil {
+		return linkMTU
+	}
+	if m, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && m >= ipv6MinMTU && m < linkMTU {
+		return m
+	}
+	return linkMTU
+}
+
+// ipv6MinMTU is the least MTU IPv6 allows (RFC 8200).
+const ipv6MinMTU = 1280
 
 // MTU is the MTU of the interface holding the bind address (1500 when it
 // cannot be found): the driver sizes its frames from it when netmtu is 0.

@@ -3,6 +3,9 @@ package transport
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"ringmaster/totem"
@@ -32,4 +35,27 @@ func TestLocalPeers(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestIPv6MTUFromSysctl: an IPv6 link's MTU is the interface's IPv6 MTU
+// when that is below the link MTU (the sysctl that router advertisements
+// lower), the link MTU otherwise or when there is none.
+func TestIPv6MTUFromSysctl(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/lo/mtu")
+	if err != nil {
+		t.Fatalf("no IPv6 on lo: %v", err)
+	}
+	lo, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ipv6MTU("lo", lo+1000); got != lo {
+		t.Errorf("link MTU above lo's IPv6 MTU %d: got %d", lo, got)
+	}
+	if got := ipv6MTU("lo", 1400); got != 1400 {
+		t.Errorf("link MTU below lo's IPv6 MTU: got %d, want 1400", got)
+	}
+	if got := ipv6MTU("no-such-if0", 1500); got != 1500 {
+		t.Errorf("no sysctl: got %d, want the link MTU", got)
+	}
 }
