@@ -130,6 +130,10 @@ type Counters struct {
 	UnknownNode uint64 `json:"rejected_unknown_node"`
 	BadAddress  uint64 `json:"rejected_bad_address"`
 	OutOfRange  uint64 `json:"rejected_out_of_range"`
+	// With redundant links: copies of datagrams already received on
+	// another link (the sender sends on every link while none is known
+	// healthy), dropped quietly; counted apart from Replayed.
+	LinkDuplicates uint64 `json:"rejected_link_duplicate"`
 	// Redundant links (two or more): how often a link to a peer went
 	// up or down (heartbeats, totem/link).
 	LinkUps   uint64 `json:"link_up_events"`

@@ -180,6 +180,11 @@ var (
 	// than the sender's receive window or epoch, is a unicast for another
 	// node, or names this node as its sender.
 	ErrReplay = errors.New("datagram replayed")
+	// ErrDuplicate, wrapped together with ErrReplay: the datagram's
+	// counter is inside the sender's window and was accepted before: a
+	// copy. With redundant links the sender sends copies itself (on
+	// every link while none is known healthy).
+	ErrDuplicate = errors.New("duplicate")
 	// ErrRange: epoch or counter 0, or a counter above MaxCounter: no
 	// sender seals such a datagram.
 	ErrRange = errors.New("datagram header out of range")
@@ -573,7 +578,7 @@ func (e *Envelope) accept(k *key, h *Header, aead cipher.AEAD) error {
 func verdictErr(v verdict, h *Header) error {
 	switch v {
 	case seen:
-		return fmt.Errorf("%w: node %d epoch %d counter %d seen before", ErrReplay, h.Sender, h.Epoch, h.Counter)
+		return fmt.Errorf("%w: %w: node %d epoch %d counter %d seen before", ErrReplay, ErrDuplicate, h.Sender, h.Epoch, h.Counter)
 	case tooOld:
 		return fmt.Errorf("%w: node %d epoch %d counter %d below the window", ErrReplay, h.Sender, h.Epoch, h.Counter)
 	case stale:

@@ -211,6 +211,9 @@ func TestReplay(t *testing.T) {
 			open("first", first)
 			for i := range held {
 				replay(fmt.Sprint("copy ", i), held[i])
+				if _, _, err := r.Open(nil, held[i]); !errors.Is(err, ErrDuplicate) {
+					t.Fatalf("copy %d: want ErrDuplicate, got %v", i, err)
+				}
 			}
 			replay("first again", first)
 			// Far ahead: the old counters fall out of the window.
@@ -220,6 +223,9 @@ func TestReplay(t *testing.T) {
 			}
 			open("far ahead", s.Seal(nil, 0, []byte("new")))
 			replay("below the window", old)
+			if _, _, err := r.Open(nil, old); errors.Is(err, ErrDuplicate) {
+				t.Fatalf("below the window: not a duplicate, got %v", err)
+			}
 			// Unicasts for another node, and our own sender id.
 			replay("for node 3", s.Seal(nil, 3, []byte("x")))
 			open("for us", s.Seal(nil, 2, []byte("x")))

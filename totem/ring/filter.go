@@ -32,6 +32,7 @@ import (
 //	epoch at most maxEpochAhead past our clock   out of range (OutOfRange)
 //	AEAD authentication, key id                  auth         (AuthFailures)
 //	replay window, dest, sender ≠ us             replay       (Replayed)
+//	  a copy inside the window, redundant links  link duplicate (LinkDuplicates)
 //	srp header's sender = envelope's sender      malformed    (Malformed)
 //
 // then, in Run, srp's decoders and range checks (malformed, out of range:
@@ -62,10 +63,11 @@ const (
 	rejectBadAddress
 	rejectOutOfRange
 	rejectMalformed
+	rejectLinkDuplicate
 	numRejectReasons
 )
 
-var rejectNames = [numRejectReasons]string{"auth", "replay", "unknown node", "bad address", "out of range", "malformed"}
+var rejectNames = [numRejectReasons]string{"auth", "replay", "unknown node", "bad address", "out of range", "malformed", "link duplicate"}
 
 // rejects counts and logs rejected datagrams. Safe for concurrent use.
 type rejects struct {
@@ -151,6 +153,14 @@ func (r *Ring) open(d []byte, from netip.AddrPort) (pt []byte, ok bool) {
 	}
 	pt, _, err = r.env.OpenInPlace(d)
 	if err != nil {
+		if r.linkCopies && errors.Is(err, crypto.ErrDuplicate) {
+			// A copy the sender sent on another link (every link
+			// while none to us is known healthy): counted, not
+			// logged as an attack. An attacker's copy of a recent
+			// datagram is dropped the same way.
+			r.rej.n[rejectLinkDuplicate].Add(1)
+			return nil, false
+		}
 		r.reject(classify(err), from, err)
 		return nil, false
 	}

@@ -93,6 +93,23 @@ func TestReceiveFilter(t *testing.T) {
 					t.Errorf("%s: counter %d, want %d (%+v)", tc.name, got, before+1, r.Counters())
 				}
 			}
+			// With redundant links a copy inside the window is the
+			// sender's own on another link: counted apart, not as a
+			// replay; below the window it is still a replay.
+			r.linkCopies = true
+			copy1 := s2.Seal(nil, 0, join(2, 8))
+			if !try(copy1, addrOf(2)) {
+				t.Fatalf("genuine datagram rejected: %+v", r.Counters())
+			}
+			before := r.Counters()
+			if try(copy1, addrOf(2)) {
+				t.Fatal("link copy accepted")
+			}
+			after := r.Counters()
+			if after.LinkDuplicates != before.LinkDuplicates+1 || after.Replayed != before.Replayed {
+				t.Errorf("link copy: duplicates %d→%d, replays %d→%d", before.LinkDuplicates, after.LinkDuplicates, before.Replayed, after.Replayed)
+			}
+			r.linkCopies = false
 			// A restarted node 2 (newer epoch) is accepted again.
 			if !try(sealer(t, c, 2, uint64(time.Now().UnixNano())+1).Seal(nil, 0, join(2, 8)), addrOf(2)) {
 				t.Fatalf("restarted sender rejected: %+v", r.Counters())

@@ -111,21 +111,25 @@ type rxBuf struct {
 // Ring runs one Totem processor. Send, Status, Counters, SetKeys and Leave
 // are safe for concurrent use; Run is called once.
 type Ring struct {
-	cfg       Config
-	ev        totem.Events
-	log       *zap.Logger
-	env       *crypto.Envelope
-	srcs      atomic.Pointer[map[totem.NodeID]netip.AddrPort] // nodelist → expected source (filter.go); nil: unchecked; replaced by SetPeers (reconfig.go)
-	peerList  atomic.Pointer[map[totem.NodeID]netip.AddrPort] // SetPeers' node list (nil: cfg.Peers)
-	reconf    reconfig                                        // changes waiting for Run (reconfig.go)
-	rej       rejects
-	tr        transport.Transport
-	links     *linkDriver // nil with one link (links.go)
-	mtu       int
-	budget    int
-	timings   srp.Timings // as given to srp
-	flowScale int         // srp.Config.FlowScale (scaleFlow)
-	seqPath   string
+	cfg      Config
+	ev       totem.Events
+	log      *zap.Logger
+	env      *crypto.Envelope
+	srcs     atomic.Pointer[map[totem.NodeID]netip.AddrPort] // nodelist → expected source (filter.go); nil: unchecked; replaced by SetPeers (reconfig.go)
+	peerList atomic.Pointer[map[totem.NodeID]netip.AddrPort] // SetPeers' node list (nil: cfg.Peers)
+	reconf   reconfig                                        // changes waiting for Run (reconfig.go)
+	rej      rejects
+	tr       transport.Transport
+	links    *linkDriver // nil with one link (links.go)
+	// linkCopies: redundant links, so a datagram seen before inside its
+	// sender's window is most likely the sender's own copy on another
+	// link (filter.go).
+	linkCopies bool
+	mtu        int
+	budget     int
+	timings    srp.Timings // as given to srp
+	flowScale  int         // srp.Config.FlowScale (scaleFlow)
+	seqPath    string
 
 	// Owned by whoever holds runMu: Run's goroutine, or a Flush that
 	// found Run idle (flush.go).
@@ -302,6 +306,7 @@ func newRing(cfg Config, ev totem.Events, log *zap.Logger, mk func(srp.Config, t
 			tr.Close()
 			return nil, err
 		}
+		r.linkCopies = true
 	}
 	r.refreshStatus()
 	return r, nil
@@ -404,6 +409,7 @@ func (r *Ring) Counters() totem.Counters {
 	}
 	c.AuthFailures = r.rej.get(rejectAuth)
 	c.Replayed = r.rej.get(rejectReplay)
+	c.LinkDuplicates = r.rej.get(rejectLinkDuplicate)
 	c.UnknownNode = r.rej.get(rejectUnknownNode)
 	c.BadAddress = r.rej.get(rejectBadAddress)
 	c.OutOfRange += r.rej.get(rejectOutOfRange)
