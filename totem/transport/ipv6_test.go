@@ -197,4 +197,16 @@ func TestLinksMixedFamilies(t *testing.T) {
 	if err := trs[0].SetLinkPeers(map[uint8]map[totem.NodeID]netip.AddrPort{0: udpuPeers(l1), 1: udpuPeers(l0)}); !errors.Is(err, transport.ErrConfig) {
 		t.Errorf("families swapped by a reload: %v", err)
 	}
+	// A list refused on one link changes no link: node 3 dropped from
+	// link 0 next to a bad list for link 1 is still sent to on link 0.
+	trs[0].SetTable(upTable(t, []totem.NodeID{2, 3}, []uint8{0, 1}, 0))
+	without3 := udpuPeers(l0)
+	delete(without3, 3)
+	if err := trs[0].SetLinkPeers(map[uint8]map[totem.NodeID]netip.AddrPort{0: without3, 1: udpuPeers(l0)}); !errors.Is(err, transport.ErrConfig) {
+		t.Fatalf("bad list on link 1 accepted: %v", err)
+	}
+	if n, err := trs[0].Send([]transport.Packet{{To: 3, Data: []byte("u3")}}); err != nil || n != 1 {
+		t.Fatalf("node 3 on link 0 after a refused update: sent %d: %v", n, err)
+	}
+	recs[2].wait(t, 0, "u3")
 }

@@ -357,17 +357,24 @@ func (l *Links) SetLinkPeers(peers map[uint8]map[totem.NodeID]netip.AddrPort) er
 			return fmt.Errorf("%w: link %d missing", ErrConfig, k)
 		}
 	}
+	// Every link's list is checked before any is applied: links never
+	// disagree about the node list.
 	var addrs [link.MaxLinks]map[totem.NodeID]netip.AddrPort
+	var checked [link.MaxLinks]map[totem.NodeID]*sockaddr
 	for _, k := range l.nums {
 		u := l.byNum[k]
 		dst := unicastAddrs(peers[k], netip.AddrPort{}, false)
 		if u.group != nil {
 			dst = unicastAddrs(peers[k], u.group.addrPort(), true)
 		}
-		if err := u.SetPeers(dst); err != nil {
+		m, err := u.checkPeers(dst)
+		if err != nil {
 			return fmt.Errorf("link %d: %w", k, err)
 		}
-		addrs[k] = dst
+		addrs[k], checked[k] = dst, m
+	}
+	for _, k := range l.nums {
+		l.byNum[k].applyPeers(checked[k])
 	}
 	l.addrs.Store(&addrs)
 	l.peers = otherNodes(slices.Collect(maps.Keys(addrs[l.nums[0]])), l.self)

@@ -25,10 +25,21 @@ var _ PeerSetter = (*UDP)(nil)
 
 // SetPeers implements PeerSetter. On error nothing changes.
 func (u *UDP) SetPeers(peers map[totem.NodeID]netip.AddrPort) error {
+	m, err := u.checkPeers(peers)
+	if err != nil {
+		return err
+	}
+	u.applyPeers(m)
+	return nil
+}
+
+// checkPeers validates a new node list for SetPeers and encodes it,
+// changing nothing (Links checks every link's list before applying any).
+func (u *UDP) checkPeers(peers map[totem.NodeID]netip.AddrPort) (map[totem.NodeID]*sockaddr, error) {
 	m := make(map[totem.NodeID]*sockaddr, len(peers))
 	for id, ap := range peers {
 		if id == 0 || !sameFamily(ap.Addr(), u.six) || ap.Port() == 0 {
-			return fmt.Errorf("%w: peer %d address %s (want %s like the bind address)", ErrConfig, id, ap, family(u.six))
+			return nil, fmt.Errorf("%w: peer %d address %s (want %s like the bind address)", ErrConfig, id, ap, family(u.six))
 		}
 		sa := newSockaddr(ap)
 		m[id] = &sa
@@ -36,9 +47,14 @@ func (u *UDP) SetPeers(peers map[totem.NodeID]netip.AddrPort) error {
 	if u.self != 0 {
 		old, now := u.peers[u.self], m[u.self]
 		if now == nil || *now != *old {
-			return fmt.Errorf("%w: the local node %d cannot change its address while it runs", ErrConfig, u.self)
+			return nil, fmt.Errorf("%w: the local node %d cannot change its address while it runs", ErrConfig, u.self)
 		}
 	}
+	return m, nil
+}
+
+// applyPeers installs a node list checkPeers accepted.
+func (u *UDP) applyPeers(m map[totem.NodeID]*sockaddr) {
 	u.peers = m
 	if u.group == nil {
 		ids := make([]totem.NodeID, 0, len(m))
@@ -53,5 +69,4 @@ func (u *UDP) SetPeers(peers map[totem.NodeID]netip.AddrPort) error {
 			u.all = append(u.all, m[id])
 		}
 	}
-	return nil
 }
