@@ -35,34 +35,6 @@ func TestUDPU6(t *testing.T) {
 	exercise(t, trs)
 }
 
-// TestUDPUSource6: an IPv6 datagram carries its sender's address as the
-// node list has it (no zone, not IPv4-mapped), so the driver's source
-// check works for IPv6 links.
-func TestUDPUSource6(t *testing.T) {
-	addrs := transporttest.LoopbackAddrs6(t, 2)
-	peers := udpuPeers(addrs)
-	var trs []*transport.UDP
-	for _, a := range addrs {
-		u, err := transport.NewUDPU(transport.UDPConfig{Bind: a, Peers: peers})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer u.Close()
-		trs = append(trs, u)
-	}
-	if _, err := trs[0].Send([]transport.Packet{{To: totem.NodeID(2), Data: []byte("hi")}}); err != nil {
-		t.Fatal(err)
-	}
-	msgs := []transport.Msg{{Buf: make([]byte, 65536)}}
-	n, err := trs[1].Receivers()[0].Recv(msgs)
-	if err != nil || n != 1 {
-		t.Fatalf("recv %d, %v", n, err)
-	}
-	if msgs[0].From != addrs[0] || string(msgs[0].Buf[:msgs[0].N]) != "hi" {
-		t.Fatalf("got %q from %s, want %q from %s", msgs[0].Buf[:msgs[0].N], msgs[0].From, "hi", addrs[0])
-	}
-}
-
 // TestUDPU6V6Only: an IPv6 link's socket takes no IPv4 datagrams (it is
 // IPV6_V6ONLY), so an IPv4 link may use the same port, and an IPv4 node
 // cannot reach it as an IPv4-mapped source.

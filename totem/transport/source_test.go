@@ -1,6 +1,7 @@
 package transport_test
 
 import (
+	"net/netip"
 	"testing"
 
 	"ringmaster/totem"
@@ -10,9 +11,14 @@ import (
 
 // TestUDPUSource: a received datagram carries its source address (the
 // driver drops datagrams whose source is not the configured address of
-// the node they claim to come from).
+// the node they claim to come from); an IPv6 one as the node list has it
+// (no zone, not IPv4-mapped).
 func TestUDPUSource(t *testing.T) {
-	addrs := transporttest.LoopbackAddrs(t, 2)
+	t.Run("ipv4", func(t *testing.T) { testUDPUSource(t, transporttest.LoopbackAddrs(t, 2)) })
+	t.Run("ipv6", func(t *testing.T) { testUDPUSource(t, transporttest.LoopbackAddrs6(t, 2)) })
+}
+
+func testUDPUSource(t *testing.T, addrs []netip.AddrPort) {
 	peers := udpuPeers(addrs)
 	var trs []*transport.UDP
 	for _, a := range addrs {
