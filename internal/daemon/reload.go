@@ -107,24 +107,38 @@ func (d *Daemon) Reload() error {
 	if srv := d.ipcServer(); srv != nil {
 		srv.SetAllowed(next.IPC.AllowedUIDs, next.IPC.AllowedGIDs)
 	}
+	loggingKept := false
 	if d.opt.OnReloadLogging != nil {
 		if err := d.opt.OnReloadLogging(next.Logging); err != nil {
 			d.log.Error("reload: [logging] not applied; the running logging stays", zap.Error(err))
-			next.Logging = running.Logging
+			next.Logging, loggingKept = running.Logging, true
 		}
 	}
-	applied := config.Diff(running, next)
-	pending := config.Diff(next, file)
+	var applied []config.Change
 	var pendingKeys []string
-	for _, c := range pending {
-		pendingKeys = append(pendingKeys, c.Key)
-		d.log.Warn("reload: this change takes effect only after a restart",
-			zap.String("key", c.Key), zap.String("running", c.Old), zap.String("file", c.New))
-	}
 	// Under the executive's lock, as status snapshots and cmap reads are:
 	// nobody sees the new configuration without the cmap keys that
 	// report it.
-	d.exec.Do(func() { d.installConfig(running, next, pendingKeys) })
+	d.exec.Do(func() {
+		if cur := d.Config(); cur != running {
+			// A cluster-wide reload committed while this one read
+			// the file (its commit runs under the executive's lock):
+			// what it applied stays, and this reload's own changes
+			// go on top of it.
+			logging := cur.Logging
+			running, next = cur, applyReloadable(cur, file)
+			if loggingKept {
+				next.Logging = logging
+			}
+		}
+		applied = config.Diff(running, next)
+		for _, c := range config.Diff(next, file) {
+			pendingKeys = append(pendingKeys, c.Key)
+			d.log.Warn("reload: this change takes effect only after a restart",
+				zap.String("key", c.Key), zap.String("running", c.Old), zap.String("file", c.New))
+		}
+		d.installConfig(running, next, pendingKeys)
+	})
 	appliedKeys := []string{}
 	for _, c := range applied {
 		appliedKeys = append(appliedKeys, c.Key)
