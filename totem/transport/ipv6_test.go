@@ -2,8 +2,14 @@ package transport_test
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"ringmaster/totem"
 	"ringmaster/totem/transport"
@@ -181,4 +187,47 @@ func TestLinksMixedFamilies(t *testing.T) {
 		t.Fatalf("node 3 on link 0 after a refused update: sent %d: %v", n, err)
 	}
 	recs[2].wait(t, 0, "u3")
+}
+
+// TestUDPUTentativeAddress: a transport bound to an IPv6 address still
+// under duplicate address detection (a ringd started with the network)
+// waits for the address instead of failing with EADDRNOTAVAIL.
+func TestUDPUTentativeAddress(t *testing.T) {
+	transporttest.InNetns(t, func() error {
+		dev, err := transporttest.Veth6()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+dev+"/accept_dad", []byte("1"), 0o644); err != nil {
+			return err
+		}
+		l, err := netlink.LinkByName(dev)
+		if err != nil {
+			return err
+		}
+		a := netip.MustParseAddr("fd00:dad::1")
+		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(64, 128)}}); err != nil {
+			return err
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		tentative := false
+		for _, x := range addrs {
+			if x.IP.Equal(a.AsSlice()) && x.Flags&unix.IFA_F_TENTATIVE != 0 {
+				tentative = true
+			}
+		}
+		if !tentative {
+			return fmt.Errorf("%s is not tentative right after it was added: the test shows nothing", a)
+		}
+		bind := netip.AddrPortFrom(a, 5405)
+		u, err := transport.NewUDPU(transport.UDPConfig{Bind: bind, Peers: map[totem.NodeID]netip.AddrPort{
+			1: bind, 2: netip.MustParseAddrPort("[fd00:dad::2]:5405")}})
+		if err != nil {
+			return fmt.Errorf("bind to a tentative address: %w", err)
+		}
+		return u.Close()
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -376,11 +377,29 @@ func listen(addr netip.AddrPort, cfg UDPConfig, reuse bool) (*net.UDPConn, error
 		network = "udp6"
 	}
 	pc, err := lc.ListenPacket(context.Background(), network, addr.String())
+	// An IPv6 address is tentative until duplicate address detection
+	// ends (about a second after it is added or its interface comes
+	// up) and cannot be bound before: a ringd started with the network
+	// waits for it rather than failing.
+	for deadline := time.Now().Add(dadWait); err != nil && addr.Addr().Is6() &&
+		errors.Is(err, unix.EADDRNOTAVAIL) && time.Now().Before(deadline); {
+		time.Sleep(dadPoll)
+		pc, err = lc.ListenPacket(context.Background(), network, addr.String())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	return pc.(*net.UDPConn), nil
 }
+
+// dadWait bounds how long listen waits for a tentative IPv6 address
+// (duplicate address detection: one probe and a second's wait by
+// default, dad_transmits × retrans_time_ms); dadPoll is how often it
+// tries again.
+const (
+	dadWait = 5 * time.Second
+	dadPoll = 50 * time.Millisecond
+)
 
 // setBuf asks for a socket buffer: the FORCE variant works as root
 // (CAP_NET_ADMIN) beyond net.core.*mem_max; otherwise the plain one, which
