@@ -10,10 +10,12 @@ package crm
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"ringmaster/clients"
 	"ringmaster/crm/cib"
@@ -91,9 +93,38 @@ func (c *Client) CIB(ctx context.Context) (*cib.CIB, error) {
 	return x, nil
 }
 
-// CIBXML returns the CIB's XML.
+// CIBXML returns the CIB's XML. It asks for it compressed (a large
+// cluster's status can exceed an IPC frame) and, from a ringd that does
+// not know that request, as plain XML.
 func (c *Client) CIBXML(ctx context.Context) ([]byte, error) {
-	return c.call(ctx, serviceCRM, wire.ReqGetCIB, nil)
+	z, err := c.conn.Call(ctx, serviceCRM, wire.ReqGetCIBGzip, nil)
+	var ie *ipc.Error
+	if errors.As(err, &ie) && ie.Code == ipc.CodeUnknownMessage {
+		return c.call(ctx, serviceCRM, wire.ReqGetCIB, nil)
+	}
+	if errors.Is(err, ipc.ErrUnknown) {
+		return nil, fmt.Errorf("%w: %v", ErrDisabled, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gunzipCIB(z)
+}
+
+// gunzipCIB decompresses a ReqGetCIBGzip reply, at most wire.MaxCIBBytes.
+func gunzipCIB(z []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(z))
+	if err != nil {
+		return nil, fmt.Errorf("crm: the CIB from ringd: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(zr, wire.MaxCIBBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("crm: the CIB from ringd: %w", err)
+	}
+	if len(b) > wire.MaxCIBBytes {
+		return nil, fmt.Errorf("crm: the CIB from ringd is over %d bytes uncompressed", wire.MaxCIBBytes)
+	}
+	return b, nil
 }
 
 // ReplaceConfig replaces the configuration with the <configuration> of

@@ -34,7 +34,18 @@ const (
 	ReqCleanup uint16 = 4
 	// ReqStatus: no body; reply: Status.
 	ReqStatus uint16 = 5
+	// ReqGetCIBGzip: no body; reply: the CIB as gzip-compressed XML
+	// (raw, no version byte). A large cluster's status section can make
+	// the XML larger than an IPC frame (ipc.MaxPayload), which
+	// ReqGetCIB then refuses with ipc.CodeTooLarge; compressed it fits
+	// many times over. Clients ask this first and fall back to
+	// ReqGetCIB when ringd does not know it (ipc.CodeUnknownMessage).
+	ReqGetCIBGzip uint16 = 6
 )
+
+// MaxCIBBytes bounds the uncompressed CIB a client accepts from
+// ReqGetCIBGzip (a decompression bound, far above any real CIB).
+const MaxCIBBytes = 256 << 20
 
 // Requests of the fencer (exec.ServiceStonith). Append only.
 const (

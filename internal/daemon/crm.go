@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -353,10 +355,28 @@ func crmError(err error) error {
 func (s *crmService) Request(c exec.Client, h ipc.Header, p []byte) {
 	now := time.Now()
 	switch h.Msg {
-	case wire.ReqGetCIB:
+	case wire.ReqGetCIB, wire.ReqGetCIBGzip:
 		var b bytes.Buffer
-		if _, err := s.ctrl.CIB().WriteTo(&b); err != nil {
+		var w io.Writer = &b
+		var zw *gzip.Writer
+		if h.Msg == wire.ReqGetCIBGzip {
+			zw = gzip.NewWriter(&b)
+			w = zw
+		}
+		if _, err := s.ctrl.CIB().WriteTo(w); err != nil {
 			_ = c.ReplyError(h, err)
+			return
+		}
+		if zw != nil {
+			if err := zw.Close(); err != nil {
+				_ = c.ReplyError(h, err)
+				return
+			}
+		}
+		if b.Len() > ipc.MaxPayload {
+			// The client would drop the connection on a frame this
+			// large: answer with what went wrong instead.
+			_ = c.ReplyError(h, ipc.Errorf(ipc.CodeTooLarge, "crm: the CIB is %d bytes, above the IPC frame limit (%d); a client that asks for it compressed (ReqGetCIBGzip) gets it", b.Len(), ipc.MaxPayload))
 			return
 		}
 		_ = c.Reply(h, b.Bytes())
