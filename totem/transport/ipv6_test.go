@@ -134,30 +134,11 @@ func TestUDPMulticast6(t *testing.T) {
 func TestLinksMixedFamilies(t *testing.T) {
 	l0 := transporttest.LoopbackAddrs(t, 3)
 	l1 := transporttest.LoopbackAddrs6(t, 3)
-	var trs []*transport.Links
-	var recs []*linkRecorder
-	for i := range 3 {
-		tr, err := transport.NewLinks(transport.LinksConfig{Links: []transport.LinkConfig{
-			{Number: 0, UDP: transport.UDPConfig{Bind: l0[i], Peers: udpuPeers(l0)}},
-			{Number: 1, UDP: transport.UDPConfig{Bind: l1[i], Peers: udpuPeers(l1)}},
-		}})
-		if err != nil {
-			t.Fatal(err)
+	trs, recs := startTwoLinks(t, l0, l1)
+	for _, tr := range trs {
+		if tr.IPHeader() != 40 {
+			t.Fatalf("IP header %d with an IPv6 link", tr.IPHeader())
 		}
-		t.Cleanup(func() { tr.Close() })
-		if tr.LocalAddr(1) != l1[i] || tr.IPHeader() != 40 {
-			t.Fatalf("local %s, IP header %d", tr.LocalAddr(1), tr.IPHeader())
-		}
-		trs = append(trs, tr)
-		recs = append(recs, recordLinks(t, tr))
-	}
-	if n, err := trs[0].Send([]transport.Packet{{To: transport.Broadcast, Data: []byte("b1")}, {To: 3, Data: []byte("u1")}}); err != nil || n != 6 {
-		t.Fatalf("sent %d: %v (want 2 nodes x 2 links + 2)", n, err)
-	}
-	for _, l := range []uint8{0, 1} {
-		recs[1].wait(t, l, "b1")
-		recs[2].wait(t, l, "b1")
-		recs[2].wait(t, l, "u1")
 	}
 	trs[0].SetTable(upTable(t, []totem.NodeID{2, 3}, []uint8{0, 1}, 1))
 	if _, err := trs[0].Send([]transport.Packet{{To: 2, Data: []byte("u2")}}); err != nil {

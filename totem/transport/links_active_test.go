@@ -26,7 +26,7 @@ func TestLinksActiveBatchOnOneLink(t *testing.T) {
 	p0 := map[totem.NodeID]netip.AddrPort{1: l0[0], 2: l0[1]}
 	p1 := map[totem.NodeID]netip.AddrPort{1: l1[0], 2: l1[1]}
 	var trs []*transport.Links
-	var recs []*linkRecorder
+	var recs []*collector
 	for i := range 2 {
 		tr, err := transport.NewLinks(transport.LinksConfig{Links: []transport.LinkConfig{
 			{Number: 0, UDP: transport.UDPConfig{Bind: l0[i], Peers: p0}},
@@ -37,7 +37,7 @@ func TestLinksActiveBatchOnOneLink(t *testing.T) {
 		}
 		t.Cleanup(func() { tr.Close() })
 		trs = append(trs, tr)
-		recs = append(recs, recordLinks(t, tr))
+		recs = append(recs, collect(t, tr))
 	}
 	m, err := link.New(link.Config{Peers: []totem.NodeID{2}, Links: []link.Spec{{Number: 0, Priority: 1}, {Number: 1, Priority: 1}},
 		Mode: link.Active, PingInterval: time.Millisecond, PingTimeout: time.Second, PongCount: 1}, 0)

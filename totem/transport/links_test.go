@@ -3,8 +3,6 @@ package transport_test
 import (
 	"errors"
 	"net/netip"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,60 +11,6 @@ import (
 	"ringmaster/totem/transport"
 	"ringmaster/totem/transport/transporttest"
 )
-
-// linkRecorder reads a Links transport and records (link, payload).
-type linkRecorder struct {
-	mu  sync.Mutex
-	got map[uint8][]string
-}
-
-func recordLinks(t *testing.T, tr transport.Transport) *linkRecorder {
-	rec := &linkRecorder{got: map[uint8][]string{}}
-	for _, r := range tr.Receivers() {
-		go func() {
-			msgs := make([]transport.Msg, 8)
-			for i := range msgs {
-				msgs[i].Buf = make([]byte, 2048)
-			}
-			for {
-				n, err := r.Recv(msgs)
-				if err != nil {
-					if !errors.Is(err, transport.ErrClosed) {
-						t.Errorf("Recv: %v", err)
-					}
-					return
-				}
-				rec.mu.Lock()
-				for _, m := range msgs[:n] {
-					m.Datagrams(func(d []byte) { rec.got[m.Link] = append(rec.got[m.Link], string(d)) })
-				}
-				rec.mu.Unlock()
-			}
-		}()
-	}
-	return rec
-}
-
-func (r *linkRecorder) wait(t *testing.T, l uint8, want string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		ok := slices.Contains(r.got[l], want)
-		r.mu.Unlock()
-		if ok {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("%q never arrived on link %d; got %v", want, l, r.got)
-}
-
-func (r *linkRecorder) has(l uint8, s string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Contains(r.got[l], s)
-}
 
 // upTable returns a passive table in which, for every peer, exactly the
 // links in up are healthy.
@@ -88,28 +32,17 @@ func upTable(t *testing.T, peers []totem.NodeID, links []uint8, up ...uint8) *li
 	return m.Table()
 }
 
-// TestLinksUDPU: two links on loopback (127.0.0.x and 127.0.1.x). With no
-// healthy link a broadcast and a unicast go on both; with link 1 healthy
-// only there; SendOn picks its link; each datagram says where it came in.
-func TestLinksUDPU(t *testing.T) {
-	l0 := transporttest.LoopbackAddrs(t, 3)
-	l1 := make([]netip.AddrPort, 3)
-	for i := range l1 {
-		l1[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), l0[i].Port())
-	}
-	peers := func(as []netip.AddrPort) map[totem.NodeID]netip.AddrPort {
-		m := map[totem.NodeID]netip.AddrPort{}
-		for i, a := range as {
-			m[totem.NodeID(i+1)] = a
-		}
-		return m
-	}
+// startTwoLinks starts a Links transport per node (udpu, link 0 on l0,
+// link 1 on l1) with a recorder each, and checks that with no link known
+// healthy a broadcast and a unicast go out on both links.
+func startTwoLinks(t *testing.T, l0, l1 []netip.AddrPort) ([]*transport.Links, []*collector) {
+	t.Helper()
 	var trs []*transport.Links
-	var recs []*linkRecorder
-	for i := range 3 {
+	var recs []*collector
+	for i := range l0 {
 		tr, err := transport.NewLinks(transport.LinksConfig{Links: []transport.LinkConfig{
-			{Number: 0, UDP: transport.UDPConfig{Bind: l0[i], Peers: peers(l0)}},
-			{Number: 1, UDP: transport.UDPConfig{Bind: l1[i], Peers: peers(l1)}},
+			{Number: 0, UDP: transport.UDPConfig{Bind: l0[i], Peers: udpuPeers(l0)}},
+			{Number: 1, UDP: transport.UDPConfig{Bind: l1[i], Peers: udpuPeers(l1)}},
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +52,7 @@ func TestLinksUDPU(t *testing.T) {
 			t.Fatalf("self %d local %s", tr.Self(), tr.LocalAddr(1))
 		}
 		trs = append(trs, tr)
-		recs = append(recs, recordLinks(t, tr))
+		recs = append(recs, collect(t, tr))
 	}
 	if n, err := trs[0].Send([]transport.Packet{{To: transport.Broadcast, Data: []byte("b1")}, {To: 3, Data: []byte("u1")}}); err != nil || n != 6 {
 		t.Fatalf("sent %d: %v (want 2 nodes x 2 links + 2)", n, err)
@@ -129,6 +62,19 @@ func TestLinksUDPU(t *testing.T) {
 		recs[2].wait(t, l, "b1")
 		recs[2].wait(t, l, "u1")
 	}
+	return trs, recs
+}
+
+// TestLinksUDPU: two links on loopback (127.0.0.x and 127.0.1.x). With no
+// healthy link a broadcast and a unicast go on both; with link 1 healthy
+// only there; SendOn picks its link; each datagram says where it came in.
+func TestLinksUDPU(t *testing.T) {
+	l0 := transporttest.LoopbackAddrs(t, 3)
+	l1 := make([]netip.AddrPort, 3)
+	for i := range l1 {
+		l1[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(i + 1)}), l0[i].Port())
+	}
+	trs, recs := startTwoLinks(t, l0, l1)
 
 	trs[0].SetTable(upTable(t, []totem.NodeID{2, 3}, []uint8{0, 1}, 1))
 	if n, err := trs[0].Send([]transport.Packet{{To: transport.Broadcast, Data: []byte("b2")}, {To: 2, Data: []byte("u2")}}); err != nil || n != 3 {

@@ -15,16 +15,18 @@ import (
 	"ringmaster/totem/transport/transporttest"
 )
 
-// collector reads every receiver of a transport into a set of strings.
+// collector reads every receiver of a transport: every payload (got),
+// and by the link it came in on (byLink: Links transports).
 type collector struct {
-	mu   sync.Mutex
-	got  []string
-	cond *sync.Cond
-	wg   sync.WaitGroup
+	mu     sync.Mutex
+	got    []string
+	byLink map[uint8][]string
+	cond   *sync.Cond
+	wg     sync.WaitGroup
 }
 
 func collect(t *testing.T, tr transport.Transport) *collector {
-	c := &collector{}
+	c := &collector{byLink: map[uint8][]string{}}
 	c.cond = sync.NewCond(&c.mu)
 	for _, r := range tr.Receivers() {
 		c.wg.Add(1)
@@ -44,7 +46,10 @@ func collect(t *testing.T, tr transport.Transport) *collector {
 				}
 				c.mu.Lock()
 				for _, m := range msgs[:n] {
-					m.Datagrams(func(d []byte) { c.got = append(c.got, string(d)) })
+					m.Datagrams(func(d []byte) {
+						c.got = append(c.got, string(d))
+						c.byLink[m.Link] = append(c.byLink[m.Link], string(d))
+					})
 				}
 				c.cond.Broadcast()
 				c.mu.Unlock()
@@ -54,9 +59,10 @@ func collect(t *testing.T, tr transport.Transport) *collector {
 	return c
 }
 
-// waitFor waits until every string in want was received, or fails after a
-// deadline (UDP on loopback does not lose datagrams at this rate).
-func (c *collector) waitFor(t *testing.T, want ...string) {
+// waitUntil waits until done (called with mu held) holds, or fails with
+// what() after a deadline (UDP on loopback does not lose datagrams at
+// this rate).
+func (c *collector) waitUntil(t *testing.T, done func() bool, what func() string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	timer := time.AfterFunc(10*time.Second, func() {
@@ -67,21 +73,39 @@ func (c *collector) waitFor(t *testing.T, want ...string) {
 	defer timer.Stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for {
-		missing := 0
-		for _, w := range want {
-			if !slices.Contains(c.got, w) {
-				missing++
-			}
-		}
-		if missing == 0 {
-			return
-		}
+	for !done() {
 		if time.Now().After(deadline) {
-			t.Fatalf("missing datagrams: want %q, got %q", want, c.got)
+			t.Fatal(what())
 		}
 		c.cond.Wait()
 	}
+}
+
+// waitFor waits until every string in want was received.
+func (c *collector) waitFor(t *testing.T, want ...string) {
+	t.Helper()
+	c.waitUntil(t, func() bool {
+		for _, w := range want {
+			if !slices.Contains(c.got, w) {
+				return false
+			}
+		}
+		return true
+	}, func() string { return fmt.Sprintf("missing datagrams: want %q, got %q", want, c.got) })
+}
+
+// wait waits until want came in on link l.
+func (c *collector) wait(t *testing.T, l uint8, want string) {
+	t.Helper()
+	c.waitUntil(t, func() bool { return slices.Contains(c.byLink[l], want) },
+		func() string { return fmt.Sprintf("%q never arrived on link %d; got %v", want, l, c.byLink) })
+}
+
+// has reports whether s came in on link l.
+func (c *collector) has(l uint8, s string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.byLink[l], s)
 }
 
 func exercise(t *testing.T, trs map[totem.NodeID]transport.Transport) {
