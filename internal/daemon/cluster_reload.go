@@ -528,12 +528,9 @@ func (d *Daemon) prepareReload(members []totem.NodeID) (*preparedReload, wire.Vo
 	refuse := func(err error) (*preparedReload, wire.Vote) {
 		return nil, wire.Vote{Error: err.Error()}
 	}
-	file, err := config.Load(d.opt.ConfigPath)
+	file, err := d.opt.loadConfig()
 	if err != nil {
 		return refuse(err)
-	}
-	if d.opt.Socket != "" {
-		file.IPC.Socket = d.opt.Socket
 	}
 	running := d.Config()
 	if err := d.checkReloadable(running, file, members); err != nil {

@@ -91,15 +91,25 @@ var ShutdownTimeout = 2 * time.Minute
 // ErrConfig wraps configuration problems found at start.
 var ErrConfig = errors.New("configuration")
 
-// New loads the configuration, finds the local node and builds (but does
-// not start) the node.
-func New(opt Options) (*Daemon, error) {
+// loadConfig reads the configuration file, with the command line's
+// --socket over [ipc] socket (at start and at every reload).
+func (opt Options) loadConfig() (*config.Config, error) {
 	cfg, err := config.Load(opt.ConfigPath)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, err
 	}
 	if opt.Socket != "" {
 		cfg.IPC.Socket = opt.Socket
+	}
+	return cfg, nil
+}
+
+// New loads the configuration, finds the local node and builds (but does
+// not start) the node.
+func New(opt Options) (*Daemon, error) {
+	cfg, err := opt.loadConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	addrs, err := config.HostAddrs()
 	if err != nil {

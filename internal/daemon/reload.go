@@ -75,12 +75,9 @@ func (d *Daemon) Reload() error {
 		d.obs.events.Record(events.ConfigReload, "configuration reload refused", events.Fields{"error": err.Error()})
 		return err
 	}
-	file, err := config.Load(d.opt.ConfigPath)
+	file, err := d.opt.loadConfig()
 	if err != nil {
 		return reject(err)
-	}
-	if d.opt.Socket != "" {
-		file.IPC.Socket = d.opt.Socket
 	}
 	running := d.Config()
 	if file.NodeByID(int(d.node)) == nil {

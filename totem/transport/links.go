@@ -280,10 +280,13 @@ func (l *Links) Receivers() []Receiver { return l.recv }
 func (l *Links) IsGroupReceiver(i int) bool { return i < len(l.groups) && l.groups[i] }
 
 // MTU is the smallest MTU of the links: a frame must fit each of them.
-func (l *Links) MTU() int {
+func (l *Links) MTU() int { return l.least((*UDP).MTU) }
+
+// least is the smallest of f over the links.
+func (l *Links) least(f func(*UDP) int) int {
 	m := 0
 	for _, k := range l.nums {
-		if v := l.byNum[k].MTU(); m == 0 || v < m {
+		if v := f(l.byNum[k]); m == 0 || v < m {
 			m = v
 		}
 	}
@@ -302,15 +305,7 @@ func (l *Links) IPHeader() int {
 }
 
 // RecvBuffer is the smallest receive buffer the kernel granted a link.
-func (l *Links) RecvBuffer() int {
-	m := 0
-	for _, k := range l.nums {
-		if v := l.byNum[k].RecvBuffer(); m == 0 || v < m {
-			m = v
-		}
-	}
-	return m
-}
+func (l *Links) RecvBuffer() int { return l.least((*UDP).RecvBuffer) }
 
 // SentBytes sums the links' counts.
 func (l *Links) SentBytes() uint64 {
