@@ -189,7 +189,8 @@ func TestUncorkJoinsReplyAndEvents(t *testing.T) {
 // byte of the event behind it (it used to send the event first, cutting
 // the stream).
 func TestJoinedWritePartialReply(t *testing.T) {
-	for _, took := range []int{0, 1, HeaderSize, HeaderSize + 2} {
+	reply := HeaderSize + len("reply")
+	for _, took := range []int{0, 1, HeaderSize, HeaderSize + 2, reply, reply + HeaderSize + 1} {
 		p := &pool{max: 64 << 20}
 		q := newBlockQueue(p, 0)
 		var out bytes.Buffer
@@ -198,15 +199,24 @@ func TestJoinedWritePartialReply(t *testing.T) {
 		require.Equal(t, pushed, q.push(Header{Kind: KindEvent, Msg: 1}, []byte("delivery"), false))
 		require.Equal(t, pushed, q.push(Header{Kind: KindReply, Msg: 2}, []byte("reply"), true))
 		q.uncork()
+		// A reply pushed after the joined write.
+		require.Equal(t, pushed, q.push(Header{Kind: KindReply, Msg: 3}, []byte("later"), true))
 		// The writer starts after the joined write, as it finds things
 		// when it was busy elsewhere.
 		a, b := net.Pipe()
 		done := make(chan error, 1)
 		go func() { done <- q.writeTo(a) }()
-		msgs, payloads := readFrames(t, b, out.Bytes(), 2)
-		require.Equal(t, []uint16{2, 1}, msgs, "reply whole, then the event (socket took %d)", took)
-		require.Equal(t, "reply", string(payloads[0]))
-		require.Equal(t, "delivery", string(payloads[1]))
+		// Urgent frames go at the next frame boundary: before the
+		// event unless the socket took part of it.
+		want := []uint16{2, 3, 1}
+		if took > reply {
+			want = []uint16{2, 1, 3}
+		}
+		msgs, payloads := readFrames(t, b, out.Bytes(), 3)
+		require.Equal(t, want, msgs, "frames whole, urgent ones only between frames (socket took %d)", took)
+		for i, m := range msgs {
+			require.Equal(t, map[uint16]string{1: "delivery", 2: "reply", 3: "later"}[m], string(payloads[i]))
+		}
 		q.close()
 		require.NoError(t, <-done)
 	}

@@ -447,9 +447,9 @@ func (q *blockQueue) writeNow(keepCork bool) {
 	// The urgent lane and the backlog (ordinary frames pushed while
 	// corked) in one non-blocking write when both are small, otherwise
 	// at most one write each.
-	joinedAll := q.writeJoinedLocked()
+	joined := q.writeJoinedLocked()
 	for range 2 {
-		if !joinedAll {
+		if !joined {
 			break // the socket is full: the writer waits for it
 		}
 		if q.try == nil || q.closed || q.size+len(q.urgent) == 0 || q.size+len(q.urgent) > directMax {
@@ -510,14 +510,8 @@ func (q *blockQueue) writeJoinedLocked() bool {
 		// (frameEnd == written), so the writer sends that rest first.
 		return false
 	}
-	if !q.closed {
-		// doneLocked follows frame boundaries from the frame that
-		// starts the backlog; set its end only now, once no urgent
-		// byte remains that would have to go before it.
-		var hdr [HeaderSize]byte
-		q.peekAt(0, hdr[:])
-		q.frameEnd = q.written + HeaderSize + int(binary.BigEndian.Uint32(hdr[12:]))
-	}
+	// From frameEnd == written, doneLocked follows the backlog's frame
+	// boundaries through what went out.
 	q.busy = true // doneLocked cleared it; the backlog part is still ours
 	q.doneLocked(back, n-nu, false)
 	return n == len(buf)
