@@ -340,8 +340,9 @@ func (u *UDP) RecvBuffer() int {
 
 // listen opens a UDP socket of addr's family with large buffers (and
 // SO_REUSEADDR for the shared multicast socket). An IPv6 socket is
-// IPV6_V6ONLY: it never sees IPv4 datagrams (as IPv4-mapped sources, which
-// are no node's address), and an IPv4 link may use the same port.
+// IPV6_V6ONLY (Go sets it for "udp6"): it never sees IPv4 datagrams (as
+// IPv4-mapped sources, which are no node's address), and an IPv4 link may
+// use the same port.
 func listen(addr netip.AddrPort, cfg UDPConfig, reuse bool) (*net.UDPConn, error) {
 	rb, sb := cfg.RecvBuffer, cfg.SendBuffer
 	if rb <= 0 {
@@ -355,12 +356,6 @@ func listen(addr netip.AddrPort, cfg UDPConfig, reuse bool) (*net.UDPConn, error
 		err := rc.Control(func(fd uintptr) {
 			if reuse {
 				if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
-					return
-				}
-			}
-			if addr.Addr().Is6() {
-				// Go sets it for "udp6" already; say so here too.
-				if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); serr != nil {
 					return
 				}
 			}
