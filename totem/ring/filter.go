@@ -80,9 +80,12 @@ type rejects struct {
 }
 
 func (rj *rejects) add(reason rejectReason, from netip.AddrPort, err error) {
-	rj.n[reason].Add(1)
+	rj.count(reason)
 	rj.note(reason, from, err)
 }
+
+// count counts a rejection without logging it.
+func (rj *rejects) count(reason rejectReason) { rj.n[reason].Add(1) }
 
 // note logs a rejection, at most once per reason every rejectLogEvery.
 func (rj *rejects) note(reason rejectReason, from netip.AddrPort, err error) {
@@ -158,7 +161,7 @@ func (r *Ring) open(d []byte, from netip.AddrPort) (pt []byte, ok bool) {
 			// while none to us is known healthy): counted, not
 			// logged as an attack. An attacker's copy of a recent
 			// datagram is dropped the same way.
-			r.rej.n[rejectLinkDuplicate].Add(1)
+			r.rej.count(rejectLinkDuplicate)
 			return nil, false
 		}
 		r.reject(classify(err), from, err)
