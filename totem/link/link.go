@@ -480,8 +480,5 @@ func (t *Table) Choose(peer totem.NodeID, turn uint64) []uint8 {
 	}
 }
 
-// Links returns every configured link number, ascending.
-func (t *Table) Links() []uint8 { return t.all }
-
 // Healthy reports whether peer has at least one healthy link.
 func (t *Table) Healthy(peer totem.NodeID) bool { return len(t.healthy[peer]) > 0 }

@@ -194,11 +194,7 @@ func (r *Ring) stepErr(err error) {
 	if err == nil {
 		return
 	}
-	reason := rejectMalformed
-	if errors.Is(err, wire.ErrRange) {
-		reason = rejectOutOfRange
-	}
-	r.rej.note(reason, netip.AddrPort{}, err)
+	r.rej.note(classifyWire(err), netip.AddrPort{}, err)
 }
 
 // epochFile keeps the envelope epoch of this node's last boot (see

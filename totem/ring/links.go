@@ -74,10 +74,9 @@ type linkDriver struct {
 	r  *Ring
 	tr *transport.Links
 	// configured are Config.LinkSettings as given (zero heartbeat
-	// settings: derived from the token, again at every SetTimings);
-	// settings are the ones in force (derived filled in; under mu).
+	// settings: derived from the token, again at every SetTimings); the
+	// ones in force are mon's (mon.Config).
 	configured LinkSettings
-	settings   LinkSettings
 
 	mu  sync.Mutex // serialises mon and OnChange
 	mon *link.Monitor
@@ -153,8 +152,7 @@ func newLinkDriver(r *Ring, tr *transport.Links) (*linkDriver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	d := &linkDriver{r: r, tr: tr, configured: cfg.LinkSettings, settings: cfg.LinkSettings, mon: mon, wake: make(chan struct{}, 1)}
-	d.settings.PingInterval, d.settings.PingTimeout, d.settings.PongCount = lc.PingInterval, lc.PingTimeout, lc.PongCount
+	d := &linkDriver{r: r, tr: tr, configured: cfg.LinkSettings, mon: mon, wake: make(chan struct{}, 1)}
 	d.storeAddrs(cfg.Transport, cfg.Links)
 	tr.SetTable(mon.Table())
 	r.log.Info("redundant links", zap.Int("links", len(cfg.Links)), zap.Stringer("mode", lc.Mode),
@@ -235,9 +233,6 @@ func (d *linkDriver) setToken(now, token time.Duration) {
 	var err error
 	if changed {
 		err = d.mon.SetHeartbeat(now, lc.PingInterval, lc.PingTimeout)
-		if err == nil {
-			d.settings.PingInterval, d.settings.PingTimeout = lc.PingInterval, lc.PingTimeout
-		}
 	}
 	d.mu.Unlock()
 	switch {
@@ -311,7 +306,7 @@ func (d *linkDriver) publish() {
 		d.r.log.Info(msg, zap.Uint32("peer", uint32(c.Peer)), zap.Uint8("link", c.Link),
 			zap.Stringer("local", lc.Local), zap.Stringer("remote", lc.Remote),
 			zap.Bool("peer_reachable", d.mon.Table().Healthy(c.Peer)))
-		if f := d.settings.OnChange; f != nil {
+		if f := d.configured.OnChange; f != nil {
 			f(lc)
 		}
 	}
@@ -420,14 +415,13 @@ func (r *Ring) Links() []totem.LinkStatus {
 	return r.links.status()
 }
 
+// classifyWire is the reason for a datagram a wire decoder refused.
 func classifyWire(err error) rejectReason {
-	if isRange(err) {
+	if errors.Is(err, wire.ErrRange) {
 		return rejectOutOfRange
 	}
 	return rejectMalformed
 }
-
-func isRange(err error) bool { return errors.Is(err, wire.ErrRange) }
 
 // isGroupReceiver reports whether the transport's receiver i is a
 // multicast socket.

@@ -20,8 +20,10 @@ import (
 // point of the ordered stream. The executive delivers that point from
 // Run's own goroutine (inside output), and the Processor and the
 // transport's Send belong to Run, so SetTimings and SetPeers only record
-// the change and wake Run, which applies it before it steps anything else
-// (applyReconfig). They never block and may be called from any goroutine.
+// the change and wake Run, which applies it at its next turn before it
+// steps what it received (applyReconfig; Flush and stepInline, which step
+// on their own goroutines between Run's turns, leave it to Run). They
+// never block and may be called from any goroutine.
 //
 //	change     applied by            when
 //	---------  --------------------  ----------------------------------------

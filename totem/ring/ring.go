@@ -568,15 +568,15 @@ func (r *Ring) iterate(b *rxBuf, fired, leave bool) (done bool, err error) {
 		_, err := r.output()
 		return true, err
 	}
+	r.applyReconfig()
+	if r.links != nil {
+		r.links.apply()
+	}
 	if b != nil {
 		r.step(b)
 	}
 	if fired {
 		r.armed = -1 // fired: re-arm even if the deadline is unchanged
-	}
-	r.applyReconfig()
-	if r.links != nil {
-		r.links.apply()
 	}
 	// Everything already received is stepped before timers fire.
 drain:

@@ -48,8 +48,9 @@ type LinksConfig struct {
 }
 
 // Links is the multi-link transport (see above). Send is called by one
-// goroutine at a time (the driver's Run loop); SendOn, SetTable and the
-// read-only accessors by any goroutine.
+// goroutine at a time (whoever holds the driver's runMu: Run, a Flush or
+// a reader stepping inline); SendOn, SetTable and the read-only accessors
+// by any goroutine.
 type Links struct {
 	multicast bool
 	nums      []uint8             // configured link numbers, ascending

@@ -11,7 +11,8 @@ import (
 // PeerSetter is implemented by transports whose destinations can change
 // while they run: a cluster-wide reload that adds or removes a node of the
 // node list (`ringctl config reload`) gives the ring driver the new list.
-// Like Send, SetPeers is called by the driver's Run goroutine only, so it
+// Like Send, SetPeers is called by one goroutine at a time, holding the
+// driver's runMu (Run, or a Flush or a reader stepping inline), so it
 // needs no lock against Send.
 type PeerSetter interface {
 	// SetPeers replaces the configured nodes (self included), given as
