@@ -504,13 +504,19 @@ func (d *dcState) fenceDone(c *Controller, now time.Time, res FenceResult) {
 	c.send(MsgFenceResult, totem.Agreed, m.encode(), false)
 	if res.OK {
 		d.confirmed[m.Key] = true
-		for fid, x := range tr.fences {
-			if x == aid {
-				delete(tr.fences, fid)
-			}
-		}
-		d.finish(c, aid, true)
+		d.completeFence(c, aid, true)
 	}
+}
+
+// completeFence ends the transition's fencing action aid: the fencer's
+// request for it is no longer outstanding.
+func (d *dcState) completeFence(c *Controller, aid int, ok bool) {
+	for fid, a := range d.tr.fences {
+		if a == aid {
+			delete(d.tr.fences, fid)
+		}
+	}
+	d.finish(c, aid, ok)
 }
 
 func (d *dcState) fenceResult(c *Controller, now time.Time, sender totem.NodeID, f *fenceMsg) {
@@ -529,12 +535,7 @@ func (d *dcState) fenceResult(c *Controller, now time.Time, sender totem.NodeID,
 		d.markDirty("fencing result")
 		return
 	}
-	for fid, a := range tr.fences {
-		if a == aid {
-			delete(tr.fences, fid)
-		}
-	}
-	d.finish(c, aid, f.OK)
+	d.completeFence(c, aid, f.OK)
 	if !f.OK {
 		d.markDirty("fencing of " + f.Uname + " failed")
 		// Retry, but not in a tight loop against a broken device.

@@ -393,7 +393,8 @@ func (s *reloadService) commit(id reconfig.ID, p *preparedReload) {
 	} else if p.preloaded {
 		_ = d.keys.change(d.ring.SetKeys, func(k *keyState) { k.preload = nil })
 	}
-	if !slices.EqualFunc(running.Nodes, next.Nodes, nodeEqual) {
+	nodesChanged := !slices.EqualFunc(running.Nodes, next.Nodes, nodeEqual)
+	if nodesChanged {
 		if err := d.setNodeList(next); err != nil {
 			problems = append(problems, "node list: "+err.Error())
 		}
@@ -406,7 +407,7 @@ func (s *reloadService) commit(id reconfig.ID, p *preparedReload) {
 			rs.SetTimings(t)
 		}
 	}
-	if q, ok := d.quorum.(*votequorum.Service); ok && (!quorumEqual(running, next)) {
+	if q, ok := d.quorum.(*votequorum.Service); ok && (nodesChanged || !equalJSON(running.Quorum, next.Quorum)) {
 		qc, err := QuorumConfig(next, d.node)
 		if err == nil {
 			err = q.SetOptions(qc.Options, qc.Names)
@@ -486,10 +487,6 @@ func (s *crmService) setNames(c *config.Config) {
 
 func nodeEqual(a, b config.Node) bool { return equalJSON(a, b) }
 
-func quorumEqual(a, b *config.Config) bool {
-	return equalJSON(a.Quorum, b.Quorum) && slices.EqualFunc(a.Nodes, b.Nodes, nodeEqual)
-}
-
 func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
@@ -541,9 +538,6 @@ func (d *Daemon) prepareReload(members []totem.NodeID) (*preparedReload, wire.Vo
 		if keys, err = file.LoadKeys(); err != nil {
 			return refuse(err)
 		}
-	}
-	if _, err := QuorumOptions(file); err != nil {
-		return refuse(file.FieldErr("quorum", "%v", err))
 	}
 	qc, err := QuorumConfig(file, d.node)
 	if err == nil {
