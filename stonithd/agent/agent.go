@@ -71,8 +71,10 @@ type Registry struct {
 	mu     sync.Mutex
 	warm   map[string]bool   // executables KeepWarm asked for, by path
 	spares map[string]*spare // by path
-	closed bool
-	wg     sync.WaitGroup // refills in flight
+	// starting: a refill of the path is starting its spare (outside mu).
+	starting map[string]bool
+	closed   bool
+	wg       sync.WaitGroup // refills in flight
 }
 
 // New returns a Registry.
@@ -83,7 +85,10 @@ func New(cfg Config) *Registry {
 	if cfg.Env == nil {
 		cfg.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	}
-	return &Registry{cfg: cfg, warm: map[string]bool{}, spares: map[string]*spare{}}
+	if cfg.MaxOutput <= 0 {
+		cfg.MaxOutput = defaultMaxOutput
+	}
+	return &Registry{cfg: cfg, warm: map[string]bool{}, spares: map[string]*spare{}, starting: map[string]bool{}}
 }
 
 // Exec runs cmd (stonithd.Executor).
@@ -109,15 +114,6 @@ func (r *Registry) Exec(ctx context.Context, cmd stonithd.Command) stonithd.Comm
 // large PDU is a few KiB; 64 KiB leaves room without letting a misbehaving
 // agent grow the daemon.
 const defaultMaxOutput = 64 << 10
-
-// runProcess runs a fence agent or fence-script with lrmd's process runner
-// (own process group, killed as a group when ctx ends, bounded output).
-func runProcess(ctx context.Context, spec lrmd.ProcSpec) lrmd.ProcResult {
-	if spec.MaxOutput <= 0 {
-		spec.MaxOutput = defaultMaxOutput
-	}
-	return lrmd.RunProcess(ctx, spec)
-}
 
 func result(res lrmd.ProcResult) stonithd.CommandResult {
 	out := stonithd.CommandResult{RC: res.ExitCode, Output: string(res.Stdout)}
@@ -197,7 +193,7 @@ func (r *Registry) Metadata(ctx context.Context, agent string) (*stonithd.Metada
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res := runProcess(ctx, lrmd.ProcSpec{Path: path, Env: r.cfg.Env, Stdin: []byte("action=metadata\n"), MaxOutput: stonithd.MaxMetadataSize})
+	res := lrmd.RunProcess(ctx, lrmd.ProcSpec{Path: path, Env: r.cfg.Env, Stdin: []byte("action=metadata\n"), MaxOutput: stonithd.MaxMetadataSize})
 	if res.Err != nil {
 		return nil, fmt.Errorf("%s metadata: %w", agent, res.Err)
 	}
@@ -279,7 +275,7 @@ func (r *Registry) execScript(ctx context.Context, cmd stonithd.Command) stonith
 		"FENCE_PORT="+cmd.Args["port"],
 		"FENCE_DEVICE="+cmd.Device,
 	)
-	res := runProcess(ctx, lrmd.ProcSpec{
+	res := lrmd.RunProcess(ctx, lrmd.ProcSpec{
 		Path:      "/bin/sh",
 		Args:      []string{"-c", command, "fence-script", cmd.AgentAction, cmd.Args["nodename"]},
 		Env:       env,

@@ -105,36 +105,52 @@ func (r *Registry) KeepWarm(agents []string) {
 	}
 }
 
-// refill starts a spare of path when it is wanted and none is waiting
-// (or the one waiting can no longer be used).
-func (r *Registry) refill(path string) {
-	var stale *spare
-	defer func() {
-		if stale != nil {
-			stale.proc.Kill()
-		}
-	}()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed || !r.warm[path] {
-		return
-	}
-	if s := r.spares[path]; s != nil {
-		if st, ok := stampOf(path); ok && st == s.file && !s.proc.Exited() {
-			return
-		}
-		delete(r.spares, path)
-		stale = s
-	}
+// usable reports whether s can still serve a request for path: it has
+// not exited and the executable is the one it started from.
+func (s *spare) usable(path string) bool {
 	st, ok := stampOf(path)
-	if !ok {
+	return ok && st == s.file && !s.proc.Exited()
+}
+
+// refill starts a spare of path when it is wanted and none is waiting
+// (or the one waiting can no longer be used). The process starts outside
+// mu, so that a request taking another agent's spare (take) never waits
+// for a fork.
+func (r *Registry) refill(path string) {
+	r.mu.Lock()
+	if r.closed || !r.warm[path] || r.starting[path] {
+		r.mu.Unlock()
 		return
 	}
-	p, err := lrmd.StartProcess(lrmd.ProcSpec{Path: path, Env: r.cfg.Env, MaxOutput: r.maxOutput()})
-	if err != nil {
-		return // the request runs a fresh process, which reports the error
+	s := r.spares[path]
+	if s != nil && s.usable(path) {
+		r.mu.Unlock()
+		return
 	}
-	r.spares[path] = &spare{proc: p, file: st}
+	delete(r.spares, path)
+	r.starting[path] = true
+	r.mu.Unlock()
+	if s != nil {
+		s.proc.Kill()
+	}
+	var p *lrmd.Started
+	st, ok := stampOf(path)
+	if ok {
+		var err error
+		if p, err = lrmd.StartProcess(lrmd.ProcSpec{Path: path, Env: r.cfg.Env, MaxOutput: r.cfg.MaxOutput}); err != nil {
+			p = nil // the request runs a fresh process, which reports the error
+		}
+	}
+	r.mu.Lock()
+	delete(r.starting, path)
+	keep := p != nil && !r.closed && r.warm[path] && r.spares[path] == nil
+	if keep {
+		r.spares[path] = &spare{proc: p, file: st}
+	}
+	r.mu.Unlock()
+	if p != nil && !keep {
+		p.Kill()
+	}
 }
 
 // take removes path's spare for a request: nil when there is none, or
@@ -147,7 +163,7 @@ func (r *Registry) take(path string) *lrmd.Started {
 	if s == nil {
 		return nil
 	}
-	if st, ok := stampOf(path); !ok || st != s.file || s.proc.Exited() {
+	if !s.usable(path) {
 		s.proc.Kill()
 		return nil
 	}
@@ -162,7 +178,7 @@ func (r *Registry) runAgent(ctx context.Context, path string, stdin []byte) ston
 	if p := r.take(path); p != nil {
 		res = p.Run(ctx, stdin)
 	} else {
-		res = runProcess(ctx, lrmd.ProcSpec{Path: path, Env: r.cfg.Env, Stdin: stdin, MaxOutput: r.cfg.MaxOutput})
+		res = lrmd.RunProcess(ctx, lrmd.ProcSpec{Path: path, Env: r.cfg.Env, Stdin: stdin, MaxOutput: r.cfg.MaxOutput})
 	}
 	r.mu.Lock()
 	if r.cfg.Prestart && !r.closed {
@@ -174,13 +190,6 @@ func (r *Registry) runAgent(ctx context.Context, path string, stdin []byte) ston
 	}
 	r.mu.Unlock()
 	return result(res)
-}
-
-func (r *Registry) maxOutput() int {
-	if r.cfg.MaxOutput > 0 {
-		return r.cfg.MaxOutput
-	}
-	return defaultMaxOutput
 }
 
 // Close kills the spares; later KeepWarm and refills start none. Exec
