@@ -1,7 +1,6 @@
 package calc
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 
@@ -29,7 +28,7 @@ func (c *Calc) initialVoters(members []totem.NodeID) []wire.Voter {
 func mergeVoters(vs []wire.Voter, members []totem.NodeID, votes map[totem.NodeID]uint32) []wire.Voter {
 	out := slices.Clone(vs)
 	for _, m := range members {
-		i, ok := slices.BinarySearchFunc(out, m, func(v wire.Voter, id totem.NodeID) int { return cmp.Compare(v.ID, id) })
+		i, ok := slices.BinarySearchFunc(out, m, voterByID)
 		if ok {
 			out[i].Votes = votes[m]
 		} else {

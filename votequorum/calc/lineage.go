@@ -14,9 +14,12 @@ func sameContent(l, o *wire.Lineage) bool {
 	return l.Expected == o.Expected && slices.Equal(l.Members, o.Members) && slices.Equal(l.Voters, o.Voters)
 }
 
+// voterByID orders voters by node id (their lists are sorted so).
+func voterByID(v wire.Voter, id totem.NodeID) int { return cmp.Compare(v.ID, id) }
+
 // findVoter looks id up in voters (sorted by id).
 func findVoter(voters []wire.Voter, id totem.NodeID) (wire.Voter, bool) {
-	i, ok := slices.BinarySearchFunc(voters, id, func(v wire.Voter, id totem.NodeID) int { return cmp.Compare(v.ID, id) })
+	i, ok := slices.BinarySearchFunc(voters, id, voterByID)
 	if !ok {
 		return wire.Voter{}, false
 	}

@@ -76,8 +76,8 @@ func (c *Calc) SetOptions(opt Options) error {
 		}
 	}
 	for _, n := range opt.Nodes {
-		if _, ok := findVoter(voters, n.ID); !ok {
-			voters = insertVoter(voters, wire.Voter{ID: n.ID, Votes: c.votesOf(n.ID)})
+		if i, ok := slices.BinarySearchFunc(voters, n.ID, voterByID); !ok {
+			voters = slices.Insert(voters, i, wire.Voter{ID: n.ID, Votes: c.votesOf(n.ID)})
 		}
 	}
 	l.Voters = voters
@@ -100,18 +100,4 @@ func (o *Options) configuredIn(id totem.NodeID) bool {
 		}
 	}
 	return false
-}
-
-// insertVoter adds v to voters (sorted by id).
-func insertVoter(voters []wire.Voter, v wire.Voter) []wire.Voter {
-	i, _ := slices.BinarySearchFunc(voters, v.ID, func(x wire.Voter, id totem.NodeID) int {
-		switch {
-		case x.ID < id:
-			return -1
-		case x.ID > id:
-			return 1
-		}
-		return 0
-	})
-	return slices.Insert(voters, i, v)
 }
