@@ -191,36 +191,46 @@ func (l *Links) Send(pkts []Packet) (int, error) {
 	for i := range l.scratch {
 		l.scratch[i] = l.scratch[i][:0]
 	}
-	spread := false // udpu broadcasts were expanded per node
 	// Active mode takes turns per call, not per datagram: a call is one
 	// step of the ring (the messages it multicasts, then the token), and
 	// spread over links read by different goroutines the token would
 	// overtake the messages it counts, and the receiver would ask for
 	// retransmissions of datagrams still on their way.
 	l.turn++
+	// serves[k]: how many peers a broadcast reaches on link k in this
+	// call (computed at the first broadcast). A link that serves every
+	// peer takes the broadcast as it is (the link's own udpu fan-out, or
+	// its group); udpu expands it per node only on a link that serves
+	// some peers (their links differ), and sorts only those links.
+	var serves [link.MaxLinks]int
+	var spread [link.MaxLinks]bool
+	planned := false
 	for _, p := range pkts {
-		switch {
-		case p.To != Broadcast:
+		if p.To != Broadcast {
 			for _, k := range t.Choose(p.To, l.turn) {
 				l.scratch[k] = append(l.scratch[k], p)
 			}
-		case l.multicast:
-			var need [link.MaxLinks]bool
+			continue
+		}
+		if !planned {
 			for _, id := range l.peers {
 				for _, k := range t.Choose(id, l.turn) {
-					need[k] = true
+					serves[k]++
 				}
 			}
-			for k, yes := range need {
-				if yes {
-					l.scratch[k] = append(l.scratch[k], p)
-				}
-			}
-		default:
-			spread = true
-			for _, id := range l.peers {
-				for _, k := range t.Choose(id, l.turn) {
-					l.scratch[k] = append(l.scratch[k], Packet{To: id, Data: p.Data})
+			planned = true
+		}
+		for _, k := range l.nums {
+			switch {
+			case serves[k] == 0:
+			case l.multicast || serves[k] == len(l.peers):
+				l.scratch[k] = append(l.scratch[k], p)
+			default:
+				spread[k] = true
+				for _, id := range l.peers {
+					if slices.Contains(t.Choose(id, l.turn), k) {
+						l.scratch[k] = append(l.scratch[k], Packet{To: id, Data: p.Data})
+					}
 				}
 			}
 		}
@@ -232,7 +242,7 @@ func (l *Links) Send(pkts []Packet) (int, error) {
 		if len(s) == 0 {
 			continue
 		}
-		if spread && len(l.peers) > 1 {
+		if spread[k] {
 			// Per destination together, in order: consecutive
 			// datagrams of one size for one node travel as one
 			// segmented message (UDP.Send).

@@ -93,6 +93,27 @@ func TestLinksUDPU(t *testing.T) {
 	if err := trs[0].SendOn(5, 3, []byte("x")); !errors.Is(err, transport.ErrConfig) {
 		t.Errorf("SendOn an unconfigured link: %v", err)
 	}
+
+	// Peers on different links: node 2 only on link 0, node 3 only on
+	// link 1; a broadcast reaches each on its own link, once.
+	m, err := link.New(link.Config{Peers: []totem.NodeID{2, 3}, Links: []link.Spec{{Number: 0, Priority: 1}, {Number: 1, Priority: 1}},
+		PingInterval: time.Millisecond, PingTimeout: time.Second, PongCount: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Pong(time.Millisecond, 2, 0, 0)
+	m.Pong(time.Millisecond, 3, 1, 0)
+	trs[0].SetTable(m.Table())
+	if n, err := trs[0].Send([]transport.Packet{{To: transport.Broadcast, Data: []byte("b3")}, {To: transport.Broadcast, Data: []byte("b4")}}); err != nil || n != 4 {
+		t.Fatalf("sent %d: %v (want 2 broadcasts x 2 nodes)", n, err)
+	}
+	for _, b := range []string{"b3", "b4"} {
+		recs[1].wait(t, 0, b)
+		recs[2].wait(t, 1, b)
+		if recs[1].has(1, b) || recs[2].has(0, b) {
+			t.Errorf("%s went on a link its node did not choose", b)
+		}
+	}
 }
 
 func TestLinksConfigErrors(t *testing.T) {
