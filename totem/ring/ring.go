@@ -512,14 +512,14 @@ func (r *Ring) Run(ctx context.Context) error {
 	r.timer = time.NewTimer(time.Hour)
 	r.armed = -1
 	_, err := r.output()
+	r.rearm()
 	r.runMu.Unlock()
 	if err != nil {
 		return err
 	}
+	// Whoever holds runMu (iterate, Flush, stepInline) re-arms the timer
+	// before letting go of it.
 	for {
-		r.runMu.Lock()
-		r.rearm()
-		r.runMu.Unlock()
 		var b *rxBuf
 		var fired, leave bool
 		select {
@@ -595,6 +595,7 @@ drain:
 	if err := r.pumpOutput(); err != nil {
 		return true, err
 	}
+	r.rearm()
 	return false, nil
 }
 
