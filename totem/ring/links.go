@@ -347,6 +347,7 @@ func (d *linkDriver) setLinks(tr string, links []Link) {
 	d.pendingMu.Lock()
 	d.pending = p
 	d.pendingMu.Unlock()
+	d.r.recorded()
 	select {
 	case d.wake <- struct{}{}:
 	default:

@@ -42,6 +42,16 @@ type reconfig struct {
 	// applied is what the Processor runs with since the last change
 	// (nil: Config.Timings).
 	applied atomic.Pointer[srp.Timings]
+	// pending: a change was recorded (timings, peers, a multi-link
+	// ring's link lists) that Run has not applied yet; Run's turns take
+	// no lock while it is false.
+	pending atomic.Bool
+}
+
+// recorded marks a recorded change for Run and wakes it.
+func (r *Ring) recorded() {
+	r.reconf.pending.Store(true)
+	r.wakeRun()
 }
 
 // timingSetter is implemented by *srp.Processor (the tests' fakes need
@@ -59,7 +69,7 @@ func (r *Ring) SetTimings(t srp.Timings) {
 	r.reconf.mu.Lock()
 	r.reconf.timings = &t
 	r.reconf.mu.Unlock()
-	r.wakeRun()
+	r.recorded()
 }
 
 // Timings are the timings the Processor runs with: Config.Timings, or the
@@ -94,27 +104,22 @@ func (r *Ring) setPeersFilter(peers map[totem.NodeID]netip.AddrPort) error {
 	if !ok {
 		return fmt.Errorf("%w: node %d is not among the new peers", ErrConfig, r.cfg.Node)
 	}
-	if cur := r.peers(); len(cur) > 0 && cur[r.cfg.Node] != self {
-		return fmt.Errorf("%w: node %d cannot change its own address (%s → %s) while it runs", ErrConfig, r.cfg.Node, cur[r.cfg.Node], self)
+	// Every accepted list keeps this node's address as configured.
+	if cur, ok := r.cfg.Peers[r.cfg.Node]; ok && cur != self {
+		return fmt.Errorf("%w: node %d cannot change its own address (%s → %s) while it runs", ErrConfig, r.cfg.Node, cur, self)
 	}
 	peers = maps.Clone(peers)
 	c := r.cfg
 	c.Peers = peers
 	r.reconf.mu.Lock()
-	r.reconf.peers = peers
-	r.peerList.Store(&peers)
+	if r.links == nil {
+		// A multi-link ring's transport takes its lists from SetLinks.
+		r.reconf.peers = peers
+	}
 	r.setSources(sources(c))
 	r.reconf.mu.Unlock()
-	r.wakeRun()
+	r.recorded()
 	return nil
-}
-
-// peers is the node list in force (Config.Peers, then SetPeers').
-func (r *Ring) peers() map[totem.NodeID]netip.AddrPort {
-	if p := r.peerList.Load(); p != nil {
-		return *p
-	}
-	return r.cfg.Peers
 }
 
 // setSources installs the receive filter's node → source address map (nil:

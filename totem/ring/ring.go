@@ -111,16 +111,15 @@ type rxBuf struct {
 // Ring runs one Totem processor. Send, Status, Counters, SetKeys and Leave
 // are safe for concurrent use; Run is called once.
 type Ring struct {
-	cfg      Config
-	ev       totem.Events
-	log      *zap.Logger
-	env      *crypto.Envelope
-	srcs     atomic.Pointer[map[totem.NodeID]netip.AddrPort] // nodelist → expected source (filter.go); nil: unchecked; replaced by SetPeers (reconfig.go)
-	peerList atomic.Pointer[map[totem.NodeID]netip.AddrPort] // SetPeers' node list (nil: cfg.Peers)
-	reconf   reconfig                                        // changes waiting for Run (reconfig.go)
-	rej      rejects
-	tr       transport.Transport
-	links    *linkDriver // nil with one link (links.go)
+	cfg    Config
+	ev     totem.Events
+	log    *zap.Logger
+	env    *crypto.Envelope
+	srcs   atomic.Pointer[map[totem.NodeID]netip.AddrPort] // nodelist → expected source (filter.go); nil: unchecked; replaced by SetPeers (reconfig.go)
+	reconf reconfig                                        // changes waiting for Run (reconfig.go)
+	rej    rejects
+	tr     transport.Transport
+	links  *linkDriver // nil with one link (links.go)
 	// linkCopies: redundant links, so a datagram seen before inside its
 	// sender's window is most likely the sender's own copy on another
 	// link (filter.go).
@@ -568,9 +567,11 @@ func (r *Ring) iterate(b *rxBuf, fired, leave bool) (done bool, err error) {
 		_, err := r.output()
 		return true, err
 	}
-	r.applyReconfig()
-	if r.links != nil {
-		r.links.apply()
+	if r.reconf.pending.Swap(false) {
+		r.applyReconfig()
+		if r.links != nil {
+			r.links.apply()
+		}
 	}
 	if b != nil {
 		r.step(b)
