@@ -117,14 +117,9 @@ func sources(cfg Config) map[totem.NodeID]netip.AddrPort {
 	if len(cfg.Peers) == 0 {
 		return nil
 	}
-	m := make(map[totem.NodeID]netip.AddrPort, len(cfg.Peers))
-	for id, ap := range cfg.Peers {
-		switch cfg.Transport {
-		case "udp":
-			m[id] = transport.UnicastAddr(ap, cfg.Mcast)
-		case "udpu":
-			m[id] = ap
-		default:
+	m := transport.UnicastAddrs(cfg.Peers, cfg.Mcast, cfg.Transport == "udp")
+	if cfg.Transport != "udp" && cfg.Transport != "udpu" {
+		for id := range m {
 			m[id] = netip.AddrPort{} // known node, address not checked
 		}
 	}

@@ -163,14 +163,7 @@ func newLinkDriver(r *Ring, tr *transport.Links) (*linkDriver, error) {
 func (d *linkDriver) storeAddrs(tr string, links []Link) {
 	var a [link.MaxLinks]map[totem.NodeID]netip.AddrPort
 	for _, l := range links {
-		m := make(map[totem.NodeID]netip.AddrPort, len(l.Peers))
-		for id, ap := range l.Peers {
-			if tr == "udp" {
-				ap = transport.UnicastAddr(ap, l.Mcast)
-			}
-			m[id] = ap
-		}
-		a[l.Number] = m
+		a[l.Number] = transport.UnicastAddrs(l.Peers, l.Mcast, tr == "udp")
 	}
 	d.addrs.Store(&a)
 }

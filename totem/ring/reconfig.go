@@ -164,14 +164,7 @@ func (r *Ring) applyReconfig() {
 		if !ok {
 			return
 		}
-		dst := peers
-		if r.cfg.Transport == "udp" {
-			dst = make(map[totem.NodeID]netip.AddrPort, len(peers))
-			for id, ap := range peers {
-				dst[id] = transport.UnicastAddr(ap, r.cfg.Mcast)
-			}
-		}
-		if err := ps.SetPeers(dst); err != nil {
+		if err := ps.SetPeers(transport.UnicastAddrs(peers, r.cfg.Mcast, r.cfg.Transport == "udp")); err != nil {
 			r.log.Error("transport refused the new node list; it keeps sending to the old one", zap.Error(err))
 			return
 		}

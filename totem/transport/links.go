@@ -105,7 +105,7 @@ func NewLinks(cfg LinksConfig) (*Links, error) {
 		}
 		l.byNum[lc.Number] = u
 		l.nums = append(l.nums, lc.Number)
-		addrs[lc.Number] = unicastAddrs(lc.UDP.Peers, lc.UDP.Mcast, cfg.Multicast)
+		addrs[lc.Number] = UnicastAddrs(lc.UDP.Peers, lc.UDP.Mcast, cfg.Multicast)
 		if u.self == 0 || (self != 0 && u.self != self) {
 			return fail(fmt.Errorf("%w: link %d: the local address %s is not one node's address on this link", ErrConfig, lc.Number, lc.UDP.Bind))
 		}
@@ -123,9 +123,11 @@ func NewLinks(cfg LinksConfig) (*Links, error) {
 	return l, nil
 }
 
-// unicastAddrs are the addresses unicasts go to: with udp a node's unicast
-// socket is on port − 1 when its address has the group's port.
-func unicastAddrs(peers map[totem.NodeID]netip.AddrPort, mcast netip.AddrPort, multicast bool) map[totem.NodeID]netip.AddrPort {
+// UnicastAddrs are the addresses of the nodes' unicast sockets, where
+// unicasts go and datagrams come from: peers themselves with udpu; with
+// udp (multicast) each one's UnicastAddr (port − 1 when it has the
+// group's port).
+func UnicastAddrs(peers map[totem.NodeID]netip.AddrPort, mcast netip.AddrPort, multicast bool) map[totem.NodeID]netip.AddrPort {
 	m := make(map[totem.NodeID]netip.AddrPort, len(peers))
 	for id, ap := range peers {
 		if multicast {
@@ -369,10 +371,11 @@ func (l *Links) SetLinkPeers(peers map[uint8]map[totem.NodeID]netip.AddrPort) er
 	var checked [link.MaxLinks]map[totem.NodeID]*sockaddr
 	for _, k := range l.nums {
 		u := l.byNum[k]
-		dst := unicastAddrs(peers[k], netip.AddrPort{}, false)
+		var group netip.AddrPort
 		if u.group != nil {
-			dst = unicastAddrs(peers[k], u.group.addrPort(), true)
+			group = u.group.addrPort()
 		}
+		dst := UnicastAddrs(peers[k], group, u.group != nil)
 		m, err := u.checkPeers(dst)
 		if err != nil {
 			return fmt.Errorf("link %d: %w", k, err)
