@@ -461,20 +461,16 @@ func (d *Daemon) setNodeList(next *config.Config) error {
 	if !ok {
 		return fmt.Errorf("the ring cannot change its node list")
 	}
-	peers := map[totem.NodeID]netip.AddrPort{}
-	for i := range next.Nodes {
-		n := &next.Nodes[i]
-		ap, err := next.NodeAddr(n)
-		if err != nil {
-			return err
-		}
-		peers[totem.NodeID(n.NodeID)] = ap
+	peers, err := ringPeers(next)
+	if err != nil {
+		return err
 	}
 	return rp.SetPeers(peers)
 }
 
-// setNames gives the resource manager the node names of a reloaded node
-// list, as a start with the new file would: the map is the controller's
+// setNames gives the resource manager the node names of a node list (at
+// start, and at a cluster-wide reload as a start with the new file
+// would; a node without a name is "nodeN"): the map is the controller's
 // own (controld.Config.Names), changed in place under the executive's
 // lock, at the same point of the stream on every member. A removed node
 // keeps its entry in the CIB, as with Pacemaker (until removed there).

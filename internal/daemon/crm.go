@@ -82,16 +82,9 @@ type pendingReply struct {
 func (d *Daemon) newCRM(fence *fenceService) (*crmService, error) {
 	cfg := d.Config()
 	r := &cfg.Resources
-	names := map[totem.NodeID]string{}
-	for _, n := range cfg.Nodes {
-		name := n.Name
-		if name == "" {
-			name = "node" + strconv.Itoa(n.NodeID)
-		}
-		names[totem.NodeID(n.NodeID)] = name
-	}
-	s := &crmService{d: d, names: names, fence: fence, replies: map[uint64]pendingReply{}, leaveOK: make(chan struct{})}
-	lrm, err := newLRMRunner(d, r, names[d.node], s.post, fence)
+	s := &crmService{d: d, names: map[totem.NodeID]string{}, fence: fence, replies: map[uint64]pendingReply{}, leaveOK: make(chan struct{})}
+	s.setNames(cfg)
+	lrm, err := newLRMRunner(d, r, s.names[d.node], s.post, fence)
 	if err != nil {
 		return nil, err
 	}

@@ -37,19 +37,11 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 	if err != nil {
 		return nil, err
 	}
-	peers := map[totem.NodeID]netip.AddrPort{}
-	var bind netip.AddrPort
-	for i := range cfg.Nodes {
-		n := &cfg.Nodes[i]
-		ap, err := cfg.NodeAddr(n)
-		if err != nil {
-			return nil, err
-		}
-		peers[totem.NodeID(n.NodeID)] = ap
-		if totem.NodeID(n.NodeID) == node {
-			bind = ap
-		}
+	peers, err := ringPeers(cfg)
+	if err != nil {
+		return nil, err
 	}
+	bind := peers[node]
 	rc := ring.Config{
 		Node:        node,
 		ClusterName: cfg.Totem.ClusterName,
@@ -80,6 +72,20 @@ func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Lo
 		return nil, fmt.Errorf("ring: %w", err)
 	}
 	return totemDriver{r}, nil
+}
+
+// ringPeers is every configured node's link-0 address (cfg.NodeAddr).
+func ringPeers(cfg *config.Config) (map[totem.NodeID]netip.AddrPort, error) {
+	peers := make(map[totem.NodeID]netip.AddrPort, len(cfg.Nodes))
+	for i := range cfg.Nodes {
+		n := &cfg.Nodes[i]
+		ap, err := cfg.NodeAddr(n)
+		if err != nil {
+			return nil, err
+		}
+		peers[totem.NodeID(n.NodeID)] = ap
+	}
+	return peers, nil
 }
 
 // link0Transport is link 0's multicast group (transport udp; the zero
