@@ -167,11 +167,6 @@ var (
 )
 
 func newReloadService(d *Daemon) *reloadService {
-	// The keys newRing loaded a moment ago (the ring does not hand
-	// them out): a reload pre-loads and drops keys relative to them.
-	if keys, err := d.Config().LoadKeys(); err == nil {
-		d.keys.set(keys)
-	}
 	return &reloadService{d: d, m: reconfig.New(d.node), start: time.Now(),
 		prepared: map[reconfig.ID]*preparedReload{}, waiting: map[reconfig.ID]waitingClient{}}
 }

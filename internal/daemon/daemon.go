@@ -142,7 +142,17 @@ func New(opt Options) (*Daemon, error) {
 	d.exec = exec.New(d.node, nil, d.log)
 	d.exec.SetEvents(d.obs.events)
 	// The ring adds its own node field: give it the logger without one.
-	ring, err := newRing(cfg, d.node, latencyEvents{Events: d.exec, local: d.node, lat: d.obs.latency}, opt.Log, d.obs.linkChange)
+	for _, w := range cfg.Warnings() {
+		opt.Log.Warn(w)
+	}
+	// The keys the ring starts with are also where a cluster-wide reload
+	// pre-loads and drops keys from (keyState).
+	keys, err := cfg.LoadKeys()
+	if err != nil {
+		return nil, err
+	}
+	d.keys.set(keys)
+	ring, err := newRing(cfg, keys, d.node, latencyEvents{Events: d.exec, local: d.node, lat: d.obs.latency}, opt.Log, d.obs.linkChange)
 	if err != nil {
 		return nil, err
 	}

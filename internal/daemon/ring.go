@@ -15,28 +15,16 @@ import (
 	"ringmaster/totem/srp"
 )
 
-// loadKeys reads the keyfile (the encrypting key) and the previous
-// keyfiles (still accepted) named by the configuration, with the checks
-// `ringd --check` makes (config.LoadKeys).
-func loadKeys(cfg *config.Config) ([][]byte, error) { return cfg.LoadKeys() }
-
 // totemDriver adapts totem/ring to RingDriver: the ring was built with the
 // executive as its Events, so Run ignores the argument.
 type totemDriver struct{ *ring.Ring }
 
 func (r totemDriver) Run(ctx context.Context, _ totem.Events) error { return r.Ring.Run(ctx) }
 
-// newRing builds the Totem ring for this node from the configuration:
-// every configured node is a peer (udpu sends to all of them, so a node that
-// is down is found again when it returns).
-func newRing(cfg *config.Config, node totem.NodeID, ev totem.Events, log *zap.Logger, onLinkChange func(ring.LinkChange)) (RingDriver, error) {
-	keys, err := loadKeys(cfg)
-	for _, w := range cfg.Warnings() {
-		log.Warn(w)
-	}
-	if err != nil {
-		return nil, err
-	}
+// newRing builds the Totem ring for this node from the configuration and
+// its keys (config.LoadKeys): every configured node is a peer (udpu sends
+// to all of them, so a node that is down is found again when it returns).
+func newRing(cfg *config.Config, keys [][]byte, node totem.NodeID, ev totem.Events, log *zap.Logger, onLinkChange func(ring.LinkChange)) (RingDriver, error) {
 	peers, err := ringPeers(cfg)
 	if err != nil {
 		return nil, err
