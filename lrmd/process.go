@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -57,29 +58,42 @@ func RunProcess(ctx context.Context, spec ProcSpec) ProcResult {
 	}
 	stdout := &boundedBuffer{max: max}
 	stderr := &boundedBuffer{max: max}
-	cmd := exec.CommandContext(ctx, spec.Path, spec.Args...)
-	cmd.Env = spec.Env
-	if cmd.Env == nil {
-		cmd.Env = []string{} // never leak the daemon's environment by accident
-	}
-	cmd.Dir = spec.Dir
+	cmd := agentCmd(ctx, spec, 0, stdout, stderr)
 	if spec.Stdin != nil {
 		cmd.Stdin = bytes.NewReader(spec.Stdin)
 	}
-	cmd.Stdout = stdout
-	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// Negative pid: the whole process group the agent leads.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	cmd.WaitDelay = pipeDrainDelay
 	err := cmd.Run()
 	pgid := -1
 	if cmd.Process != nil {
 		pgid = cmd.Process.Pid
 	}
 	return procResult(ctx, cmd, pgid, err, stdout, stderr)
+}
+
+// agentCmd is the command of an agent process: spec's path, arguments,
+// directory and environment (an empty one rather than the daemon's), in
+// process group pgid (0: a new group the agent leads), which ctx's end
+// kills whole (agents that forked helpers must not leave them running).
+func agentCmd(ctx context.Context, spec ProcSpec, pgid int, stdout, stderr io.Writer) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, spec.Path, spec.Args...)
+	cmd.Env = spec.Env
+	if cmd.Env == nil {
+		cmd.Env = []string{} // never leak the daemon's environment by accident
+	}
+	cmd.Dir = spec.Dir
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	cmd.Cancel = func() error {
+		// Negative pid: the whole process group.
+		g := pgid
+		if g == 0 {
+			g = cmd.Process.Pid // the group the agent leads
+		}
+		return syscall.Kill(-g, syscall.SIGKILL)
+	}
+	cmd.WaitDelay = pipeDrainDelay
+	return cmd
 }
 
 // procResult reads what a finished cmd left: exit status, the bounded
@@ -194,18 +208,8 @@ func StartProcess(spec ProcSpec) (st *Started, err error) {
 	// cancelled by either, which kills the group (cmd.Cancel).
 	pctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	cmd := exec.CommandContext(pctx, spec.Path, spec.Args...)
-	cmd.Env = spec.Env
-	if cmd.Env == nil {
-		cmd.Env = []string{}
-	}
-	cmd.Dir = spec.Dir
+	cmd := agentCmd(pctx, spec, pgid, s.stdout, s.stderr)
 	cmd.Stdin = inR
-	cmd.Stdout = s.stdout
-	cmd.Stderr = s.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
-	cmd.Cancel = func() error { return syscall.Kill(-pgid, syscall.SIGKILL) }
-	cmd.WaitDelay = pipeDrainDelay
 	if err := cmd.Start(); err != nil {
 		cancel()
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
