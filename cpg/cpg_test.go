@@ -101,19 +101,24 @@ func TestGroupsListing(t *testing.T) {
 // PROCDOWN, seen by everyone.
 func TestProcDown(t *testing.T) {
 	tc := newCluster(t, 3, 3)
-	a, b, c := tc.proc(1, 1), tc.proc(2, 1), tc.proc(3, 1)
+	a, b, c, d := tc.proc(1, 1), tc.proc(2, 1), tc.proc(3, 1), tc.proc(3, 2)
 	a.join("g")
 	b.join("g")
+	d.join("g")
 	c.join("g")
 	a.waitConfChg("joined=[3:301/join]")
 	c.c.Close()
-	for _, p := range []*proc{a, b} {
-		p.waitConfChg("confchg g members=[1:101 2:201] left=[3:301/procdown] joined=[]")
+	// d shares c's node: once d has seen the leave, c's own executive
+	// has delivered it too (a and b seeing it says nothing about node 3).
+	for _, p := range []*proc{a, b, d} {
+		p.waitConfChg("confchg g members=[1:101 2:201 3:302] left=[3:301/procdown] joined=[]")
 	}
 	// And the pid may join again at once (the leave has been delivered).
 	c2 := tc.proc(3, 1)
 	c2.join("g")
-	a.waitConfChg("joined=[3:301/join]")
+	for _, p := range []*proc{a, b, d, c2} {
+		p.waitConfChg("confchg g members=[1:101 2:201 3:301 3:302] left=[] joined=[3:301/join]")
+	}
 }
 
 // TestNodeDown: a crashed node's processes leave with NODEDOWN; the
