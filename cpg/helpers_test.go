@@ -143,19 +143,30 @@ func (tc *cluster) proc(id totem.NodeID, n int) *proc {
 	return dialProc(tc.t, tc.sockets[id], id, uint32(100*int(id)+n))
 }
 
+// join joins group and waits for the confchg of this join (a rejoin's
+// wait ignores the confchg of an earlier join).
 func (p *proc) join(group string) {
 	p.t.Helper()
+	from := p.mark()
 	if err := p.c.Join(ctx(p.t), group); err != nil {
 		p.t.Fatalf("%s join: %v", p.name, err)
 	}
 	p.wait("own join", func(evs []cpgc.Event) bool {
-		for _, e := range evs {
+		for _, e := range evs[from:] {
 			if e.Kind == cpgc.EventConfChg && hasAddr(e.Joined, p.node, p.pid) {
 				return true
 			}
 		}
 		return false
 	})
+}
+
+// mark is the number of events recorded so far: a wait from a mark
+// (waitConfChgSince) is not satisfied by what came before it.
+func (p *proc) mark() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.evs)
 }
 
 func (p *proc) events() []cpgc.Event {
@@ -188,11 +199,24 @@ func (p *proc) wait(what string, cond func(evs []cpgc.Event) bool) {
 	}
 }
 
-// waitConfChg waits for a confchg whose rendering contains want.
+// waitConfChg waits for a confchg whose rendering contains want, among
+// all the events so far: use waitConfChgSince where an earlier confchg
+// could match too.
 func (p *proc) waitConfChg(want string) {
 	p.t.Helper()
-	p.wait("confchg "+want, func(evs []cpgc.Event) bool {
-		for _, e := range evs {
+	p.waitConfChgSince(0, want)
+}
+
+// waitConfChgSince waits for a confchg whose rendering contains want
+// among the events from mark on.
+func (p *proc) waitConfChgSince(mark int, want string) {
+	p.t.Helper()
+	what := "confchg " + want
+	if mark > 0 {
+		what += fmt.Sprintf(" after event %d", mark)
+	}
+	p.wait(what, func(evs []cpgc.Event) bool {
+		for _, e := range evs[mark:] {
 			if e.Kind == cpgc.EventConfChg && strings.Contains(renderOne(e), want) {
 				return true
 			}
