@@ -309,16 +309,23 @@ func TestServiceStatusWaitsForSync(t *testing.T) {
 		assert.NoError(t, err)
 		res <- st
 	}()
-	// Wait until the service has the question, then check it is held.
+	// Wait until the service has the question, then check it is held:
+	// no answer sent (one sent could still be on its way to res).
+	var answered uint64
 	testutil.WaitFor(t, 10*time.Second, "the request to reach the service", func() bool {
 		n := uint64(0)
+		answered = 0
 		cl.Node(1).Exec.Do(func() {
 			for _, st := range cl.svcs[1].ClientStats() {
 				n += st.Requests
+				answered += st.Responses + st.Errors
 			}
 		})
 		return n == 1
 	})
+	if answered != 0 {
+		t.Fatal("status answered during the sync")
+	}
 	select {
 	case <-res:
 		t.Fatal("status answered during the sync")
