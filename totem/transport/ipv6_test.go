@@ -172,7 +172,8 @@ func TestLinksMixedFamilies(t *testing.T) {
 
 // TestUDPUTentativeAddress: a transport bound to an IPv6 address still
 // under duplicate address detection (a ringd started with the network)
-// waits for the address instead of failing with EADDRNOTAVAIL.
+// waits for the address instead of failing with EADDRNOTAVAIL; one on no
+// interface fails at once.
 func TestUDPUTentativeAddress(t *testing.T) {
 	transporttest.InNetns(t, func() error {
 		dev, err := transporttest.Veth6()
@@ -209,6 +210,22 @@ func TestUDPUTentativeAddress(t *testing.T) {
 		if err != nil {
 			return fmt.Errorf("bind to a tentative address: %w", err)
 		}
-		return u.Close()
+		if transport.DADRetries() == 0 {
+			return fmt.Errorf("bound %s without waiting: it was no longer tentative, the test shows nothing", a)
+		}
+		if err := u.Close(); err != nil {
+			return err
+		}
+		// An address on no interface (a typo) fails at once: no wait.
+		before := transport.DADRetries()
+		missing := netip.MustParseAddrPort("[fd00:dad::99]:5405")
+		_, err = transport.NewUDPU(transport.UDPConfig{Bind: missing, Peers: map[totem.NodeID]netip.AddrPort{1: missing, 2: bind}})
+		if !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("bind to an address of no interface: %v, want EADDRNOTAVAIL", err)
+		}
+		if n := transport.DADRetries() - before; n != 0 {
+			return fmt.Errorf("bind to an address of no interface waited %d times for it", n)
+		}
+		return nil
 	})
 }

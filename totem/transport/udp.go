@@ -375,9 +375,11 @@ func listen(addr netip.AddrPort, cfg UDPConfig, reuse bool) (*net.UDPConn, error
 	// An IPv6 address is tentative until duplicate address detection
 	// ends (about a second after it is added or its interface comes
 	// up) and cannot be bound before: a ringd started with the network
-	// waits for it rather than failing.
+	// waits for it rather than failing. An address on no interface at
+	// all (a typo in the configuration) fails at once.
 	for deadline := time.Now().Add(dadWait); err != nil && addr.Addr().Is6() &&
-		errors.Is(err, unix.EADDRNOTAVAIL) && time.Now().Before(deadline); {
+		errors.Is(err, unix.EADDRNOTAVAIL) && time.Now().Before(deadline) && assigned(addr.Addr()); {
+		dadRetries.Add(1)
 		time.Sleep(dadPoll)
 		pc, err = lc.ListenPacket(context.Background(), network, addr.String())
 	}
@@ -395,6 +397,28 @@ const (
 	dadWait = 5 * time.Second
 	dadPoll = 50 * time.Millisecond
 )
+
+// dadRetries counts listen's waits for a tentative address (for tests:
+// the wait is for addresses under duplicate address detection only).
+var dadRetries atomic.Int64
+
+// assigned reports whether a is an address of one of this host's
+// interfaces, tentative ones included (the kernel lists them).
+func assigned(a netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return true // cannot tell: keep the bounded wait
+	}
+	a = a.WithZone("")
+	for _, x := range addrs {
+		if n, ok := x.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == a.Unmap() {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // setBuf asks for a socket buffer: the FORCE variant works as root
 // (CAP_NET_ADMIN) beyond net.core.*mem_max; otherwise the plain one, which
