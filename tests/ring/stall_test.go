@@ -16,10 +16,12 @@ import (
 // TestStallNoStorm: a node that is not scheduled for a while (kill -STOP:
 // a VM pause, a long GC, a swap storm) longer than the token timeout costs
 // at most a few ring changes on the others, and once it runs again all
-// three nodes are back in one quorate ring within 3 s (issue 11, item 1:
-// before the fix a 1.5 s stall at token 1000 set off thousands of
-// configurations and took 3.5–12 s to settle). A stall shorter than the
-// token costs nothing.
+// three nodes are back in one quorate ring (issue 11, item 1: before the
+// fix a 1.5 s stall at token 1000 set off thousands of configurations and
+// took 3.5–12 s to settle). A stall shorter than the token costs nothing.
+// How soon the ring is whole again is logged, not asserted (a wall-clock
+// bound fails on a loaded machine; see the package comment): a storm
+// shows in the number of rings, which is.
 func TestStallNoStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real processes, several seconds")
@@ -45,7 +47,7 @@ func TestStallNoStorm(t *testing.T) {
 			time.Sleep(tc.stall) // the fault itself, not an assertion
 			require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
 			resumed := time.Now()
-			err := waitWhole(c, 3*time.Second)
+			err := waitWhole(c, deadline)
 			took := time.Since(resumed)
 			// Let anything still in motion show itself: the ring must
 			// then stay put for two token timeouts.
@@ -62,7 +64,7 @@ func TestStallNoStorm(t *testing.T) {
 				for i := 1; i <= 3; i++ {
 					t.Logf("--- log of n%d (tail)\n%s", i, tailLines(c.Log(i), 30))
 				}
-				t.Fatalf("not one quorate ring within 3 s of the resume: %v", err)
+				t.Fatalf("not one quorate ring after the resume: %v", err)
 			}
 			require.NoError(t, stable)
 			if tc.stall > time.Second {
