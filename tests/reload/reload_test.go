@@ -32,7 +32,7 @@ func reload(t *testing.T, c *clustertest.Cluster, i int, oldKey, newKey string) 
 	require.NoError(t, os.WriteFile(n.Config, []byte(cfg), 0o644))
 	before := strings.Count(c.Log(i), "configuration reloaded")
 	require.NoError(t, syscall.Kill(n.PID(), syscall.SIGHUP))
-	testutil.WaitFor(t, 5*time.Second, "reload of "+n.Config, func() bool {
+	testutil.WaitFor(t, deadline, "reload of "+n.Config, func() bool {
 		return strings.Count(c.Log(i), "configuration reloaded") > before
 	})
 }
