@@ -315,6 +315,25 @@ func (c *Cluster) Status(i int) *clients.Status {
 	return st
 }
 
+// MustStatus asks node i for its status until it answers, for up to
+// statusPatience (a loaded machine can hold one answer past Status's
+// second); the test fails, naming the node, when it never does.
+func (c *Cluster) MustStatus(t testing.TB, i int) *clients.Status {
+	t.Helper()
+	deadline := time.Now().Add(statusPatience)
+	for {
+		if st := c.Status(i); st != nil {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d did not answer a status request for %v", i, statusPatience)
+		}
+	}
+}
+
+// statusPatience bounds MustStatus.
+const statusPatience = 20 * time.Second
+
 // Members is the sorted member list node i reports (nil if it does not
 // answer or is not operational).
 func (c *Cluster) Members(i int) []int {

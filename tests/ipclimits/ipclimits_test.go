@@ -202,7 +202,7 @@ func TestConnectionsOverFileLimit(t *testing.T) {
 	pid, exited := startNoFile(t, c, 1, 256)
 	c.Start(2)
 	c.MustRing(deadline, []int{1, 2}, 1, 2)
-	ring := c.Status(2).RingID
+	ring := c.MustStatus(t, 2).RingID
 
 	hello := ipc.AppendFrame(nil, ipc.Header{Kind: ipc.KindRequest, Msg: ipc.MsgHello, ReqID: 1}, nil)
 	var conns []net.Conn
@@ -257,7 +257,7 @@ func TestConnectionsOverFileLimit(t *testing.T) {
 		return code == 0
 	})
 	c.MustRing(deadline, []int{1, 2}, 1, 2)
-	assert.Equal(t, ring, c.Status(2).RingID, "node 1 never left the ring")
+	assert.Equal(t, ring, c.MustStatus(t, 2).RingID, "node 1 never left the ring")
 	_ = pid
 }
 
@@ -274,7 +274,7 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 	_, exited := startNoFile(t, c, 1, 256)
 	c.Start(2)
 	c.MustRing(deadline, []int{1, 2}, 1, 2)
-	ring := c.Status(2).RingID
+	ring := c.MustStatus(t, 2).RingID
 
 	hello := ipc.AppendFrame(nil, ipc.Header{Kind: ipc.KindRequest, Msg: ipc.MsgHello, ReqID: 1}, nil)
 	var conns []net.Conn
@@ -308,7 +308,7 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 		return code == 0
 	})
 	c.MustRing(deadline, []int{1, 2}, 1, 2)
-	assert.Equal(t, ring, c.Status(2).RingID, "node 1 never left the ring")
+	assert.Equal(t, ring, c.MustStatus(t, 2).RingID, "node 1 never left the ring")
 	assert.Less(t, strings.Count(c.Log(1), "cannot accept a client connection"), 50, "accept errors are logged at a bounded rate")
 }
 

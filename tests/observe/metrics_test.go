@@ -148,8 +148,7 @@ func TestMetricsScrape(t *testing.T) {
 
 	fams, err := scrape(n1)
 	require.NoError(t, err)
-	rs := c.Status(1)
-	require.NotNil(t, rs)
+	rs := c.MustStatus(t, 1)
 	seq, _ := value(fams, "ringmaster_ring_id_seq")
 	assert.Equal(t, float64(rs.RingID.Seq), seq, "ring id seq")
 	rep, _ := value(fams, "ringmaster_ring_id_representative")

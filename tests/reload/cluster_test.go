@@ -256,11 +256,11 @@ func TestClusterReloadRefused(t *testing.T) {
 	unchanged()
 
 	// Fixed, it goes through; the ring never changed.
-	before := c.Status(1).RingID
+	before := c.MustStatus(t, 1).RingID
 	setToken(2, 600)
 	mustReload(t, c, 2)
 	waitCmap(t, c, "totem.token", "600", 1, 2, 3)
-	assert.Equal(t, before, c.Status(1).RingID)
+	assert.Equal(t, before, c.MustStatus(t, 1).RingID)
 }
 
 // TestClusterReloadNodeTwoLinks: with two links, a node added by reload

@@ -57,7 +57,7 @@ func TestRedundantLinks(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- pload.Wait() }()
 			// Cut link 0 once the load is flowing.
-			start := c.Status(1).Counters["messages_in"]
+			start := c.MustStatus(t, 1).Counters["messages_in"]
 			testutil.WaitFor(t, deadline, "pload traffic", func() bool {
 				st := c.Status(1)
 				return st != nil && st.Counters["messages_in"] > start+500
@@ -81,8 +81,7 @@ func TestRedundantLinks(t *testing.T) {
 			assert.True(t, v.OrderOK && v.Lost == 0 && v.Duplicates == 0 && v.Sent > 0, "pload verify: %s", out.String())
 			assert.Equal(t, before, ringIDs(t, c, 1, 2, 3), "losing one link must not change the membership")
 			for i := 1; i <= 3; i++ {
-				st := c.Status(i)
-				require.NotNil(t, st)
+				st := c.MustStatus(t, i)
 				assert.Positive(t, st.Counters["link_down_events"], "node %d counted no link down", i)
 				if tc.ipv6 {
 					assert.Zero(t, st.Counters["rejected_bad_address"], "node %d rejected IPv6 datagrams as from a bad address", i)
@@ -182,8 +181,7 @@ func TestIPv6Ring(t *testing.T) {
 			c.SetLink(3, true)
 			c.MustRing(deadline, all, all...)
 			for i := 1; i <= 3; i++ {
-				st := c.Status(i)
-				require.NotNil(t, st)
+				st := c.MustStatus(t, i)
 				assert.Zero(t, st.Counters["rejected_bad_address"], "node %d rejected datagrams from a bad address", i)
 			}
 		})

@@ -25,7 +25,7 @@ func TestLossNoMembershipChange(t *testing.T) {
 			c := clustertest.New(t, clustertest.Options{Nodes: 3, Transport: tc.transport, Token: 1000, Netns: true})
 			c.StartAll()
 			c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
-			before := c.Status(1).RingID
+			before := c.MustStatus(t, 1).RingID
 			for i := 1; i <= 3; i++ {
 				c.SetLoss(i, tc.loss)
 			}
@@ -41,16 +41,14 @@ func TestLossNoMembershipChange(t *testing.T) {
 			require.NoError(t, json.Unmarshal(out, &v), string(out))
 			assert.True(t, v.OrderOK)
 			assert.Positive(t, v.Sent)
-			st := c.Status(1)
-			require.NotNil(t, st)
+			st := c.MustStatus(t, 1)
 			t.Logf("%d%% loss: %d messages of 1000 B from 3 senders, %.0f msgs/s delivered; node 1: %d retransmissions, %d datagrams in, %d out",
 				tc.loss, v.Sent, v.Rate, st.Counters["retransmits"], st.Counters["datagrams_in"], st.Counters["datagrams_out"])
 			for i := 1; i <= 3; i++ {
 				c.SetLoss(i, 0)
 			}
 			for i := 1; i <= 3; i++ {
-				st := c.Status(i)
-				require.NotNil(t, st)
+				st := c.MustStatus(t, i)
 				assert.Equal(t, before, st.RingID, "node %d changed ring under %d%% loss (retransmits %d, token losses %d)",
 					i, tc.loss, st.Counters["retransmits"], st.Counters["token_losses"])
 			}

@@ -240,7 +240,7 @@ func TestSoak(t *testing.T) {
 	c := clustertest.New(t, clustertest.Options{Nodes: 3, Transport: "udpu", Token: 200, ExtraTotem: "token_coefficient = 0"})
 	c.StartAll()
 	c.MustRing(deadline, []int{1, 2, 3}, 1, 2, 3)
-	ring0 := c.Status(1).RingID
+	ring0 := c.MustStatus(t, 1).RingID
 
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -296,8 +296,7 @@ watch:
 	tick.Stop()
 	wg.Wait()
 	for i := 1; i <= 3; i++ {
-		st := c.Status(i)
-		require.NotNil(t, st, "node %d does not answer", i)
+		st := c.MustStatus(t, i)
 		t.Logf("n%d: ring %v, token losses %d, gathers %d, retransmits %d, datagrams in %d out %d",
 			i, st.RingID, st.Counters["token_losses"], st.Counters["gathers"], st.Counters["retransmits"], st.Counters["datagrams_in"], st.Counters["datagrams_out"])
 		if st.RingID != ring0 || st.Counters["token_losses"] != 0 {

@@ -153,10 +153,7 @@ func ringIDs(t *testing.T, c *clustertest.Cluster, nodes ...int) map[int]string 
 	t.Helper()
 	ids := map[int]string{}
 	for _, i := range nodes {
-		st := c.Status(i)
-		if st == nil {
-			t.Fatalf("n%d does not answer", i)
-		}
+		st := c.MustStatus(t, i)
 		ids[i] = fmt.Sprintf("%d.%d/%s", st.RingID.Rep, st.RingID.Seq, st.State)
 	}
 	return ids
@@ -221,7 +218,7 @@ func TestReplayDeadNodeDatagrams(t *testing.T) {
 	if sent == 0 {
 		t.Fatal("nothing captured")
 	}
-	st := c.Status(1)
+	st := c.MustStatus(t, 1)
 	t.Logf("replayed %d datagrams; n1 counters: %v", sent, st.Counters)
 	if st.Counters["rejected_replay"] == 0 {
 		t.Fatalf("replays not counted: %v", st.Counters)
@@ -303,7 +300,7 @@ func TestForgedJoinsDropped(t *testing.T) {
 	holdRing(t, c, time.Second, 0, want, nil)
 
 	for i := 1; i <= 3; i++ {
-		st := c.Status(i)
+		st := c.MustStatus(t, i)
 		for _, f := range forgeries {
 			if st.Counters[f.counter] == 0 {
 				t.Errorf("n%d: %s: %s not counted: %v", i, f.name, f.counter, st.Counters)
