@@ -648,7 +648,7 @@ func (c *Controller) deliver(now time.Time, m Message) {
 		case MsgCleanup:
 			if cl, err := decodeCleanup(m.Payload); err == nil {
 				c.applyCleanup(cl)
-				if c.dc != nil && !(cl.FailcountOnly && m.Sender == c.self) {
+				if c.dc != nil && !(m.Sender == c.self && (cl.FailcountOnly || c.dc.ownDelete(*cl))) {
 					c.dc.markDirty("cleanup " + cl.Resource)
 				}
 			}

@@ -36,6 +36,10 @@ type dcState struct {
 	// confirmed holds the keys of successful fencings whose result this
 	// DC multicast but has not delivered yet (see fenceDone).
 	confirmed map[string]bool
+	// deletes counts the history deletions (a graph's delete actions)
+	// this DC multicast and has not delivered yet: delivering one is the
+	// plan's own step, not a change to re-plan for.
+	deletes map[cleanupMsg]int
 }
 
 type actState uint8
@@ -67,7 +71,20 @@ type transition struct {
 }
 
 func newDC(c *Controller, now time.Time) *dcState {
-	return &dcState{uuid: fmt.Sprintf("dc%d-%d", c.self, c.ring.Ring.Seq), recheckAt: now.Add(c.cfg.Recheck), confirmed: map[string]bool{}}
+	return &dcState{uuid: fmt.Sprintf("dc%d-%d", c.self, c.ring.Ring.Seq), recheckAt: now.Add(c.cfg.Recheck), confirmed: map[string]bool{},
+		deletes: map[cleanupMsg]int{}}
+}
+
+// ownDelete reports whether cl, delivered from this node, is one of the
+// DC's history deletions (and forgets it).
+func (d *dcState) ownDelete(cl cleanupMsg) bool {
+	if d.deletes[cl] == 0 {
+		return false
+	}
+	if d.deletes[cl]--; d.deletes[cl] == 0 {
+		delete(d.deletes, cl)
+	}
+	return true
 }
 
 func (d *dcState) markDirty(reason string) {
@@ -381,7 +398,21 @@ func (d *dcState) start(c *Controller, now time.Time, a *graph.Action) {
 			return
 		}
 		switch a.Task {
-		case "delete", "meta-data":
+		case "delete":
+			// An orphan's history (a resource no longer configured,
+			// stopped): forget it on the node, as Pacemaker's
+			// controller erases the lrm_resource. Left in place, every
+			// later plan would list the delete again.
+			rsc := a.Resource
+			if a.HistoryID != "" {
+				rsc = a.HistoryID
+			}
+			cl := cleanupMsg{Resource: rsc, Node: target}
+			d.deletes[cl]++
+			c.send(MsgCleanup, totem.Agreed, cl.encode(), false)
+			d.finish(c, a.ID, true)
+			return
+		case "meta-data":
 			d.finish(c, a.ID, true)
 			return
 		}
