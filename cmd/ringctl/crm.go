@@ -20,7 +20,7 @@ import (
 // lives here; the work is in crm/simulate.
 func newCrmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "crm", Short: "Resource manager tools"}
-	cmd.AddCommand(newCrmSimulateCmd(g), newCrmStatusCmd(g))
+	cmd.AddCommand(newCrmSimulateCmd(g), newCrmStatusCmd(g), newCrmWaitCmd(g))
 	addCrmEditCmds(cmd, g) // crm_edit.go: export, apply, import, resource, node, attribute
 	return cmd
 }

@@ -91,9 +91,16 @@ func groupOn(t *testing.T, c *clustertest.Cluster, i int, rscs ...string) string
 	return on
 }
 
-// settled waits until node i's partition has a DC with nothing to do.
+// settled waits until node i's partition has nothing to do: `ringctl crm
+// wait` on node i (the scheduler plans nothing from its CIB, which holds
+// every change node i made) and then a DC with no transition running.
+// The DC's own state alone would pass right after a change, before the
+// DC has delivered it.
 func settled(t *testing.T, c *clustertest.Cluster, i int) {
 	t.Helper()
+	if out, code := c.Ctl(i, "crm", "wait", "--timeout", deadline.String()); code != 0 {
+		t.Fatalf("ringctl crm wait on n%d: exit %d: %s", i, code, out)
+	}
 	testutil.WaitFor(t, deadline, fmt.Sprintf("node %d's partition to settle", i), func() bool {
 		st, ok := status(c, i)
 		if !ok || st.DC == nil {
