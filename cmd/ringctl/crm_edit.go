@@ -32,6 +32,32 @@ func addCrmEditCmds(crm *cobra.Command, g *globals) {
 		// one --cib value.
 		c.PersistentFlags().StringVar(&cibFile, "cib", os.Getenv(cibFileEnv), "edit this CIB file instead of the cluster's (env "+cibFileEnv+")")
 		crm.AddCommand(c)
+		switch c.Name() {
+		case "apply", "import", "resource", "node":
+			addWaitFlag(c, g, file)
+		}
+	}
+}
+
+// addWaitFlag gives a command that changes the configuration --wait
+// (crm_resource --wait): after the change, wait as `crm wait` does until
+// the cluster has carried it out.
+func addWaitFlag(c *cobra.Command, g *globals, file func() string) {
+	var wait time.Duration
+	c.PersistentFlags().DurationVar(&wait, "wait", 0, "after the change, wait up to this long (--wait alone: 1m) until the cluster has settled, as crm wait")
+	c.PersistentFlags().Lookup("wait").NoOptDefVal = "1m"
+	c.PersistentPostRunE = func(cmd *cobra.Command, _ []string) error {
+		if wait <= 0 || file() != "" {
+			return nil
+		}
+		if f := cmd.Flags().Lookup("dry-run"); f != nil && f.Value.String() == "true" {
+			return nil
+		}
+		pending, err := waitSettled(cmd.Context(), g.socket, wait, waitPoll)
+		if errors.Is(err, errNotSettled) {
+			writePending(cmd.ErrOrStderr(), pending)
+		}
+		return err
 	}
 }
 

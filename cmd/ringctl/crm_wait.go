@@ -21,6 +21,9 @@ import (
 // errNotSettled: `crm wait` gave up with work still planned.
 var errNotSettled = errors.New("the cluster has not settled")
 
+// waitPoll is how often crm wait and --wait read the CIB again.
+const waitPoll = 100 * time.Millisecond
+
 // crmPending lists what keeps the cluster from being settled, as the
 // scheduler plans it from this node's CIB (crm_resource --wait's test):
 // every action of the transition except pseudo actions and recurring
@@ -122,7 +125,7 @@ and lists the actions still pending.`,
 		},
 	}
 	c.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait")
-	c.Flags().DurationVar(&poll, "interval", 100*time.Millisecond, "how often to look")
+	c.Flags().DurationVar(&poll, "interval", waitPoll, "how often to look")
 	return c
 }
 

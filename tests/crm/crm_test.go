@@ -175,7 +175,12 @@ func TestGroupLifecycle(t *testing.T) {
 	// move and clear: the group goes to the target and, with stickiness,
 	// stays there after the constraint is gone.
 	target := hi%3 + 1
-	mustCtl(t, c, 2, "crm", "resource", "move", "web", fmt.Sprintf("n%d", target))
+	// --wait returns once the move is done: the agents' own state says so
+	// at once, with no wait of the test's.
+	mustCtl(t, c, 2, "crm", "resource", "move", "web", fmt.Sprintf("n%d", target), "--wait="+deadline.String())
+	if !dummyRunning(c, target, "db") || !dummyRunning(c, target, "app") || dummyRunning(c, hi, "db") || dummyRunning(c, hi, "app") {
+		t.Fatalf("crm resource move --wait returned before the group was moved from n%d to n%d", hi, target)
+	}
 	testutil.WaitFor(t, deadline, "the group on the move target", func() bool {
 		return where(c, 1, "db") == fmt.Sprintf("n%d", target) && where(c, 1, "app") == fmt.Sprintf("n%d", target)
 	})
