@@ -37,7 +37,11 @@ func crmPending(st wire.Status, c *cib.CIB, now time.Time) ([]string, error) {
 	}
 	in := *c
 	in.Attrs = c.Attrs.Clone()
-	in.Attrs.Set("have-quorum", map[bool]string{true: "1", false: "0"}[st.Quorate])
+	quorum := "0"
+	if st.Quorate {
+		quorum = "1"
+	}
+	in.Attrs.Set("have-quorum", quorum)
 	dc := st.DCID
 	if dc == 0 {
 		dc = st.Node // a partition without quorum: its lowest member applies no-quorum-policy
