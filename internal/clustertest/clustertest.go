@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"ringmaster/clients"
+	"ringmaster/internal/testutil"
 )
 
 var (
@@ -127,7 +128,7 @@ func New(t testing.TB, o Options) *Cluster {
 	if o.Token == 0 {
 		o.Token = 300
 	}
-	c := &Cluster{t: t, Opt: o, Bin: Binaries(t), Port: 20000 + rand.IntN(20000),
+	c := &Cluster{t: t, Opt: o, Bin: Binaries(t), Port: testutil.ReservePort(t),
 		Mcast: fmt.Sprintf("239.192.%d.%d", rand.IntN(250)+1, rand.IntN(250)+1)}
 	var err error
 	c.Dir, err = os.MkdirTemp("", "ringmaster-cluster")

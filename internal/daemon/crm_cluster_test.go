@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	crmc "ringmaster/clients/crm"
 	"ringmaster/crm/wire"
+	"ringmaster/internal/testutil"
 	"ringmaster/ipc"
 	"ringmaster/totem"
 )
@@ -52,7 +52,7 @@ func newTestCluster(t *testing.T, n int, quorum, resources string) *testCluster 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{t: t, dir: dir, port: 20000 + rand.IntN(20000), n: n, quor: quorum, extra: resources, nodes: map[int]*testNode{}}
+	c := &testCluster{t: t, dir: dir, port: testutil.ReservePort(t), n: n, quor: quorum, extra: resources, nodes: map[int]*testNode{}}
 	t.Cleanup(func() {
 		for i := range c.nodes {
 			c.stop(i)

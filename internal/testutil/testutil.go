@@ -3,7 +3,11 @@
 package testutil
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,4 +40,28 @@ func WaitFor(t testing.TB, timeout time.Duration, msg string, cond func() bool) 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// ReservePort picks a port in 20000–39999 for a test cluster's ring,
+// held for the test's lifetime by an flock on a file in the temporary
+// directory: test processes of different packages run side by side and
+// would otherwise draw the same port now and then (ringd then fails to
+// bind, or two clusters on 127.0.0.x hear each other).
+func ReservePort(tb testing.TB) int {
+	tb.Helper()
+	for range 1000 {
+		p := 20000 + rand.IntN(20000)
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("ringmaster-port-%d.lock", p)), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		tb.Cleanup(func() { f.Close() })
+		return p
+	}
+	tb.Fatal("no free test port after 1000 draws")
+	return 0
 }
