@@ -252,3 +252,60 @@ func TestCleanShutdown(t *testing.T) {
 		}
 	})
 }
+
+// A resource removed from the configuration is stopped and its history
+// erased on every node, also on a node of another partition that kept it
+// running (no-quorum-policy=freeze) when the partition heals; added back
+// (same definition), it runs again on exactly one node.
+func TestRemovedResourceStoppedAndForgotten(t *testing.T) {
+	both(t, func(t *testing.T, onTotem bool) {
+		c := New(scripted(onTotem, 3, false, "freeze"))
+		mustConverge(t, c)
+		where := func(r string) []int {
+			var on []int
+			for _, n := range c.nodes {
+				if n.running[r] {
+					on = append(on, int(n.id))
+				}
+			}
+			return on
+		}
+		gone := func(r string) {
+			t.Helper()
+			if w := where(r); len(w) != 0 {
+				t.Fatalf("removed %s still runs on %v", r, w)
+			}
+			for _, n := range c.nodes {
+				if h := histories(n.ctl.CIB())[r]; len(h) != 0 {
+					t.Fatalf("node%d's CIB still holds the history of removed %s on %v", n.id, r, h)
+				}
+			}
+		}
+		c.resourceChange(c.nodes[0], "r0", false)
+		mustConverge(t, c)
+		gone("r0")
+		c.resourceChange(c.nodes[1], "r0", true)
+		mustConverge(t, c)
+		if w := where("r0"); len(w) != 1 {
+			t.Fatalf("r0 added back runs on %v", w)
+		}
+
+		w := where("r1")
+		if len(w) != 1 {
+			t.Fatalf("r1 runs on %v", w)
+		}
+		v := w[0]
+		labels := []int{0, 0, 0}
+		labels[v-1] = 1
+		c.partition(labels...)
+		mustRun(t, c, 2*time.Second)
+		c.resourceChange(c.nodes[v%3], "r1", false) // a majority node
+		mustRun(t, c, 2*time.Second)
+		if !c.nodes[v-1].running["r1"] {
+			t.Fatalf("frozen node%d stopped r1", v)
+		}
+		c.partition(0, 0, 0)
+		mustConverge(t, c)
+		gone("r1")
+	})
+}

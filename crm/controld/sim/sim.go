@@ -29,7 +29,9 @@
 //     bounded virtual time: one ring of all nodes, synchronised, every
 //     node holds the same CIB, the DC is idle, the scheduler has nothing
 //     left to do, and every resource runs exactly where the CIB says it
-//     does (at most one node).
+//     does (at most one node); a resource the configuration no longer
+//     has (configChange removes and adds back top-level resources) runs
+//     nowhere and has no history left in any node's status.
 package sim
 
 import (
@@ -129,6 +131,7 @@ const (
 	evOpDone
 	evFence
 	evFault
+	evReadd // an operator adds a resource back (event.rsc)
 	evRestart
 	evMonitorFail
 )
@@ -142,6 +145,7 @@ type event struct {
 	op   uint64
 	gen  uint64 // node incarnation the event belongs to
 	fr   controld.FenceRequest
+	rsc  string
 }
 
 type eventQ []*event
@@ -200,6 +204,9 @@ type node struct {
 	timerAt   time.Time
 	// shutdownOK: the DC allowed this node to leave.
 	shutdownOK bool
+	// unordered counts (totem mode) the messages this incarnation sent
+	// that the ring has not delivered back to it yet.
+	unordered int
 }
 
 // Cluster is one simulation.
@@ -217,6 +224,9 @@ type Cluster struct {
 	chaos   bool
 	rscs    []string
 	tops    []string
+	// defs holds the definition of each top-level resource (configChange
+	// adds a removed one back as it was).
+	defs map[string]*cib.Element
 	// totem mode (Options.OnTotem)
 	tc       *tsim.Cluster
 	base     time.Time
@@ -224,6 +234,10 @@ type Cluster struct {
 	ops      map[opKey]controld.Op
 	// Stats.
 	Fencings, FenceAttempts, Transitions, Faults, ConfChanges, ConfigApplied int
+	// RscRemovals and RscReadds count configChange's submissions (applied
+	// or not); Unconfigured, the resources absent from the configuration
+	// the cluster converged on.
+	RscRemovals, RscReadds, Unconfigured int
 }
 
 // New builds a cluster with all nodes up in one ring.
@@ -289,6 +303,10 @@ func (c *Cluster) config() *cib.CIB {
 	if err != nil {
 		panic(err)
 	}
+	c.defs = map[string]*cib.Element{}
+	for _, e := range x.ConfigElement().Child("resources").Children {
+		c.defs[e.ID()] = e
+	}
 	return x
 }
 
@@ -322,6 +340,7 @@ func (c *Cluster) boot(n *node) {
 	n.syncing = false
 	n.timerAt = time.Time{}
 	n.shutdownOK = false
+	n.unordered = 0
 	ctl, err := controld.New(controld.Config{Node: n.id, CIB: n.persisted, MaxPEInputs: 10}, c.now)
 	if err != nil {
 		panic(err)
@@ -755,18 +774,30 @@ func (c *Cluster) fault() {
 	}
 }
 
-// configChange makes a node submit a configuration change (a location
-// preference added or removed), conditional on its current version, or
-// sometimes unconditional: partitions change their copies independently,
-// and after a heal every node must hold the same one.
+// configChange makes a node submit a configuration change, conditional
+// on its current version, or sometimes unconditional: partitions change
+// their copies independently, and after a heal every node must hold the
+// same one. The change is a location preference added or removed, or,
+// as an operator would, a top-level resource (a standalone primitive or
+// a whole group) removed from <resources> or added back (same id and
+// definition, appended); a removal is often followed, a little later and
+// on whichever node is up then, by adding the resource back. Constraints
+// naming a removed resource stay (the scheduler ignores them).
 func (c *Cluster) configChange(n *node) {
-	cur := n.ctl.CIB()
-	cfg := cur.ConfigElement()
-	cons := cfg.Child("constraints")
-	if cons == nil || len(c.tops) == 0 {
+	if len(c.tops) == 0 {
 		return
 	}
 	rsc := c.tops[c.rng.Intn(len(c.tops))]
+	if c.rng.Intn(3) == 0 {
+		c.resourceChange(n, rsc, false)
+		return
+	}
+	cur := n.ctl.CIB()
+	cfg := cur.ConfigElement()
+	cons := cfg.Child("constraints")
+	if cons == nil {
+		return
+	}
 	id := "loc-" + rsc
 	removed := false
 	for i, e := range cons.Children {
@@ -781,6 +812,55 @@ func (c *Cluster) configChange(n *node) {
 		cons.Children = append(cons.Children, &cib.Element{Name: "rsc_location", Attrs: cib.Attrs{
 			{Name: "id", Value: id}, {Name: "rsc", Value: rsc}, {Name: "node", Value: target}, {Name: "score", Value: "200"}}})
 	}
+	c.submit(n, cfg, fmt.Sprintf("%s %s, removed=%v", id, target, removed))
+}
+
+// resourceChange removes rsc from n's copy of the configuration, or adds
+// it back when that copy lacks it (addOnly: only adds). Half the time, a
+// change that is not forced on rsc adds back another resource the copy
+// lacks instead.
+func (c *Cluster) resourceChange(n *node, rsc string, addOnly bool) {
+	cur := n.ctl.CIB()
+	cfg := cur.ConfigElement()
+	rscs := cfg.Child("resources")
+	if rscs == nil {
+		return
+	}
+	has := func(id string) int {
+		return slices.IndexFunc(rscs.Children, func(e *cib.Element) bool { return e.ID() == id })
+	}
+	if !addOnly {
+		var gone []string
+		for _, t := range c.tops {
+			if has(t) < 0 {
+				gone = append(gone, t)
+			}
+		}
+		if len(gone) > 0 && c.rng.Intn(2) == 0 {
+			rsc = gone[c.rng.Intn(len(gone))]
+		}
+	}
+	if i := has(rsc); i >= 0 {
+		if addOnly {
+			return
+		}
+		rscs.Children = slices.Delete(rscs.Children, i, i+1)
+		c.RscRemovals++
+		c.submit(n, cfg, "remove "+rsc)
+		if c.rng.Intn(2) == 0 {
+			c.push(&event{at: c.now.Add(time.Duration(100+c.rng.Intn(3000)) * time.Millisecond), kind: evReadd, rsc: rsc})
+		}
+		return
+	}
+	rscs.Children = append(rscs.Children, c.defs[rsc].Clone())
+	c.RscReadds++
+	c.submit(n, cfg, "add "+rsc)
+}
+
+// submit makes n submit cfg (its <configuration>), conditional on its
+// current version, or sometimes unconditional.
+func (c *Cluster) submit(n *node, cfg *cib.Element, what string) {
+	cur := n.ctl.CIB()
 	root := &cib.Element{Name: "cib", Attrs: cur.Attrs.Clone(), Children: []*cib.Element{cfg}}
 	var b bytes.Buffer
 	if err := root.Write(&b, 0); err != nil {
@@ -792,7 +872,7 @@ func (c *Cluster) configChange(n *node) {
 		base = nil
 	}
 	req, err := n.ctl.ReplaceConfig(c.now, b.Bytes(), base)
-	c.tracef("node%d submits config change %d (%s %s, removed=%v, base %v): %v", n.id, req, id, target, removed, base != nil, err)
+	c.tracef("node%d submits config change %d (%s, base %v): %v", n.id, req, what, base != nil, err)
 	c.process(n)
 }
 
@@ -872,6 +952,18 @@ func (c *Cluster) step() bool {
 		if c.chaos {
 			c.fault()
 		}
+	case evReadd:
+		if c.chaos {
+			var up []*node
+			for _, n := range c.nodes {
+				if n.up {
+					up = append(up, n)
+				}
+			}
+			if len(up) > 0 {
+				c.resourceChange(up[c.rng.Intn(len(up))], e.rsc, true)
+			}
+		}
 	case evRestart:
 		n := e.node
 		if !n.up && n.gen == e.gen {
@@ -921,6 +1013,12 @@ func (c *Cluster) Run() *Failure {
 		if _, more := c.nextAt(); c.now.Sub(checked) >= 20*time.Millisecond || !more {
 			checked = c.now
 			if c.converged() == "" {
+				conf := configured(c.nodes[0].ctl.CIB())
+				for _, r := range c.rscs {
+					if !conf[r] {
+						c.Unconfigured++
+					}
+				}
 				return nil
 			}
 		}
@@ -1027,9 +1125,15 @@ func (c *Cluster) converged() string {
 			}
 		}
 	}
-	for _, r := range dc.ring.queue {
-		_ = r
+	if len(dc.ring.queue) > 0 {
 		return "messages in flight"
+	}
+	for _, n := range c.nodes {
+		// Totem: a message the ring has not ordered yet (a configuration
+		// change just submitted) may still change everything.
+		if n.unordered > 0 {
+			return fmt.Sprintf("node%d has %d messages in flight", n.id, n.unordered)
+		}
 	}
 	if !dc.ctl.Idle() {
 		return fmt.Sprintf("the DC is not idle (running %v)", dc.ctl.PendingActions())
@@ -1046,8 +1150,10 @@ func (c *Cluster) converged() string {
 			return fmt.Sprintf("the scheduler still wants %s on %s", a.Key, a.Node)
 		}
 	}
-	// The lrmd agrees with the CIB.
-	active := activeFromCIB(dc.ctl.CIB())
+	// The lrmd agrees with the CIB; a resource no longer configured runs
+	// nowhere and its history is gone from every node's status.
+	x := dc.ctl.CIB()
+	active, conf, hist := activeFromCIB(x), configured(x), histories(x)
 	for _, r := range c.rscs {
 		var sim []string
 		for _, n := range c.nodes {
@@ -1057,6 +1163,12 @@ func (c *Cluster) converged() string {
 		}
 		if len(sim) > 1 {
 			return fmt.Sprintf("%s active on %v", r, sim)
+		}
+		if !conf[r] && len(sim) > 0 {
+			return fmt.Sprintf("%s is not configured but active on %v", r, sim)
+		}
+		if !conf[r] && len(hist[r]) > 0 {
+			return fmt.Sprintf("%s is not configured but has a history on %v", r, hist[r])
 		}
 		if strings.Join(sim, ",") != strings.Join(active[r], ",") {
 			return fmt.Sprintf("%s active on %v but the CIB says %v", r, sim, active[r])
@@ -1094,6 +1206,34 @@ func activeFromCIB(x *cib.CIB) map[string][]string {
 	}
 	for k := range out {
 		sort.Strings(out[k])
+	}
+	return out
+}
+
+// configured lists the primitives of x's configuration.
+func configured(x *cib.CIB) map[string]bool {
+	out := map[string]bool{}
+	var walk func(rs []*cib.Resource)
+	walk = func(rs []*cib.Resource) {
+		for _, r := range rs {
+			if len(r.Children) == 0 {
+				out[r.ID] = true
+			}
+			walk(r.Children)
+		}
+	}
+	walk(x.Config.Resources)
+	return out
+}
+
+// histories lists, for each resource, the nodes whose status holds a
+// history (an lrm_resource) of it.
+func histories(x *cib.CIB) map[string][]string {
+	out := map[string][]string{}
+	for _, ns := range x.Status.Nodes {
+		for _, lr := range ns.Resources {
+			out[lr.ID()] = append(out[lr.ID()], ns.Uname())
+		}
 	}
 	return out
 }

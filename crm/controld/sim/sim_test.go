@@ -40,7 +40,10 @@ func seedRange(t *testing.T) (first, n int64) {
 	return first, n
 }
 
-type totals struct{ runs, faults, confs, fencings, transitions, configs int }
+type totals struct {
+	runs, faults, confs, fencings, transitions, configs int
+	removals, readds, unconfigured, removedAtEnd        int
+}
 
 func runSeed(t *testing.T, seed int64, tot *totals) {
 	t.Helper()
@@ -55,6 +58,12 @@ func runSeed(t *testing.T, seed int64, tot *totals) {
 	tot.fencings += c.Fencings
 	tot.transitions += c.Transitions
 	tot.configs += c.ConfigApplied
+	tot.removals += c.RscRemovals
+	tot.readds += c.RscReadds
+	tot.unconfigured += c.Unconfigured
+	if c.Unconfigured > 0 {
+		tot.removedAtEnd++
+	}
 }
 
 // TestSeeds runs random clusters with crashes, partitions, operation and
@@ -79,6 +88,8 @@ func TestSeeds(t *testing.T) {
 	}
 	t.Logf("%d runs: %d faults, %d membership changes, %d fencings, %d transitions, %d configuration requests answered",
 		tot.runs, tot.faults, tot.confs, tot.fencings, tot.transitions, tot.configs)
+	t.Logf("resources removed %d times, added back %d times (submitted); %d runs converged with %d resources unconfigured",
+		tot.removals, tot.readds, tot.removedAtEnd, tot.unconfigured)
 }
 
 // TestSafetyCheckCatchesSplitBrain: with a fence device that lies (reports

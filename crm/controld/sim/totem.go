@@ -86,6 +86,7 @@ func (c *Cluster) totemSend(n *node, m msg) {
 		p = binary.BigEndian.AppendUint16([]byte{0}, m.m.ID)
 		p = append(p, m.m.Payload...)
 	}
+	n.unordered++
 	if len(n.outbox) > 0 || c.tc.SendPayload(n.id, p, m.m.Guarantee) != nil {
 		// Queue full: kept in order and retried (exec's SendReliable).
 		n.outbox = append(n.outbox, msg{from: n.id, m: controld.Outgoing{ID: 0xffff, Guarantee: m.m.Guarantee, Payload: p}})
@@ -177,6 +178,9 @@ func (c *Cluster) drainTotem() {
 			c.process(n)
 			c.send(n, msg{from: n.id, bar: true, ringB: conf.Ring})
 		case srp.EventDeliver:
+			if e.ev.Sender == n.id && n.unordered > 0 {
+				n.unordered--
+			}
 			p := e.ev.Payload
 			switch {
 			case len(p) == 13 && p[0] == 1:
