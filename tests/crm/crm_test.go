@@ -75,10 +75,21 @@ func where(c *clustertest.Cluster, i int, rsc string) string {
 // returns that node.
 func groupOn(t *testing.T, c *clustertest.Cluster, i int, rscs ...string) string {
 	t.Helper()
+	return togetherOn(t, c, i, "", rscs...)
+}
+
+// togetherOn waits until every rsc runs on one node other than not, as
+// node i sees it, and returns that node.
+func togetherOn(t *testing.T, c *clustertest.Cluster, i int, not string, rscs ...string) string {
+	t.Helper()
 	var on string
-	testutil.WaitFor(t, deadline, fmt.Sprintf("%v started together (node %d's view)", rscs, i), func() bool {
+	what := fmt.Sprintf("%v started together (node %d's view)", rscs, i)
+	if not != "" {
+		what = fmt.Sprintf("%v started together on a node other than %s (node %d's view)", rscs, not, i)
+	}
+	testutil.WaitFor(t, deadline, what, func() bool {
 		on = where(c, i, rscs[0])
-		if on == "" || on == "?" {
+		if on == "" || on == "?" || on == not {
 			return false
 		}
 		for _, r := range rscs[1:] {

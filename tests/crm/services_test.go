@@ -145,20 +145,7 @@ func (f *fetcher) answers(since time.Time) []string {
 // status until it is fenced.)
 func movedFrom(t *testing.T, c *clustertest.Cluster, from string, i int, rscs ...string) string {
 	t.Helper()
-	var on string
-	testutil.WaitFor(t, deadline, fmt.Sprintf("%v started together on a node other than %s (node %d's view)", rscs, from, i), func() bool {
-		on = where(c, i, rscs[0])
-		if on == "" || on == "?" || on == from {
-			return false
-		}
-		for _, r := range rscs[1:] {
-			if where(c, i, r) != on {
-				return false
-			}
-		}
-		return true
-	})
-	return on
+	return togetherOn(t, c, i, from, rscs...)
 }
 
 func count(bodies []string, want string) int {
