@@ -647,9 +647,18 @@ func (c *Controller) deliver(now time.Time, m Message) {
 			}
 		case MsgCleanup:
 			if cl, err := decodeCleanup(m.Payload); err == nil {
-				c.applyCleanup(cl)
-				if c.dc != nil && !(m.Sender == c.self && (cl.FailcountOnly || c.dc.ownDelete(*cl))) {
+				changed := c.applyCleanup(cl)
+				switch {
+				case c.dc == nil:
+				case !(m.Sender == c.self && (cl.FailcountOnly || c.dc.ownDelete(*cl))):
 					c.dc.markDirty("cleanup " + cl.Resource)
+				case changed && !cl.FailcountOnly:
+					// One of the plan's own deletes: the transition
+					// carrying it goes on, but the next plan must see
+					// the history gone (after an agent change, the
+					// nodes whose history was erased are probed with
+					// the new agent).
+					c.dc.replanAfter("history of " + cl.Resource + " deleted")
 				}
 			}
 		}
@@ -792,13 +801,16 @@ func (c *Controller) applyFence(now time.Time, sender totem.NodeID, f *fenceMsg)
 	}
 }
 
-func (c *Controller) applyCleanup(cl *cleanupMsg) {
+// applyCleanup reports whether it changed anything.
+func (c *Controller) applyCleanup(cl *cleanupMsg) bool {
+	did := false
 	for _, ns := range c.cur.Status.Nodes {
 		id, ok := parseNodeID(ns.ID())
 		if !ok || (cl.Node != 0 && cl.Node != id) {
 			continue
 		}
 		prefix := []string{"fail-count-" + cl.Resource + "#", "last-failure-" + cl.Resource + "#"}
+		gen := c.gen[id]
 		c.editNode(id, func(ns *cib.NodeState) bool {
 			changed := removeTransient(ns, func(n string) bool {
 				return strings.HasPrefix(n, prefix[0]) || strings.HasPrefix(n, prefix[1])
@@ -817,7 +829,9 @@ func (c *Controller) applyCleanup(cl *cleanupMsg) {
 			ns.Resources = out
 			return changed
 		})
+		did = did || c.gen[id] != gen
 	}
+	return did
 }
 
 // ---- Local operations ----

@@ -38,7 +38,7 @@ type dcState struct {
 	confirmed map[string]bool
 	// deletes counts the history deletions (a graph's delete actions)
 	// this DC multicast and has not delivered yet: delivering one is the
-	// plan's own step, not a change to re-plan for.
+	// plan's own step, not a change to abort the transition for.
 	deletes map[cleanupMsg]int
 }
 
@@ -76,7 +76,8 @@ func newDC(c *Controller, now time.Time) *dcState {
 }
 
 // ownDelete reports whether cl, delivered from this node, is one of the
-// DC's history deletions (and forgets it).
+// DC's history deletions (and forgets it). Delivering one does not abort
+// the transition, but the DC plans again after it (replanAfter).
 func (d *dcState) ownDelete(cl cleanupMsg) bool {
 	if d.deletes[cl] == 0 {
 		return false
@@ -85,6 +86,15 @@ func (d *dcState) ownDelete(cl cleanupMsg) bool {
 		delete(d.deletes, cl)
 	}
 	return true
+}
+
+// replanAfter asks for a new plan once the running transition is over,
+// without aborting it.
+func (d *dcState) replanAfter(reason string) {
+	if !d.dirty {
+		d.reason = reason
+	}
+	d.dirty = true
 }
 
 func (d *dcState) markDirty(reason string) {

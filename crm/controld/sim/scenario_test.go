@@ -309,3 +309,33 @@ func TestRemovedResourceStoppedAndForgotten(t *testing.T) {
 		gone("r1")
 	})
 }
+
+// A resource whose agent changes (type Dummy → Dummy2) is stopped with the
+// old agent, its history erased on every node (the plan's deletes) and
+// started with the new one; the cluster then converges: the nodes whose
+// history was erased are probed with the new agent without waiting for
+// cluster-recheck-interval.
+func TestAgentChangeReprobed(t *testing.T) {
+	both(t, func(t *testing.T, onTotem bool) {
+		c := New(scripted(onTotem, 3, false, "stop"))
+		mustConverge(t, c)
+		n := c.nodes[0]
+		cfg := n.ctl.CIB().ConfigElement()
+		for _, e := range cfg.Child("resources").Children {
+			if e.ID() == "r0" {
+				e.Attrs.Set("type", "Dummy2")
+			}
+		}
+		c.submit(n, cfg, "r0 type Dummy2")
+		mustConverge(t, c)
+		for _, n := range c.nodes {
+			for _, ns := range n.ctl.CIB().Status.Nodes {
+				for _, r := range ns.Resources {
+					if r.ID() == "r0" && r.Attrs.Value("type") != "Dummy2" {
+						t.Fatalf("node%d: %s's history of r0 is of type %s", n.id, ns.Uname(), r.Attrs.Value("type"))
+					}
+				}
+			}
+		}
+	})
+}
