@@ -27,7 +27,8 @@ const waitPoll = 100 * time.Millisecond
 // crmPending lists what keeps the cluster from being settled, as the
 // scheduler plans it from this node's CIB (crm_resource --wait's test):
 // every action of the transition except pseudo actions and recurring
-// monitors, which the scheduler lists again on every run. Every node
+// monitors, which the scheduler lists again on every run, and every
+// operation recorded as still in progress. Every node
 // holds the same CIB in the same order, so an empty plan here is the DC's
 // empty plan at the same point, and a change this node submitted is in
 // its CIB once the command that made it has returned.
@@ -62,8 +63,28 @@ func crmPending(st wire.Status, c *cib.CIB, now time.Time) ([]string, error) {
 		}
 		pending = append(pending, fmt.Sprintf("%s on %s", a.Key, where))
 	}
+	// An operation a node is still running: the controller records a
+	// start or promote as pending (rc-code 193) when it delivers the
+	// action, and the scheduler may plan nothing more for it (a pending
+	// promote counts as promoted). crm_resource --wait looks for these
+	// too. A node that is not online will not report one.
+	for _, ns := range c.Status.Nodes {
+		if ns.Attrs.Value("crmd") != "online" {
+			continue
+		}
+		for _, r := range ns.Resources {
+			for _, op := range r.Ops {
+				if op.RC() == ocfUnknown {
+					pending = append(pending, fmt.Sprintf("%s on %s (in progress)", op.Attrs.Value("operation_key"), ns.Uname()))
+				}
+			}
+		}
+	}
 	return pending, nil
 }
+
+// ocfUnknown is the rc-code of an operation in progress (PCMK_OCF_UNKNOWN).
+const ocfUnknown = 193
 
 // waitSettled asks ringd for the CIB every poll until nothing is pending
 // or timeout passes (0: ask once).
