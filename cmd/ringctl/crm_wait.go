@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +45,12 @@ func crmPending(st wire.Status, c *cib.CIB, now time.Time) ([]string, error) {
 	}
 	in.Attrs.Set("have-quorum", quorum)
 	dc := st.DCID
-	if dc == 0 {
-		dc = st.Node // a partition without quorum: its lowest member applies no-quorum-policy
+	if dc == 0 && len(st.Members) > 0 {
+		// A partition without quorum: its lowest member is still the
+		// controller's DC and applies no-quorum-policy (#is_dc).
+		dc = slices.Min(st.Members)
+	} else if dc == 0 {
+		dc = st.Node
 	}
 	in.Attrs.Set("dc-uuid", strconv.FormatUint(uint64(dc), 10))
 	res, err := pengine.Schedule(&in, now, pengine.Options{})

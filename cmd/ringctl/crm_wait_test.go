@@ -117,3 +117,32 @@ func TestCrmPendingOperationInFlight(t *testing.T) {
 		t.Fatalf("an offline node's operation counts as in progress: %v", p)
 	}
 }
+
+// TestCrmPendingDCWithoutQuorum: in a partition without quorum the
+// controller's DC is still its lowest member (it applies
+// no-quorum-policy), and the scheduler's #is_dc follows dc-uuid. crm wait
+// run on another member of the partition must plan as that DC does, not as
+// if it were the DC itself: a resource placed by #is_dc was never settled.
+func TestCrmPendingDCWithoutQuorum(t *testing.T) {
+	c, err := cib.Parse(strings.NewReader(`<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.7" admin_epoch="0" epoch="1" num_updates="0" have-quorum="0" dc-uuid="1">
+<configuration><crm_config><cluster_property_set id="o"><nvpair id="o1" name="stonith-enabled" value="false"/><nvpair id="o2" name="no-quorum-policy" value="ignore"/></cluster_property_set></crm_config>
+<nodes><node id="1" uname="node1"/><node id="2" uname="node2"/><node id="3" uname="node3"/></nodes>
+<resources><primitive id="x" class="ocf" provider="heartbeat" type="Dummy"/></resources>
+<constraints><rsc_location id="l1" rsc="x"><rule id="l1-r" score="INFINITY"><expression id="l1-e" attribute="#is_dc" operation="eq" value="true"/></rule></rsc_location></constraints></configuration>
+<status><node_state id="1" uname="node1" in_ccm="true" crmd="online" join="member" expected="member"/><node_state id="2" uname="node2" in_ccm="true" crmd="online" join="member" expected="member"/></status></cib>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0)
+	// What the DC (node1) carries out.
+	out, err := simulate.Run(io.Discard, c, simulate.Options{Now: now, Simulate: true})
+	if err != nil || out.TransitionErr != nil {
+		t.Fatalf("simulate: %v %v", err, out.TransitionErr)
+	}
+	for _, self := range []uint32{1, 2} {
+		st := wire.Status{Node: self, Members: []uint32{2, 1}, Synced: true}
+		if p, err := crmPending(st, out.CIB, now); err != nil || len(p) != 0 {
+			t.Fatalf("on node%d: the DC's plan is carried out, but pending %v, %v", self, p, err)
+		}
+	}
+}
