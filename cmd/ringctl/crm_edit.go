@@ -43,10 +43,21 @@ func addCrmEditCmds(crm *cobra.Command, g *globals) {
 // (crm_resource --wait): after the change, wait as `crm wait` does until
 // the cluster has carried it out.
 func addWaitFlag(c *cobra.Command, g *globals, file func() string) {
-	var wait time.Duration
-	c.PersistentFlags().DurationVar(&wait, "wait", 0, "after the change, wait up to this long (--wait alone: 1m) until the cluster has settled, as crm wait")
-	c.PersistentFlags().Lookup("wait").NoOptDefVal = "1m"
+	var w waitFlag
+	c.PersistentFlags().Var(&w, "wait", "after the change, wait up to this long (--wait alone: 1m) until the cluster has settled, as crm wait")
+	c.PersistentFlags().Lookup("wait").NoOptDefVal = waitBare
+	c.PersistentPreRunE = func(_ *cobra.Command, args []string) error {
+		// "--wait 5m" is --wait alone followed by the argument 5m
+		// (clear RSC [NODE] would take it for the node).
+		if w.bare && len(args) > 0 {
+			if _, err := time.ParseDuration(args[len(args)-1]); err == nil {
+				return fmt.Errorf("--wait takes its value with '=' (--wait=%s); %q was read as an argument", args[len(args)-1], args[len(args)-1])
+			}
+		}
+		return nil
+	}
 	c.PersistentPostRunE = func(cmd *cobra.Command, _ []string) error {
+		wait := w.d
 		if wait <= 0 || file() != "" {
 			return nil
 		}
@@ -59,6 +70,35 @@ func addWaitFlag(c *cobra.Command, g *globals, file func() string) {
 		}
 		return err
 	}
+}
+
+// waitBare is --wait given without a value: wait up to a minute.
+const waitBare = "1m"
+
+// waitFlag is --wait[=D]; bare tells --wait alone.
+type waitFlag struct {
+	d    time.Duration
+	bare bool
+}
+
+func (w *waitFlag) String() string {
+	if w.d == 0 {
+		return "0s"
+	}
+	return w.d.String()
+}
+
+func (w *waitFlag) Type() string { return "duration" }
+
+func (w *waitFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	// pflag sets NoOptDefVal's text for --wait alone; "--wait=1m" spelled
+	// out is the same wait (and is not followed by a stray argument).
+	w.d, w.bare = d, s == waitBare
+	return nil
 }
 
 func readCIBFile(path string) (*cib.CIB, error) {

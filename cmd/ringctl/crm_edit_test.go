@@ -231,3 +231,29 @@ func TestCrmAttributeGlobalFlags(t *testing.T) {
 		t.Fatalf("a --socket without a value: %v", err)
 	}
 }
+
+// TestCrmWaitFlagValue: --wait takes its value with "=" (--wait=5m);
+// "--wait 5m" made 5m the command's next argument, so `crm resource clear
+// db --wait 5m` cleared db's constraints on a node named "5m" (none: the
+// ban stayed), waited 1 minute, and exited 0. It is refused instead.
+func TestCrmWaitFlagValue(t *testing.T) {
+	t.Setenv(cibFileEnv, "")
+	f := copyBase(t)
+	if out, err := runRingctl(t, "crm", "resource", "ban", "db", "node3", "--cib", f); err != nil {
+		t.Fatalf("ban: %v\n%s", err, out)
+	}
+	_, err := runRingctl(t, "crm", "resource", "clear", "db", "--wait", "5m", "--cib", f)
+	if err == nil || !strings.Contains(err.Error(), "--wait=5m") {
+		t.Errorf("clear db --wait 5m: error %v, want one that says --wait=5m", err)
+	}
+	fileHas(t, f, `id="cli-ban-db-on-node3"`)
+	for _, args := range [][]string{
+		{"resource", "clear", "db", "node3", "--wait"},
+		{"resource", "ban", "db", "node3", "--wait=0"},
+		{"node", "standby", "node3", "--wait=0"},
+	} {
+		if out, err := runRingctl(t, append(append([]string{"crm"}, args...), "--cib", f)...); err != nil {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+}
