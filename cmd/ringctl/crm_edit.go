@@ -83,7 +83,7 @@ type waitFlag struct {
 
 func (w *waitFlag) String() string {
 	if w.d == 0 {
-		return "0s"
+		return "0" // pflag shows no default for it
 	}
 	return w.d.String()
 }
