@@ -83,6 +83,8 @@ type Controller struct {
 	fresh       bool // no sync completed since start
 	nextReq     uint64
 	pendingReqs map[uint64]bool
+	// cleanups are this node's Cleanups on their way round the ring.
+	cleanups []localCleanup
 
 	// Local operations.
 	nextOpID uint64
@@ -648,6 +650,9 @@ func (c *Controller) deliver(now time.Time, m Message) {
 		case MsgCleanup:
 			if cl, err := decodeCleanup(m.Payload); err == nil {
 				changed := c.applyCleanup(cl)
+				if m.Sender == c.self {
+					c.cleanupDelivered(*cl)
+				}
 				switch {
 				case c.dc == nil:
 				case !(m.Sender == c.self && (cl.FailcountOnly || c.dc.ownDelete(*cl))):
@@ -956,8 +961,31 @@ func (c *Controller) SetAttribute(now time.Time, name, value string, del bool) {
 
 // Cleanup forgets a resource's failures and history on one node (0: all),
 // so the scheduler re-probes it (ringctl crm resource cleanup).
-func (c *Controller) Cleanup(now time.Time, rsc string, node totem.NodeID) {
-	c.send(MsgCleanup, totem.Agreed, (&cleanupMsg{Resource: rsc, Node: node}).encode(), false)
+func (c *Controller) Cleanup(now time.Time, rsc string, node totem.NodeID) uint64 {
+	c.nextReq++
+	m := cleanupMsg{Resource: rsc, Node: node}
+	c.cleanups = append(c.cleanups, localCleanup{req: c.nextReq, msg: m})
+	c.send(MsgCleanup, totem.Agreed, m.encode(), false)
+	return c.nextReq
+}
+
+// localCleanup is a Cleanup of this node's not yet delivered.
+type localCleanup struct {
+	req uint64
+	msg cleanupMsg
+}
+
+// cleanupDelivered answers the oldest local Cleanup that cl (delivered
+// from this node) matches. This node's messages arrive in the order it
+// sent them; a DC's own delete of the same history may answer it first,
+// which is as good: that history is gone.
+func (c *Controller) cleanupDelivered(cl cleanupMsg) {
+	i := slices.IndexFunc(c.cleanups, func(x localCleanup) bool { return x.msg == cl })
+	if i < 0 {
+		return
+	}
+	c.rd.Events = append(c.rd.Events, Event{Kind: EventCleanupApplied, Req: c.cleanups[i].req})
+	c.cleanups = slices.Delete(c.cleanups, i, i+1)
 }
 
 // ---- Output ----

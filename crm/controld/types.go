@@ -183,6 +183,9 @@ const (
 	EventShutdownAllowed
 	// EventSchedulerError: the scheduler refused the CIB (Err says why).
 	EventSchedulerError
+	// EventCleanupApplied answers a local Cleanup (Req): this node has
+	// applied it, so its CIB shows the history gone.
+	EventCleanupApplied
 )
 
 // Event is a notification for the driver (logs, replies to clients).

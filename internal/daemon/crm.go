@@ -64,7 +64,8 @@ type crmService struct {
 	retrying  bool
 	timerAt   time.Time
 	stopTimer func()
-	// replies waits for the EventConfigApplied of each local request.
+	// replies waits for the EventConfigApplied or EventCleanupApplied of
+	// each local request.
 	replies map[uint64]pendingReply
 	// lastQuorate is the quorum last given to the controller.
 	lastQuorate *bool
@@ -312,6 +313,11 @@ func (s *crmService) event(e controld.Event) {
 	case controld.EventFenced:
 		s.log.Warn("node fenced", zap.String("target", s.nodeName(e.Node)))
 		rec.Record(events.Fencing, "node fenced", events.Fields{"target": s.nodeName(e.Node)})
+	case controld.EventCleanupApplied:
+		if r, ok := s.replies[e.Req]; ok {
+			delete(s.replies, e.Req)
+			_ = r.c.Reply(r.h, nil)
+		}
 	case controld.EventSchedulerError:
 		s.log.Error("the scheduler refused the CIB", zap.Error(e.Err))
 		rec.Record(events.CRM, "scheduler error", events.Fields{"error": fmt.Sprint(e.Err)})
@@ -442,9 +448,10 @@ func (s *crmService) Request(c exec.Client, h ipc.Header, p []byte) {
 				return
 			}
 		}
-		s.ctrl.Cleanup(now, req.Resource, node)
+		// Answered once this node has applied it (EventCleanupApplied):
+		// a `crm wait` that follows reads a CIB without the history.
+		s.replies[s.ctrl.Cleanup(now, req.Resource, node)] = pendingReply{c: c, h: h}
 		s.drain()
-		_ = c.Reply(h, nil)
 	default:
 		_ = c.ReplyError(h, ipc.Errorf(ipc.CodeUnknownMessage, "crm: unknown request %d", h.Msg))
 	}
