@@ -163,7 +163,8 @@ func (c *Client) SetAttribute(ctx context.Context, name, value string, del bool)
 }
 
 // Cleanup clears a resource's failures and history on node ("" = every
-// node), so that it is probed again.
+// node), so that it is probed again. It returns once the connected node
+// has applied the cleanup (an older ringd answered when it was sent).
 func (c *Client) Cleanup(ctx context.Context, rsc, node string) error {
 	_, err := c.call(ctx, serviceCRM, wire.ReqCleanup, wire.Cleanup{Resource: rsc, Node: node})
 	return err
