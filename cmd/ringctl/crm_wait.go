@@ -143,8 +143,8 @@ func newCrmWaitCmd(g *globals) *cobra.Command {
 		Long: `Wait until the resource manager has nothing left to do: the scheduler,
 run on this node's copy of the CIB, plans no action other than recurring
 monitors. Run it after a change (crm resource move, node standby, apply)
-to wait for its effect. Exits 0 once settled; after --timeout it exits 1
-and lists the actions still pending.`,
+to wait for its effect. Exits 0 once settled; after --timeout it exits 124
+(as crm_resource --wait) and lists the actions still pending.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pending, err := waitSettled(cmd.Context(), g.socket, timeout, poll)

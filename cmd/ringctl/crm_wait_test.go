@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -144,5 +146,17 @@ func TestCrmPendingDCWithoutQuorum(t *testing.T) {
 		if p, err := crmPending(st, out.CIB, now); err != nil || len(p) != 0 {
 			t.Fatalf("on node%d: the DC's plan is carried out, but pending %v, %v", self, p, err)
 		}
+	}
+}
+
+// TestCrmWaitTimeoutExitStatus: a wait that runs out exits 124, as
+// crm_resource --wait and timeout(1); other failures exit 1.
+func TestCrmWaitTimeoutExitStatus(t *testing.T) {
+	timedOut := fmt.Errorf("%w within 1m0s", errNotSettled)
+	if got := exitStatus(timedOut); got != 124 {
+		t.Fatalf("timed-out wait exits %d, want 124", got)
+	}
+	if got := exitStatus(errors.New("dial unix: no such file")); got != 1 {
+		t.Fatalf("a connection failure exits %d, want 1", got)
 	}
 }

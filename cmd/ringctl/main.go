@@ -158,5 +158,18 @@ func main() {
 		os.Exit(ee.code)
 	}
 	fmt.Fprintln(os.Stderr, "ringctl:", err)
-	os.Exit(1)
+	os.Exit(exitStatus(err))
 }
+
+// exitStatus is ringctl's exit status for a command's error (exitError
+// aside): exitTimeout when the cluster did not settle in time, else 1.
+func exitStatus(err error) int {
+	if errors.Is(err, errNotSettled) {
+		return exitTimeout
+	}
+	return 1
+}
+
+// exitTimeout is crm_resource --wait's exit status when the cluster has
+// not settled in time (CRM_EX_TIMEOUT, as timeout(1)).
+const exitTimeout = 124
