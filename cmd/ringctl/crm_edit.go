@@ -54,6 +54,9 @@ func addWaitFlag(c *cobra.Command, g *globals, file func() string) {
 				return fmt.Errorf("--wait takes its value with '=' (--wait=%s); %q was read as an argument", args[len(args)-1], args[len(args)-1])
 			}
 		}
+		if w.d > 0 && file() != "" {
+			return errors.New("--wait needs the running cluster: a CIB file (--cib) has nobody to carry the change out")
+		}
 		return nil
 	}
 	c.PersistentPostRunE = func(cmd *cobra.Command, _ []string) error {

@@ -247,8 +247,13 @@ func TestCrmWaitFlagValue(t *testing.T) {
 		t.Errorf("clear db --wait 5m: error %v, want one that says --wait=5m", err)
 	}
 	fileHas(t, f, `id="cli-ban-db-on-node3"`)
+	// A CIB file has no cluster to wait for: refused before the change.
+	if _, err := runRingctl(t, "crm", "resource", "clear", "db", "node3", "--wait", "--cib", f); err == nil || !strings.Contains(err.Error(), "running cluster") {
+		t.Errorf("clear --wait on a CIB file: %v, want a refusal", err)
+	}
+	fileHas(t, f, `id="cli-ban-db-on-node3"`)
 	for _, args := range [][]string{
-		{"resource", "clear", "db", "node3", "--wait"},
+		{"resource", "clear", "db", "node3", "--wait=0"},
 		{"resource", "ban", "db", "node3", "--wait=0"},
 		{"node", "standby", "node3", "--wait=0"},
 	} {
