@@ -300,11 +300,13 @@ func memConfigs(t testing.TB, n int, cipher string) []Config {
 }
 
 func udpuConfigs(t testing.TB, n int) []Config {
-	addrs := transporttest.LoopbackAddrs(t, n)
-	peers := map[totem.NodeID]netip.AddrPort{}
-	for i, a := range addrs {
-		peers[totem.NodeID(i+1)] = a
-	}
+	return udpuConfigsOn(t, transporttest.LoopbackAddrs(t, n))
+}
+
+// udpuConfigsOn is a udpu ring of one node per address (node i+1 on
+// addrs[i]).
+func udpuConfigsOn(t testing.TB, addrs []netip.AddrPort) []Config {
+	peers := peersOf(addrs)
 	dir := t.TempDir()
 	var cfgs []Config
 	for i, a := range addrs {
@@ -315,6 +317,15 @@ func udpuConfigs(t testing.TB, n int) []Config {
 		})
 	}
 	return cfgs
+}
+
+// peersOf maps node i+1 to addrs[i].
+func peersOf(addrs []netip.AddrPort) map[totem.NodeID]netip.AddrPort {
+	peers := map[totem.NodeID]netip.AddrPort{}
+	for i, a := range addrs {
+		peers[totem.NodeID(i+1)] = a
+	}
+	return peers
 }
 
 func TestRingMem(t *testing.T) { exercise(t, memConfigs(t, 3, "chacha20")) }
