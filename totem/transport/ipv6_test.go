@@ -113,17 +113,7 @@ func TestUDPMulticast6(t *testing.T) {
 		if _, err := transporttest.Veth6(addrs...); err != nil {
 			return err
 		}
-		for id, a := range peers {
-			u, err := transport.NewUDP(transport.UDPConfig{
-				Bind: a, Peers: peers, TTL: 1,
-				Mcast: netip.MustParseAddrPort("[ff18::efc0:701]:5405"),
-			})
-			if err != nil {
-				return err
-			}
-			trs[id] = u
-		}
-		return nil
+		return startMulticast(trs, peers, "[ff18::efc0:701]:5405")
 	})
 	exercise(t, trs)
 }

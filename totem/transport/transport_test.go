@@ -251,19 +251,22 @@ func TestUDPMulticast(t *testing.T) {
 		for id := totem.NodeID(1); id <= 3; id++ {
 			peers[id] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(id)}), 5405)
 		}
-		for id, a := range peers {
-			u, err := transport.NewUDP(transport.UDPConfig{
-				Bind: a, Peers: peers, TTL: 1,
-				Mcast: netip.MustParseAddrPort("239.192.7.1:5405"),
-			})
-			if err != nil {
-				return err
-			}
-			trs[id] = u
-		}
-		return nil
+		return startMulticast(trs, peers, "239.192.7.1:5405")
 	})
 	exercise(t, trs)
+}
+
+// startMulticast opens a udp (multicast) transport per peer, bound to its
+// address, on group into trs.
+func startMulticast(trs map[totem.NodeID]transport.Transport, peers map[totem.NodeID]netip.AddrPort, group string) error {
+	for id, a := range peers {
+		u, err := transport.NewUDP(transport.UDPConfig{Bind: a, Peers: peers, TTL: 1, Mcast: netip.MustParseAddrPort(group)})
+		if err != nil {
+			return err
+		}
+		trs[id] = u
+	}
+	return nil
 }
 
 func BenchmarkUDPUSendRecv(b *testing.B) {
