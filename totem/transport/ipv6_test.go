@@ -20,25 +20,11 @@ import (
 // sockets, sockaddr_in6 in sendmmsg/recvmmsg, every datagram delivered
 // once to whom it was meant for.
 func TestUDPU6(t *testing.T) {
-	addrs := transporttest.LoopbackAddrs6(t, 3)
-	peers := udpuPeers(addrs)
-	// A configured node that is not running.
-	peers[9] = netip.MustParseAddrPort("[::1]:9")
-	trs := map[totem.NodeID]transport.Transport{}
-	for i, a := range addrs {
-		u, err := transport.NewUDPU(transport.UDPConfig{Bind: a, Peers: peers})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if u.LocalAddr() != a {
-			t.Fatalf("bound %s, want %s", u.LocalAddr(), a)
-		}
+	exerciseUDPU(t, transporttest.LoopbackAddrs6(t, 3), netip.MustParseAddrPort("[::1]:9"), func(u *transport.UDP) {
 		if u.IPHeader() != 40 || u.MTU() < 1500 {
 			t.Fatalf("IPv6 header %d, MTU %d", u.IPHeader(), u.MTU())
 		}
-		trs[totem.NodeID(i+1)] = u
-	}
-	exercise(t, trs)
+	})
 }
 
 // TestUDPU6V6Only: an IPv6 link's socket takes no IPv4 datagrams (it is

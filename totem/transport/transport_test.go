@@ -205,10 +205,21 @@ func udpuPeers(addrs []netip.AddrPort) map[totem.NodeID]netip.AddrPort {
 // TestUDPU runs three udpu endpoints on 127.0.0.1–3 with random high ports.
 func TestUDPU(t *testing.T) {
 	addrs := transporttest.LoopbackAddrs(t, 3)
+	exerciseUDPU(t, addrs, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.9"), addrs[0].Port()), func(u *transport.UDP) {
+		if u.MTU() < 1500 || u.RecvBuffer() <= 0 {
+			t.Fatalf("loopback MTU %d, receive buffer %d", u.MTU(), u.RecvBuffer())
+		}
+	})
+}
+
+// exerciseUDPU runs udpu endpoints bound to addrs (node i+1 on addrs[i])
+// through exercise; absent is a configured node 9 that is not running
+// (sends to it must not disturb the others), check looks at each
+// endpoint once bound.
+func exerciseUDPU(t *testing.T, addrs []netip.AddrPort, absent netip.AddrPort, check func(*transport.UDP)) {
+	t.Helper()
 	peers := udpuPeers(addrs)
-	// A configured node that is not running: sends to it must not
-	// disturb the others.
-	peers[9] = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.9"), addrs[0].Port())
+	peers[9] = absent
 	trs := map[totem.NodeID]transport.Transport{}
 	for i, a := range addrs {
 		u, err := transport.NewUDPU(transport.UDPConfig{Bind: a, Peers: peers})
@@ -218,9 +229,7 @@ func TestUDPU(t *testing.T) {
 		if u.LocalAddr() != a {
 			t.Fatalf("bound %s, want %s", u.LocalAddr(), a)
 		}
-		if u.MTU() < 1500 || u.RecvBuffer() <= 0 {
-			t.Fatalf("loopback MTU %d, receive buffer %d", u.MTU(), u.RecvBuffer())
-		}
+		check(u)
 		trs[totem.NodeID(i+1)] = u
 	}
 	exercise(t, trs)
