@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,9 +13,10 @@ import (
 
 	"ringmaster/clients/crm"
 	"ringmaster/crm/cib"
-	"ringmaster/crm/graph"
+	"ringmaster/crm/controld"
 	"ringmaster/crm/pengine"
 	"ringmaster/crm/wire"
+	"ringmaster/totem"
 )
 
 // errNotSettled: `crm wait` gave up with work still planned.
@@ -37,13 +37,6 @@ func crmPending(st wire.Status, c *cib.CIB, now time.Time) ([]string, error) {
 	if !st.Synced {
 		return []string{"the partition is still syncing after a membership change"}, nil
 	}
-	in := *c
-	in.Attrs = c.Attrs.Clone()
-	quorum := "0"
-	if st.Quorate {
-		quorum = "1"
-	}
-	in.Attrs.Set("have-quorum", quorum)
 	dc := st.DCID
 	if dc == 0 && len(st.Members) > 0 {
 		// A partition without quorum: its lowest member is still the
@@ -52,14 +45,13 @@ func crmPending(st wire.Status, c *cib.CIB, now time.Time) ([]string, error) {
 	} else if dc == 0 {
 		dc = st.Node
 	}
-	in.Attrs.Set("dc-uuid", strconv.FormatUint(uint64(dc), 10))
-	res, err := pengine.Schedule(&in, now, pengine.Options{})
+	res, err := pengine.Schedule(controld.SchedulerInputFor(c, st.Quorate, totem.NodeID(dc), now), now, pengine.Options{})
 	if err != nil {
 		return nil, err
 	}
 	var pending []string
 	for _, a := range res.Graph.Actions {
-		if a.Kind == graph.KindPseudo || a.Kind == graph.KindResource && a.Task == "monitor" && a.IntervalMS > 0 {
+		if !a.Unsettled() {
 			continue
 		}
 		where := a.Node

@@ -309,13 +309,20 @@ func (d *dcState) schedule(c *Controller, now time.Time) bool {
 // with the quorum, the DC and the execution date on its root (what a saved
 // pe-input holds).
 func (c *Controller) SchedulerInput(now time.Time) *cib.CIB {
-	in := shallow(c.cur)
+	return SchedulerInputFor(c.cur, c.quorate, c.self, now)
+}
+
+// SchedulerInputFor is the scheduler's input on a copy of x (x is not
+// changed): the quorum, the DC and the execution date set on its root.
+// Anyone holding the CIB plans with it as the DC does (ringctl crm wait).
+func SchedulerInputFor(x *cib.CIB, quorate bool, dc totem.NodeID, now time.Time) *cib.CIB {
+	in := shallow(x)
 	q := "0"
-	if c.quorate {
+	if quorate {
 		q = "1"
 	}
 	in.Attrs.Set("have-quorum", q)
-	in.Attrs.Set("dc-uuid", nodeIDString(c.self))
+	in.Attrs.Set("dc-uuid", nodeIDString(dc))
 	in.Attrs.Set("execution-date", strconv.FormatInt(now.Unix(), 10))
 	return in
 }

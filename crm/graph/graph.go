@@ -109,6 +109,14 @@ func (a *Action) TargetRC() int {
 	return 0
 }
 
+// Unsettled reports whether a is work a cluster still has to do: a
+// cluster whose plan has no such action has settled (crm_resource
+// --wait). Pseudo actions only join orderings, and every plan lists a
+// running resource's recurring monitors again.
+func (a *Action) Unsettled() bool {
+	return a.Kind != KindPseudo && !(a.Kind == KindResource && a.Task == "monitor" && a.IntervalMS > 0)
+}
+
 // Graph is a transition graph. Actions are listed in synapse order; the
 // executor scans them in this order, which makes execution deterministic.
 type Graph struct {

@@ -48,7 +48,6 @@ import (
 
 	"ringmaster/crm/cib"
 	"ringmaster/crm/controld"
-	"ringmaster/crm/graph"
 	"ringmaster/crm/pengine"
 	"ringmaster/totem"
 	tsim "ringmaster/totem/sim"
@@ -1143,10 +1142,7 @@ func (c *Cluster) converged() string {
 		return err.Error()
 	}
 	for _, a := range res.Graph.Actions {
-		if a.Kind == graph.KindPseudo {
-			continue // joins orderings; with a blocked resource it waits forever
-		}
-		if a.Kind != graph.KindResource || a.Task != "monitor" || a.IntervalMS == 0 {
+		if a.Unsettled() {
 			return fmt.Sprintf("the scheduler still wants %s on %s", a.Key, a.Node)
 		}
 	}
