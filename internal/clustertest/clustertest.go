@@ -321,15 +321,12 @@ func (c *Cluster) Status(i int) *clients.Status {
 // second); the test fails, naming the node, when it never does.
 func (c *Cluster) MustStatus(t testing.TB, i int) *clients.Status {
 	t.Helper()
-	deadline := time.Now().Add(statusPatience)
-	for {
-		if st := c.Status(i); st != nil {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %d did not answer a status request for %v", i, statusPatience)
-		}
-	}
+	var st *clients.Status
+	testutil.WaitFor(t, statusPatience, fmt.Sprintf("node %d to answer a status request", i), func() bool {
+		st = c.Status(i)
+		return st != nil
+	})
+	return st
 }
 
 // statusPatience bounds MustStatus.
