@@ -98,10 +98,7 @@ func (d *dcState) replanAfter(reason string) {
 }
 
 func (d *dcState) markDirty(reason string) {
-	if !d.dirty {
-		d.reason = reason
-	}
-	d.dirty = true
+	d.replanAfter(reason)
 	if d.tr != nil {
 		d.tr.aborted = true
 	}
